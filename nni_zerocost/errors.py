@@ -1,0 +1,47 @@
+"""Exceptions a user can act on.
+
+Every error raised on purpose by the package derives from :class:`ZeroCostError`, and the ones
+caused by bad input also derive from :class:`ValueError`, so ``except ValueError`` keeps working
+for callers who do not know our types.
+"""
+from __future__ import annotations
+
+
+class ZeroCostError(Exception):
+    """Base class of all errors raised on purpose by nni-zerocost."""
+
+
+class InvalidArchitectureError(ZeroCostError, ValueError):
+    """An architecture (RNN cell, BERT config) breaks a rule of its search space.
+
+    ``node`` names the offending node/layer/field (``None`` when the whole object is wrong) and
+    ``problem`` says what is wrong, so tools can report both without parsing the message.
+    """
+
+    def __init__(self, problem: str, node: str | None = None):
+        self.node = node
+        self.problem = problem
+        super().__init__(f"{node!r}: {problem}" if node is not None else problem)
+
+
+class UnknownNameError(ZeroCostError, ValueError):
+    """A proxy, space or benchmark name that is not registered; the message lists valid names."""
+
+    def __init__(self, kind: str, name: str, valid: list[str]):
+        self.kind, self.name, self.valid = kind, name, valid
+        super().__init__(f"unknown {kind} {name!r}; valid {kind} names: {', '.join(valid) or '(none)'}")
+
+
+class ProxyNotApplicableError(ZeroCostError, ValueError):
+    """The proxy exists but does not apply to the requested search space."""
+
+
+class DataError(ZeroCostError, ValueError):
+    """A data file is missing, truncated or corrupt; the message names the path (and line)."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None):
+        self.path, self.line = path, line
+        where = ""
+        if path is not None:
+            where = f"{path}" + (f", line {line}" if line is not None else "") + ": "
+        super().__init__(where + message)

@@ -1,0 +1,2 @@
+"""Imports every built-in proxy module so that their decorators register them."""
+from . import hidden_covariance, params  # noqa: F401

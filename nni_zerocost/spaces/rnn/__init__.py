@@ -1,0 +1,106 @@
+"""The NAS-Bench-NLP recurrent-cell search space."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+
+from ...data import TokenBatch, zipf_batch
+from ...proxies.base import ScoringContext
+from ..base import SearchSpace, register_space
+from .cell import Cell, Node
+from .generator import CellGenerator
+from .model import INIT_MODES, NLAYERS, RNNLanguageModel, layer_sizes
+
+__all__ = ["Cell", "Node", "CellGenerator", "RNNLanguageModel", "RNNSpace", "RNNContext"]
+
+
+@register_space
+class RNNSpace(SearchSpace[Cell]):
+    """NAS-Bench-NLP cells: hidden tuple size 1-3, 13 intermediate vertices."""
+
+    name = "rnn"
+
+    def parse(self, obj: Any) -> Cell:
+        if isinstance(obj, dict) and "recipe" in obj and not _looks_like_recipe(obj):
+            obj = obj["recipe"]
+        return Cell.parse(obj)
+
+    def sample(self, rng: np.random.Generator) -> Cell:
+        k = int(rng.integers(1, 4))
+        return CellGenerator(k).sample(int(rng.integers(0, 2**31 - 1)))
+
+    def to_dict(self, arch: Cell) -> Dict[str, Any]:
+        return arch.to_recipe()
+
+    def arch_hash(self, arch: Cell) -> str:
+        return arch.canonical_hash()
+
+    def default_batch(self, seed: int = 0) -> TokenBatch:
+        return zipf_batch(batch_size=50, seq_len=70, seed=seed)
+
+    def context(self, arch: Any, batch: Optional[TokenBatch] = None, *, seed: int = 0, init: str = "official"):
+        return RNNContext(self.parse(arch), batch if batch is not None else self.default_batch(), seed=seed, init=init)
+
+
+def _looks_like_recipe(d: dict) -> bool:
+    return all(isinstance(v, dict) and "op" in v for v in d.values())
+
+
+class RNNContext(ScoringContext):
+    """Scoring context of one cell: lazily built model and cached passes.
+
+    Mode: the model is always evaluated without dropout (the official model in ``eval()``),
+    which is what the paper did.
+    """
+
+    space = "rnn"
+
+    def __init__(self, cell: Cell, batch: TokenBatch, *, seed: int = 0, init: str = "official"):
+        super().__init__(cell, batch, seed=seed)
+        if init not in INIT_MODES:
+            raise ValueError(f"init must be one of {INIT_MODES}, got {init!r}")
+        self.init = init
+        self.tokens = batch.tokens
+        if self.tokens.dim() != 2:
+            raise ValueError(f"token batch must be (T, B), got shape {tuple(self.tokens.shape)}")
+        if int(self.tokens.max()) >= batch.vocab_size or int(self.tokens.min()) < 0:
+            raise ValueError("token ids out of range of the vocabulary")
+
+    @property
+    def cell(self) -> Cell:
+        return self.arch
+
+    def model(self, depth: Optional[int] = None) -> RNNLanguageModel:
+        """The model with at least ``depth`` layers built (all layers when None)."""
+        want = NLAYERS if depth is None else depth
+        m = self.cache.get("model")
+        if m is None or m.depth < want:
+            m = RNNLanguageModel(self.cell, vocab_size=self.batch.vocab_size, seed=self.seed, init=self.init, depth=want)
+            m.eval()
+            self.cache["model"] = m
+        return m
+
+    def incoming_states(self, layer: int) -> torch.Tensor:
+        """``h_prev_0`` entering every step of ``layer`` (1-based): (T, B, H), no autograd."""
+        if not 1 <= layer <= NLAYERS:
+            raise ValueError(f"layer must be in 1..{NLAYERS}, got {layer}")
+        key = ("incoming", layer)
+        if key not in self.cache:
+            model = self.model(layer)
+            with torch.no_grad():
+                trace = model.run_layers(model.embed(self.tokens), upto=layer, record_inputs=True)
+            for i, (_, inc) in enumerate(trace, start=1):
+                self.cache[("incoming", i)] = inc
+        return self.cache[key]
+
+    def param_count(self) -> int:
+        """Parameters of the full official PTB model (embedding tied with the decoder)."""
+        n = self.batch.vocab_size * 400 + self.batch.vocab_size  # embedding + decoder bias
+        nodes = self.cell.node_map
+        for inp, hid in layer_sizes():
+            for name, node in self.cell.nodes:
+                if node.op == "linear":
+                    n += hid + sum(hid * (inp if s == "x" else hid) for s in node.inputs)
+        return n
