@@ -1,0 +1,64 @@
+"""What a benchmark with ground truth looks like to the rest of the package."""
+from __future__ import annotations
+
+import abc
+import dataclasses
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ..registry import Registry
+
+
+@dataclasses.dataclass
+class Entry:
+    """One benchmark architecture.
+
+    ``truth`` holds ground-truth metrics of the architecture (e.g. mean PTB test loss, GLUE);
+    ``runs`` the per-training-run values of the primary metric (None = diverged run);
+    ``group`` a key for within-group correlations (e.g. (hidden size, layers)), or None.
+    ``extra`` carries published reference values (the paper's scores) when the data has them.
+    """
+
+    arch_id: Any
+    arch: Any
+    truth: Dict[str, Optional[float]]
+    runs: List[Optional[float]] = dataclasses.field(default_factory=list)
+    group: Optional[Tuple] = None
+    extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Benchmark(abc.ABC):
+    """A table of architectures of one space with their trained results."""
+
+    name: str = ""
+    space: str = ""
+    #: name of the primary ground-truth metric and whether higher is better
+    primary: str = ""
+    primary_higher_is_better: bool = False
+    #: sub-folder of the data directory holding this benchmark
+    subdir: str = ""
+    how_to_get: str = ""
+
+    @abc.abstractmethod
+    def load(self, data_dir: Path) -> List[Entry]:
+        """Read the benchmark; raise DataError naming the file (and line) on bad data."""
+
+
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
+
+
+def register_benchmark(cls):
+    BENCHMARKS.add(cls.name, cls())
+    return cls
+
+
+def get_benchmark(name: str) -> Benchmark:
+    from . import _builtin  # noqa: F401
+
+    return BENCHMARKS.get(name)
+
+
+def list_benchmarks() -> List[str]:
+    from . import _builtin  # noqa: F401
+
+    return BENCHMARKS.names()
