@@ -118,10 +118,11 @@ class CellLayer(nn.Module):
         self.init_official(gen)
 
     def _grouped(self, src: str) -> Optional[torch.Tensor]:
+        """Weights of every (node, input) fed by ``src``, as one (in, k*H) matrix."""
         pairs = self._by_source.get(src)
         if not pairs:
             return None
-        return torch.cat([self.weights[_wkey(n, i)] for n, i in pairs], 0)
+        return torch.cat([self.weights[_wkey(n, i)] for n, i in pairs], 0).t()
 
     def forward(
         self,
@@ -136,29 +137,46 @@ class CellLayer(nn.Module):
         stacked state ``h_prev_0`` entering every step (T, B, H) when ``record_inputs``.
         ``observers`` are callables ``obs(node_name, op, tensor)`` called on every activation
         node output (used by activation-based proxies; nothing is left registered).
+        Works with and without autograd; under ``no_grad`` the grouped weights are made
+        contiguous once so every per-step product runs on a dense (in, k*H) matrix.
         """
         T, B, _ = xs.shape
         H = self.hidden_size
         k = self.cell.hidden_tuple_size
-        if state is None:
-            state = [xs.new_zeros(B, H) for _ in range(k)]
-        state = list(state)
+        grad = torch.is_grad_enabled()
         nodes = self.cell.node_map
-        # x projections of every (node, input) pair, for all steps at once, biases folded in
+        # x projections of every (node, input) pair for all steps at once, biases folded in
         base: Dict[str, torch.Tensor] = {}
         wx = self._grouped("x")
-        xproj_parts: Dict[Tuple[str, int], torch.Tensor] = {}
+        xparts: Dict[Tuple[str, int], torch.Tensor] = {}
         if wx is not None:
-            proj = (xs.reshape(T * B, -1) @ wx.t()).reshape(T, B, -1)
+            proj = (xs.reshape(T * B, -1) @ wx).reshape(T, B, -1)
             for j, key in enumerate(self._by_source["x"]):
-                xproj_parts[key] = proj[..., j * H:(j + 1) * H]
+                xparts[key] = proj[..., j * H:(j + 1) * H]
         for n in self.linear_nodes:
-            acc = self.biases[n].expand(T, B, H)
+            acc = None
             for i, src in enumerate(nodes[n].inputs):
                 if src == "x":
-                    acc = acc + xproj_parts[(n, i)]
-            base[n] = acc
-        wh = {f"h_prev_{s}": self._grouped(f"h_prev_{s}") for s in range(k)}
+                    acc = xparts[(n, i)] if acc is None else acc + xparts[(n, i)]
+            base[n] = self.biases[n] if acc is None else acc + self.biases[n]
+        wh = []
+        for s in range(k):
+            w = self._grouped(f"h_prev_{s}")
+            if w is not None:
+                wh.append((s, w if grad else w.contiguous(), self._by_source[f"h_prev_{s}"]))
+        other = {}
+        for st in self.steps:
+            if st.op == "linear":
+                for i, src in enumerate(st.inputs):
+                    if src != "x" and not src.startswith("h_prev_"):
+                        w = self.weights[_wkey(st.name, i)].t()
+                        other[(st.name, i)] = w if grad else w.contiguous()
+        if state is None:
+            state = [xs.new_zeros(B, H) for _ in range(k)]
+            zero_state = True
+        else:
+            zero_state = False
+        state = list(state)
         outputs = []
         incoming = []
         for t in range(T):
@@ -166,25 +184,26 @@ class CellLayer(nn.Module):
             if record_inputs:
                 incoming.append(state[0])
             hparts: Dict[Tuple[str, int], torch.Tensor] = {}
-            for src, w in wh.items():
-                if w is None:
-                    continue
-                proj = vals[src] @ w.t()
-                for j, key in enumerate(self._by_source[src]):
-                    hparts[key] = proj[:, j * H:(j + 1) * H]
+            if not (zero_state and t == 0):  # W @ 0 == 0: skip the first step's products
+                for s, w, keys in wh:
+                    proj = state[s] @ w
+                    for j, key in enumerate(keys):
+                        hparts[key] = proj[:, j * H:(j + 1) * H]
             for st in self.steps:
                 if st.op == "linear":
-                    out = base[st.name][t]
+                    b = base[st.name]
+                    out = b[t] if b.dim() == 3 else b.expand(B, H)
                     for i, src in enumerate(st.inputs):
                         if src == "x":
                             continue
-                        if (st.name, i) in hparts:
-                            out = out + hparts[(st.name, i)]
-                        else:
-                            out = out + vals[src] @ self.weights[_wkey(st.name, i)].t()
+                        part = hparts.get((st.name, i))
+                        if part is not None:
+                            out = out + part
+                        elif not src.startswith("h_prev_"):
+                            out = torch.addmm(out, vals[src], other[(st.name, i)])
                 elif st.op == "blend":
                     z, a, b = (vals[s] for s in st.inputs)
-                    out = z * a + (1 - z) * b
+                    out = b + z * (a - b)
                 elif st.op == "elementwise_prod":
                     out = vals[st.inputs[0]]
                     for s in st.inputs[1:]:
