@@ -1,0 +1,267 @@
+"""Command line: ``nni-zerocost {list,score,benchmark}``.
+
+Thin on purpose: argument parsing and printing only; the work is in ``runner`` (scoring),
+``benchmarks`` (ground truth, correlations) and ``store`` (durable results).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
+
+from . import __version__
+from .errors import ZeroCostError
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--proxy", action="append", required=True, metavar="NAME",
+                   help="proxy name or spec 'name:key=value,...' (repeatable), e.g. hidden_covariance:layer=2")
+    p.add_argument("--seed", type=int, default=0, help="weight-initialisation seed (and subset seed for --limit)")
+    p.add_argument("--limit", type=int, default=None, help="score a reproducible random subset of N architectures")
+    p.add_argument("--data-dir", default=None, help="reference data folder (default: $NNI_ZEROCOST_DATA or ../shared/data)")
+    p.add_argument("--corpus", default=None,
+                   help="PTB-style folder (train/valid/test, 'ptb.' prefix or not; its test split is batched) "
+                        "or one text file; default: the embedded Zipf batch")
+    p.add_argument("--init", choices=("official", "compat"), default="official",
+                   help="RNN weight init: official distributions (default), or 'compat' = the official "
+                        "code's exact random stream (reproduces the paper's scores with --seed 0)")
+    p.add_argument("--as-trained", action="store_true",
+                   help="BERT: build every layer as SDP self-attention, as the benchmark was actually trained")
+    p.add_argument("--store", default=None, help="results store (JSONL); default $NNI_ZEROCOST_STORE or ~/.cache/nni-zerocost/results.jsonl")
+    p.add_argument("--no-store", action="store_true", help="do not read or write the results store")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (threads are split between them)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="nni-zerocost", description="Training-free NAS proxies for language models.")
+    ap.add_argument("--version", action="version", version=f"nni-zerocost {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("list", help="list proxies, spaces or benchmarks")
+    ls.add_argument("what", choices=("proxies", "spaces", "benchmarks"), nargs="?", default="proxies")
+    ls.add_argument("--space", default=None, help="only proxies applicable to this space")
+
+    sc = sub.add_parser("score", help="score architectures, one JSON line per architecture")
+    sc.add_argument("--space", required=True, help="search space (see 'nni-zerocost list spaces')")
+    src = sc.add_mutually_exclusive_group(required=True)
+    src.add_argument("--benchmark", default=None, help="score the cells of a benchmark, e.g. nasbench-nlp")
+    src.add_argument("--cells", default=None, help='JSONL file of {"id": ..., "recipe": dict or official JSON string}')
+    src.add_argument("--sample", type=int, default=None, help="score N random architectures of the space")
+    sc.add_argument("--out", required=True, help="output JSONL; an existing file is resumed (see --no-resume)")
+    sc.add_argument("--no-resume", action="store_true", help="overwrite --out instead of resuming it")
+    _add_common(sc)
+
+    bm = sub.add_parser(
+        "benchmark",
+        help="correlate proxies with a benchmark's ground truth",
+        description="Correlations are signed: each proxy is oriented so that higher = better, and "
+                    "correlated with the benchmark's ground truth as published. For nasbench-nlp the "
+                    "truth is PTB test loss (lower is better), so a good proxy has NEGATIVE tau/rho; "
+                    "for nasbench-bert it is GLUE (higher is better), so a good proxy is positive.",
+    )
+    bm.add_argument("name", help="benchmark name (see 'nni-zerocost list benchmarks')")
+    bm.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    bm.add_argument("--report", default=None, help="also write the table as Markdown (.md) or CSV (.csv)")
+    _add_common(bm)
+    return ap
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"list": cmd_list, "score": cmd_score, "benchmark": cmd_benchmark}[args.command](args)
+    except ZeroCostError as e:
+        print(f"nni-zerocost: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nni-zerocost: interrupted; everything scored so far is in the store", file=sys.stderr)
+        return 130
+
+
+# -- list -----------------------------------------------------------------------------------
+def cmd_list(args) -> int:
+    from .benchmarks.base import get_benchmark, list_benchmarks
+    from .proxies import get_proxy, list_proxies
+    from .spaces import get_space, list_spaces
+
+    if args.what == "spaces":
+        for n in list_spaces():
+            print(f"{n:<8} {(type(get_space(n)).__doc__ or '').strip().splitlines()[0]}")
+    elif args.what == "benchmarks":
+        for n in list_benchmarks():
+            b = get_benchmark(n)
+            print(f"{n:<15} space={b.space:<5} truth={b.primary} ({'higher' if b.primary_higher_is_better else 'lower'} is better)")
+    else:
+        for n in list_proxies(args.space):
+            p = get_proxy(n)
+            opts = ",".join(f"{k}={v}" for k, v in p.defaults.items())
+            print(f"{n:<26} spaces={'/'.join(p.spaces):<9} {'higher' if p.higher_is_better else 'lower'}-is-better  "
+                  f"needs={p.needs:<9} {('options: ' + opts) if opts else ''}")
+    return 0
+
+
+# -- shared plumbing ---------------------------------------------------------------------------
+def _batch(space: str, corpus: Optional[str]):
+    from .spaces import get_space
+
+    if corpus is None:
+        return get_space(space).default_batch(0)
+    if space != "rnn":
+        raise ZeroCostError("--corpus is supported for the rnn space only (BERT uses token-id batches)")
+    from .data import corpus_batch
+
+    return corpus_batch(corpus, batch_size=50, seq_len=70)
+
+
+def _job(args, space: str):
+    from .runner import ScoreJob
+
+    ctx_opts = {}
+    if space == "rnn" and args.init != "official":
+        ctx_opts["init"] = args.init
+    if space == "bert" and args.as_trained:
+        ctx_opts["as_trained"] = True
+    return ScoreJob(space, list(dict.fromkeys(args.proxy)), _batch(space, args.corpus), args.seed, ctx_opts)
+
+
+def _store(args):
+    from .store import ResultStore, default_store_path
+
+    if args.no_store:
+        return None
+    return ResultStore(args.store or default_store_path())
+
+
+# -- score ----------------------------------------------------------------------------------------
+def cmd_score(args) -> int:
+    import numpy as np
+
+    from .data import data_dir
+    from .runner import score_many
+    from .spaces import get_space
+    from .store import read_jsonl
+
+    job = _job(args, args.space)
+    sp = get_space(args.space)
+    id_field = "id"
+    if args.benchmark:
+        from .benchmarks.base import get_benchmark
+        from .benchmarks.study import select_entries
+
+        bench = get_benchmark(args.benchmark)
+        if bench.space != args.space:
+            raise ZeroCostError(f"benchmark {bench.name!r} is for the {bench.space!r} space, not {args.space!r}")
+        entries = bench.load(data_dir(args.data_dir))
+        if args.limit is not None:
+            entries = select_entries(entries, bench, args.limit, args.seed)
+        items: List[Tuple[Any, Any]] = [(e.arch_id, e.arch) for e in entries]
+        id_field = "arch_id"
+    elif args.cells:
+        items = []
+        for lineno, obj in read_jsonl(args.cells):
+            if not isinstance(obj, dict) or "recipe" not in obj and "config" not in obj:
+                raise ZeroCostError(f"{args.cells}, line {lineno}: expected an object with 'id' and 'recipe' (or 'config')")
+            items.append((obj.get("id", lineno), obj.get("recipe", obj.get("config"))))
+        if args.limit is not None:
+            items = items[: args.limit]
+    else:
+        rng = np.random.default_rng(args.seed)
+        items = [(i, sp.sample(rng)) for i in range(args.sample)]
+
+    out = Path(args.out)
+    done = set()
+    if out.exists() and not args.no_resume:
+        for _, obj in read_jsonl(out):
+            done.add(json.dumps(obj.get(id_field)))
+    todo = [(i, a) for i, a in items if json.dumps(i) not in done]
+    if done:
+        print(f"resuming {out}: {len(items) - len(todo)} of {len(items)} architectures already there", file=sys.stderr)
+    store = _store(args)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    with open(out, "w" if args.no_resume else "a", encoding="utf-8") as f:
+        for rec in score_many(job, todo, store, workers=args.workers, progress=not args.no_progress, total=len(todo)):
+            f.write(json.dumps(rec.to_json(id_field)) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+            counts[rec.status] = counts.get(rec.status, 0) + 1
+    print(f"wrote {sum(counts.values())} records to {out} ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'nothing to do'})",
+          file=sys.stderr)
+    return 0
+
+
+# -- benchmark -----------------------------------------------------------------------------------
+def run_benchmark(args):
+    """Score the benchmark's architectures (store-backed) and compute the study."""
+    from .benchmarks.base import get_benchmark
+    from .benchmarks.study import select_entries, study
+    from .data import data_dir
+    from .proxies import get_proxy
+    from .runner import score_many
+
+    bench = get_benchmark(args.name)
+    job = _job(args, bench.space)
+    entries = select_entries(bench.load(data_dir(args.data_dir)), bench, args.limit, args.seed)
+    store = _store(args)
+    specs = [s for s, _, _ in job.parsed]
+    scores = {s: [] for s in specs}
+    seconds = {s: [] for s in specs}
+    flags = {s: [] for s in specs}
+    for rec in score_many(job, [(e.arch_id, e.arch) for e in entries], store, workers=args.workers,
+                          progress=not args.no_progress, total=len(entries), desc=bench.name):
+        for s in specs:
+            scores[s].append(rec.values.get(s))
+            seconds[s].append(rec.proxy_seconds.get(s))
+            flags[s].append(s in rec.flags or rec.values.get(s) is None)
+    hib = {s: get_proxy(n).higher_is_better for s, n, _ in job.parsed}
+    return bench, entries, scores, study(bench, entries, scores, seconds, flags, hib)
+
+
+def cmd_benchmark(args) -> int:
+    from .benchmarks.study import format_table
+
+    _, _, _, result = run_benchmark(args)
+    if args.report:
+        _write_report(result, Path(args.report))
+    if args.json:
+        print(json.dumps(_clean(result), indent=2))
+    else:
+        print(format_table(result))
+    return 0
+
+
+def _write_report(result, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [(n, r["kendall_tau"], r["spearman"], r["pearson"], r["seconds_per_arch"], r["n_flagged"]) for n, r in result["proxies"].items()]
+    if path.suffix == ".csv":
+        import csv
+
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["proxy", "kendall_tau", "spearman", "pearson", "seconds_per_arch", "n_flagged"])
+            w.writerows(rows)
+    else:
+        lines = [f"| proxy | Kendall τ | Spearman ρ | Pearson r | s/arch | flagged |", "|---|---:|---:|---:|---:|---:|"]
+        for n, *v in rows:
+            lines.append(f"| `{n}` | " + " | ".join("nan" if (isinstance(x, float) and math.isnan(x)) else (f"{x:.3f}" if isinstance(x, float) else str(x)) for x in v) + " |")
+        path.write_text("\n".join(lines) + "\n")
+
+
+def _clean(obj):
+    """JSON-safe copy: NaN -> None (JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Durable results store: append-only JSON lines, fsync'd, shared by score/benchmark/search.
+
+Why JSONL and not SQLite: every record is one self-contained line appended with a single
+``write`` under an exclusive ``flock`` and flushed with ``fsync``, so a run killed at any
+moment (even SIGKILL) leaves at most one torn final line, which the reader detects, reports
+and skips; nothing written before is ever lost, and the file stays greppable and diffable.
+Scales comfortably to the ~10^5 records a benchmark sweep produces (read once into a dict).
+
+A record is keyed by (space, canonical architecture hash, proxy name, proxy options, data
+fingerprint, seed, init/build options, package version): any change of those is a new
+measurement, anything equal is answered from the store without model work.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
+
+from . import __version__
+from .errors import DataError
+
+try:  # POSIX advisory locks; the store still works (single writer) where absent
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
+
+def default_store_path() -> Path:
+    env = os.environ.get("NNI_ZEROCOST_STORE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "nni-zerocost" / "results.jsonl"
+
+
+def make_key(
+    space: str, arch_hash: str, proxy: str, options: Mapping[str, Any], data: str, seed: int,
+    context: Mapping[str, Any] = (), version: str = __version__,
+) -> str:
+    """Canonical string key of one measurement."""
+    return json.dumps(
+        [space, arch_hash, proxy, dict(sorted(dict(options).items())), data, int(seed),
+         dict(sorted(dict(context).items())), version],
+        sort_keys=True, separators=(",", ":"),
+    )
+
+
+class ResultStore:
+    """Append-only store of proxy results; ``get(key)`` answers from memory."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._records: Dict[str, Dict[str, Any]] = {}
+        self.skipped_lines = 0
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        with open(self.path, "r", encoding="utf-8", errors="replace") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                    key = rec["key"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    self.skipped_lines += 1
+                    warnings.warn(
+                        f"{self.path}, line {lineno}: corrupt record skipped (torn write or edit); "
+                        "the other records are kept",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                    continue
+                self._records[key] = rec
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._records
+
+    def get(self, key: str) -> Optional[Dict[str, Any]]:
+        return self._records.get(key)
+
+    def records(self) -> Iterator[Dict[str, Any]]:
+        return iter(self._records.values())
+
+    def put(self, key: str, record: Mapping[str, Any]) -> Dict[str, Any]:
+        """Append one record durably (flock + fsync) and index it."""
+        rec = {"key": key, **record}
+        line = json.dumps(rec, allow_nan=True, separators=(",", ":")) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            # a torn previous line (killed writer) must not swallow this record
+            if os.fstat(fd).st_size > 0 and not _ends_with_newline(self.path):
+                line = "\n" + line
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._records[key] = rec
+        return rec
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+def read_jsonl(path: str | os.PathLike) -> Iterator[Tuple[int, Dict[str, Any]]]:
+    """Yield (line number, object) of a JSONL file; DataError names file and line."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError("no such file", str(p))
+    with open(p, "r", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"not a JSON line ({e.msg})", str(p), lineno) from None
+
+
+def finite_or_none(x: float) -> Optional[float]:
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
