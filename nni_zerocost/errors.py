@@ -45,3 +45,7 @@ class DataError(ZeroCostError, ValueError):
         if path is not None:
             where = f"{path}" + (f", line {line}" if line is not None else "") + ": "
         super().__init__(where + message)
+
+
+class ProxyOptionError(ZeroCostError, ValueError):
+    """A proxy option that the proxy does not have, or a malformed ``name:key=value`` spec."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import __version__
-from .errors import InvalidArchitectureError, ZeroCostError
+from .errors import InvalidArchitectureError, ProxyNotApplicableError, ProxyOptionError, ZeroCostError
 from .proxies.base import compute, get_proxy, parse_proxy_spec
 from .spaces import get_space
 from .store import ResultStore, make_key
@@ -40,15 +40,13 @@ class ScoreJob:
             name, opts = parse_proxy_spec(spec)
             proxy = get_proxy(name)
             if not proxy.applies_to(self.space):
-                from .errors import ProxyNotApplicableError
-
                 raise ProxyNotApplicableError(
                     f"proxy {name!r} does not apply to the {self.space!r} space; proxies for it: "
                     + ", ".join(n for n in _names() if get_proxy(n).applies_to(self.space))
                 )
             bad = set(opts) - set(proxy.defaults)
             if bad:
-                raise ValueError(f"proxy {name!r} has no option(s) {sorted(bad)}; valid: {sorted(proxy.defaults) or 'none'}")
+                raise ProxyOptionError(f"proxy {name!r} has no option(s) {sorted(bad)}; valid: {sorted(proxy.defaults) or 'none'}")
             self.parsed.append((spec, name, {**proxy.defaults, **opts}))
         self.data_fingerprint = self.batch.fingerprint if self.batch is not None else sp.default_batch(0).fingerprint
 

@@ -21,7 +21,7 @@ import math
 import time
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from ..errors import ProxyNotApplicableError
+from ..errors import ProxyNotApplicableError, ProxyOptionError
 from ..registry import Registry
 
 
@@ -176,7 +176,7 @@ def compute(proxy: Proxy, ctx: ScoringContext, **options) -> ProxyResult:
         )
     unknown = set(options) - set(proxy.defaults)
     if unknown:
-        raise ValueError(
+        raise ProxyOptionError(
             f"proxy {proxy.name!r} got unknown option(s) {sorted(unknown)}; "
             f"valid options: {sorted(proxy.defaults) or 'none'}"
         )
@@ -212,7 +212,7 @@ def parse_proxy_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
         for part in rest.split(","):
             key, eq, val = part.partition("=")
             if not eq or not key:
-                raise ValueError(f"bad proxy option {part!r} in {spec!r}; expected key=value")
+                raise ProxyOptionError(f"bad proxy option {part!r} in {spec!r}; expected key=value")
             try:
                 opts[key.strip()] = json.loads(val)
             except json.JSONDecodeError:
