@@ -22,9 +22,9 @@ def test_parse_dict_and_official_json_string_agree():
     "recipe, node, fragment",
     [
         ({"h_new_0": {"op": "conv", "input": ["x"]}}, "h_new_0", "unknown op 'conv'"),
-        ({"h_new_0": {"op": "blend", "input": ["x", "h_prev_0"]}}, "h_new_0", "exactly 3 input"),
-        ({"h_new_0": {"op": "activation_tanh", "input": ["x", "x"]}}, "h_new_0", "exactly 1 input"),
-        ({"h_new_0": {"op": "elementwise_sum", "input": ["x"]}}, "h_new_0", "at least 2 input"),
+        ({"h_new_0": {"op": "blend", "input": ["h_prev_0", "h_prev_0"]}}, "h_new_0", "exactly 3 input"),
+        ({"h_new_0": {"op": "activation_tanh", "input": ["h_prev_0", "x"]}}, "h_new_0", "exactly 1 input"),
+        ({"h_new_0": {"op": "elementwise_sum", "input": ["h_prev_0"]}}, "h_new_0", "at least 2 input"),
         ({"h_new_0": {"op": "activation_tanh", "input": ["ghost"]}}, "h_new_0", "input 'ghost' is not defined"),
         ({"h_new_0": {"op": "activation_tanh", "input": ["h_prev_1"]}}, "h_new_0", "state that does not exist"),
         ({"a": {"op": "activation_tanh", "input": ["b"]}, "b": {"op": "activation_tanh", "input": ["a"]},
@@ -38,6 +38,7 @@ def test_parse_dict_and_official_json_string_agree():
         ({"h_new_0": {"op": "linear", "input": "x"}}, "h_new_0", "must be a list"),
         ({"h_new_0": {"op": "linear", "input": [3]}}, "h_new_0", "strings"),
         ({"h_new_0": ["linear", "x"]}, "h_new_0", "must be a dict"),
+        ({"h_new_0": {"op": "elementwise_sum", "input": ["x", "h_prev_0"]}}, "h_new_0", "cannot read 'x'"),
     ],
 )
 def test_invalid_cells_name_node_and_problem(recipe, node, fragment):

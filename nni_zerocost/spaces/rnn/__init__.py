@@ -7,11 +7,12 @@ import numpy as np
 import torch
 
 from ...data import TokenBatch, zipf_batch
+from ...errors import DataError
 from ...proxies.base import ScoringContext
 from ..base import SearchSpace, register_space
 from .cell import Cell, Node
 from .generator import CellGenerator
-from .model import INIT_MODES, NLAYERS, RNNLanguageModel, layer_sizes
+from .model import EMSIZE, INIT_MODES, NHID, NLAYERS, RNNLanguageModel, layer_sizes
 
 __all__ = ["Cell", "Node", "CellGenerator", "RNNLanguageModel", "RNNSpace", "RNNContext"]
 
@@ -40,8 +41,9 @@ class RNNSpace(SearchSpace[Cell]):
     def default_batch(self, seed: int = 0) -> TokenBatch:
         return zipf_batch(batch_size=50, seq_len=70, seed=seed)
 
-    def context(self, arch: Any, batch: Optional[TokenBatch] = None, *, seed: int = 0, init: str = "official"):
-        return RNNContext(self.parse(arch), batch if batch is not None else self.default_batch(), seed=seed, init=init)
+    def context(self, arch: Any, batch: Optional[TokenBatch] = None, *, seed: int = 0, init: str = "official", **sizes):
+        """``sizes`` (emsize, nhid) shrink the model for quick checks; default: official PTB sizes."""
+        return RNNContext(self.parse(arch), batch if batch is not None else self.default_batch(), seed=seed, init=init, **sizes)
 
 
 def _looks_like_recipe(d: dict) -> bool:
@@ -57,16 +59,20 @@ class RNNContext(ScoringContext):
 
     space = "rnn"
 
-    def __init__(self, cell: Cell, batch: TokenBatch, *, seed: int = 0, init: str = "official"):
+    def __init__(self, cell: Cell, batch: TokenBatch, *, seed: int = 0, init: str = "official",
+                 emsize: int = EMSIZE, nhid: int = NHID):
         super().__init__(cell, batch, seed=seed)
+        self.emsize, self.nhid = int(emsize), int(nhid)
         if init not in INIT_MODES:
             raise ValueError(f"init must be one of {INIT_MODES}, got {init!r}")
         self.init = init
         self.tokens = batch.tokens
         if self.tokens.dim() != 2:
-            raise ValueError(f"token batch must be (T, B), got shape {tuple(self.tokens.shape)}")
+            raise DataError(f"token batch must be (T, B), got shape {tuple(self.tokens.shape)}")
+        if self.tokens.numel() == 0:
+            raise DataError("token batch is empty")
         if int(self.tokens.max()) >= batch.vocab_size or int(self.tokens.min()) < 0:
-            raise ValueError("token ids out of range of the vocabulary")
+            raise DataError(f"token ids must lie in [0, {batch.vocab_size}); got {int(self.tokens.min())}..{int(self.tokens.max())}")
 
     @property
     def cell(self) -> Cell:
@@ -77,7 +83,8 @@ class RNNContext(ScoringContext):
         want = NLAYERS if depth is None else depth
         m = self.cache.get("model")
         if m is None or m.depth < want:
-            m = RNNLanguageModel(self.cell, vocab_size=self.batch.vocab_size, seed=self.seed, init=self.init, depth=want)
+            m = RNNLanguageModel(self.cell, vocab_size=self.batch.vocab_size, emsize=self.emsize, nhid=self.nhid,
+                                 seed=self.seed, init=self.init, depth=want)
             m.eval()
             self.cache["model"] = m
         return m
@@ -97,9 +104,8 @@ class RNNContext(ScoringContext):
 
     def param_count(self) -> int:
         """Parameters of the full official PTB model (embedding tied with the decoder)."""
-        n = self.batch.vocab_size * 400 + self.batch.vocab_size  # embedding + decoder bias
-        nodes = self.cell.node_map
-        for inp, hid in layer_sizes():
+        n = self.batch.vocab_size * self.emsize + self.batch.vocab_size  # embedding + decoder bias
+        for inp, hid in layer_sizes(self.emsize, self.nhid):
             for name, node in self.cell.nodes:
                 if node.op == "linear":
                     n += hid + sum(hid * (inp if s == "x" else hid) for s in node.inputs)

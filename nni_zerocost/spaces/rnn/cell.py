@@ -208,6 +208,10 @@ def _parse_node(name: str, spec: Any) -> Node:
         raise InvalidArchitectureError(f"{len(inputs)} inputs exceed the fan-in limit {MAX_FAN_IN}", node=name)
     if name in inputs:
         raise InvalidArchitectureError("node uses itself as input (cycle)", node=name)
+    if op != "linear" and "x" in inputs:
+        raise InvalidArchitectureError(
+            f"op {op!r} cannot read 'x' directly: x has the input size, every other node the hidden "
+            "size, so only a linear node may take x", node=name)
     return Node(op, tuple(str(s) for s in inputs))
 
 
