@@ -67,14 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("name", help="benchmark name (see 'nni-zerocost list benchmarks')")
     bm.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     bm.add_argument("--report", default=None, help="also write the table as Markdown (.md) or CSV (.csv)")
+    bm.add_argument("--plot", default=None, metavar="DIR", help="also write scatter/rank/flagged figures (PNG+SVG) to DIR")
     _add_common(bm)
+
+    pl = sub.add_parser("plot", help="figures for a 'score --benchmark' output file against the benchmark's truth")
+    pl.add_argument("results", help="JSONL written by 'nni-zerocost score --benchmark NAME'")
+    pl.add_argument("--benchmark", required=True, help="benchmark the results belong to")
+    pl.add_argument("--data-dir", default=None)
+    pl.add_argument("--out", required=True, metavar="DIR")
     return ap
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"list": cmd_list, "score": cmd_score, "benchmark": cmd_benchmark}[args.command](args)
+        return {"list": cmd_list, "score": cmd_score, "benchmark": cmd_benchmark, "plot": cmd_plot}[args.command](args)
     except ZeroCostError as e:
         print(f"nni-zerocost: error: {e}", file=sys.stderr)
         return 2
@@ -219,7 +226,14 @@ def run_benchmark(args):
             seconds[s].append(rec.proxy_seconds.get(s))
             flags[s].append(s in rec.flags or rec.values.get(s) is None)
     hib = {s: get_proxy(n).higher_is_better for s, n, _ in job.parsed}
-    return bench, entries, scores, study(bench, entries, scores, seconds, flags, hib)
+    result = study(bench, entries, scores, seconds, flags, hib)
+    if getattr(args, "plot", None):
+        from .plots import plot_study
+
+        written = plot_study(bench.name, bench.primary, [e.truth[bench.primary] for e in entries], scores, flags,
+                             args.plot, [e.group for e in entries], hib, bench.primary_higher_is_better)
+        print(f"wrote {len(written)} figures to {args.plot}", file=sys.stderr)
+    return bench, entries, scores, result
 
 
 def cmd_benchmark(args) -> int:
@@ -232,6 +246,32 @@ def cmd_benchmark(args) -> int:
         print(json.dumps(_clean(result), indent=2))
     else:
         print(format_table(result))
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .benchmarks.base import get_benchmark
+    from .data import data_dir
+    from .plots import plot_study
+    from .proxies import get_proxy
+    from .proxies.base import parse_proxy_spec
+    from .store import read_jsonl
+
+    bench = get_benchmark(args.benchmark)
+    by_id = {json.dumps(e.arch_id): e for e in bench.load(data_dir(args.data_dir))}
+    rows = [obj for _, obj in read_jsonl(args.results)]
+    meta = {"arch_id", "id", "arch_hash", "status", "flags", "error", "seconds"}
+    specs = [k for k in (rows[0] if rows else {}) if k not in meta]
+    matched = [(by_id.get(json.dumps(r.get("arch_id", r.get("id")))), r) for r in rows]
+    matched = [(e, r) for e, r in matched if e is not None and e.truth.get(bench.primary) is not None]
+    if not matched:
+        raise ZeroCostError(f"{args.results}: no record matches an architecture of {bench.name} with a known {bench.primary}")
+    scores = {s: [r.get(s) for _, r in matched] for s in specs}
+    flags = {s: [s in (r.get("flags") or {}) or r.get(s) is None for _, r in matched] for s in specs}
+    hib = {s: get_proxy(parse_proxy_spec(s)[0]).higher_is_better for s in specs}
+    written = plot_study(bench.name, bench.primary, [e.truth[bench.primary] for e, _ in matched], scores, flags,
+                         args.out, [e.group for e, _ in matched], hib, bench.primary_higher_is_better)
+    print("\n".join(str(p) for p in written))
     return 0
 
 
