@@ -121,3 +121,37 @@ def test_depth_errors():
     m = RNNLanguageModel(Cell.parse(RNN), depth=1)
     with pytest.raises(RuntimeError, match="all layers"):
         m(torch.zeros(2, 2, dtype=torch.long))
+
+
+def test_grown_model_equals_model_built_at_full_depth():
+    cell = Cell.parse(GRU)
+    grown = RNNLanguageModel(cell, seed=4, depth=1)
+    grown.grow(3)
+    full = RNNLanguageModel(cell, seed=4)
+    for a, b in zip(grown.state_dict().values(), full.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(RuntimeError, match="official"):
+        RNNLanguageModel(cell, seed=4, depth=1, init="compat").grow(2)
+
+
+def test_layers_are_run_once_across_hidden_covariance_layers():
+    from nni_zerocost.data import zipf_batch
+
+    sp = get_space("rnn")
+    batch = zipf_batch(4, 6)
+    ctx = sp.context(LSTM, batch, emsize=8, nhid=8)
+    calls = []
+    r1 = nz_score(ctx, 1)
+    model = ctx.model()
+    for layer in model.layers:
+        layer.register_forward_pre_hook(lambda m, a: calls.append(m))
+    r3 = nz_score(ctx, 3)
+    assert len(calls) == 2  # layers 2 and 3 only; layer 1 came from the cache
+    fresh = nz_score(sp.context(LSTM, batch, emsize=8, nhid=8), 3)
+    assert r3 == fresh
+
+
+def nz_score(ctx, layer):
+    from nni_zerocost.proxies import get_proxy
+
+    return get_proxy("hidden_covariance")(ctx, layer=layer).raw

@@ -80,13 +80,15 @@ class RNNContext(ScoringContext):
 
     def model(self, depth: Optional[int] = None) -> RNNLanguageModel:
         """The model with at least ``depth`` layers built (all layers when None)."""
-        want = NLAYERS if depth is None else depth
+        want = NLAYERS if depth is None or self.init == "compat" else depth
         m = self.cache.get("model")
-        if m is None or m.depth < want:
+        if m is None:
             m = RNNLanguageModel(self.cell, vocab_size=self.batch.vocab_size, emsize=self.emsize, nhid=self.nhid,
                                  seed=self.seed, init=self.init, depth=want)
             m.eval()
             self.cache["model"] = m
+        elif m.depth < want:
+            m.grow(want)
         return m
 
     def incoming_states(self, layer: int) -> torch.Tensor:
@@ -96,10 +98,13 @@ class RNNContext(ScoringContext):
         key = ("incoming", layer)
         if key not in self.cache:
             model = self.model(layer)
+            done = max([i for i in range(1, layer) if ("output", i) in self.cache], default=0)
             with torch.no_grad():
-                trace = model.run_layers(model.embed(self.tokens), upto=layer, record_inputs=True)
-            for i, (_, inc) in enumerate(trace, start=1):
-                self.cache[("incoming", i)] = inc
+                out = self.cache[("output", done)] if done else model.embed(self.tokens)
+                for i in range(done + 1, layer + 1):  # continue from the deepest layer already run
+                    out, _, inc = model.layers[i - 1](out, record_inputs=True)
+                    self.cache[("output", i)] = out
+                    self.cache[("incoming", i)] = inc
         return self.cache[key]
 
     def param_count(self) -> int:

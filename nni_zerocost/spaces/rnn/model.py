@@ -263,6 +263,7 @@ class RNNLanguageModel(nn.Module):
         sizes = layer_sizes(emsize, nhid, nlayers)
         self.layers = nn.ModuleList(CellLayer(cell, i, h) for i, h in sizes[: self.depth])
         self._unbuilt = [(i, h) for i, h in sizes[self.depth:]]
+        self.seed, self.init = int(seed), init
         self.decoder_bias = nn.Parameter(torch.zeros(vocab_size))
         self.reset_parameters(seed, init)
 
@@ -286,6 +287,22 @@ class RNNLanguageModel(nn.Module):
                 for li, layer in enumerate(self.layers):
                     layer.init_official(_stream(seed, li + 1))
             self.decoder_bias.zero_()
+
+    def grow(self, depth: int) -> None:
+        """Build the missing layers up to ``depth`` (official init: each layer has its own
+        stream, so a grown model equals one built at that depth from the start)."""
+        if depth <= self.depth:
+            return
+        if self.init != "official":
+            raise RuntimeError("only an 'official'-init model can grow; build compat models at full depth")
+        if depth > self.nlayers:
+            raise ValueError(f"depth must be in 1..{self.nlayers}, got {depth}")
+        for li in range(self.depth, depth):
+            i, h = self._unbuilt.pop(0)
+            layer = CellLayer(self.cell, i, h)
+            layer.init_official(_stream(self.seed, li + 1))
+            self.layers.append(layer.train(self.training))
+        self.depth = depth
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         return F.embedding(tokens, self.encoder.weight)
