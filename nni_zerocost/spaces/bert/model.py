@@ -239,7 +239,7 @@ class DynamicConvAttention(nn.Module):
         self.key = nn.Linear(hidden, width, device="meta")
         self.value = nn.Linear(hidden, width, device="meta")
         # separable convolution of the span: depthwise (per channel) then pointwise
-        self.depthwise = nn.Conv1d(hidden, hidden, kernel, groups=hidden, padding=kernel // 2, bias=False, device="meta")
+        self.depthwise = nn.Conv1d(hidden, hidden, kernel, groups=hidden, padding=kernel // 2, bias=False)
         self.pointwise = nn.Linear(hidden, width, device="meta")
         self.conv_kernel = nn.Linear(width, self.n * kernel, device="meta")
         self.conv_out = nn.Linear(hidden, width, device="meta")
@@ -333,7 +333,7 @@ class MaskedLMHead(nn.Module):
         super().__init__()
         self.dense = nn.Linear(hidden, EMBEDDING_SIZE, device="meta")
         self.norm = nn.LayerNorm(EMBEDDING_SIZE, eps=LN_EPS, device="meta")
-        self.bias = nn.Parameter(torch.empty(VOCAB_SIZE, device="meta"))
+        self.bias = nn.Parameter(torch.empty(VOCAB_SIZE))
 
     def forward(self, h, word_embeddings: torch.Tensor):
         return self.norm(F.gelu(self.dense(h))) @ word_embeddings.T + self.bias
@@ -362,9 +362,12 @@ class BertModel(nn.Module):
         super().__init__()
         self.config, self.seed, self.as_trained = config, int(seed), bool(as_trained)
         hidden = config.hidden_size
-        self.word_embeddings = nn.Embedding(VOCAB_SIZE, EMBEDDING_SIZE, padding_idx=PAD_ID, device="meta")
-        self.position_embeddings = nn.Embedding(MAX_POSITIONS, EMBEDDING_SIZE, device="meta")
-        self.token_type_embeddings = nn.Embedding(TYPE_VOCAB_SIZE, EMBEDDING_SIZE, device="meta")
+        # created without their default initialisation (meta embeddings would import sympy)
+        self.word_embeddings = nn.Embedding(VOCAB_SIZE, EMBEDDING_SIZE, padding_idx=PAD_ID,
+                                            _weight=torch.empty(VOCAB_SIZE, EMBEDDING_SIZE))
+        self.position_embeddings = nn.Embedding(MAX_POSITIONS, EMBEDDING_SIZE, _weight=torch.empty(MAX_POSITIONS, EMBEDDING_SIZE))
+        self.token_type_embeddings = nn.Embedding(TYPE_VOCAB_SIZE, EMBEDDING_SIZE,
+                                                  _weight=torch.empty(TYPE_VOCAB_SIZE, EMBEDDING_SIZE))
         self.embedding_norm = nn.LayerNorm(EMBEDDING_SIZE, eps=LN_EPS, device="meta")
         self.embedding_project = nn.Linear(EMBEDDING_SIZE, hidden, device="meta") if hidden != EMBEDDING_SIZE else None
         self.layers = nn.ModuleList(EncoderLayer(hidden, spec, self.as_trained) for spec in config.layers)
@@ -373,9 +376,18 @@ class BertModel(nn.Module):
         # pre-training heads exist only to give the gradient pass a loss; not counted as parameters
         self.rtd_head = DiscriminatorHead(hidden) if head == "rtd" else None
         self.mlm_head = MaskedLMHead(hidden) if head == "mlm" else None
-        self.to_empty(device="cpu")
+        self._materialise()
         self._initialise()
         self.eval()
+
+    def _materialise(self) -> None:
+        """Give the meta-device parameters real storage; layers are created on the meta device so
+        their default initialisation (overwritten anyway) costs nothing.  (``to_empty`` would do
+        it too, but imports sympy on first use: seconds of start-up.)"""
+        for module in self.modules():
+            for key, p in module._parameters.items():
+                if p is not None and p.is_meta:
+                    module._parameters[key] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype))
 
     @torch.no_grad()
     def _initialise(self) -> None:
