@@ -65,8 +65,6 @@ class ForwardRecorder:
     def start(self, pk: Packing) -> None:
         self._n_coded = int((pk.row < self.code_rows).sum())
         self.code_row = pk.row[: self._n_coded]
-        self._rows = pk.row
-        self._batch = pk.batch
 
     @staticmethod
     def _add(store, layer, total, count):
@@ -126,7 +124,6 @@ class GradientPass:
     loss: float
     weight_grads: Dict[str, torch.Tensor]  # parameter name -> dL/dW
     input_grad: torch.Tensor  # (B, T, 128) dL/d(embedding sum), zeros at padding
-    valid: torch.Tensor  # (B, T) bool
 
 
 class BertContext(ScoringContext):
@@ -236,5 +233,4 @@ class BertContext(ScoringContext):
             loss=float(loss.detach()),
             weight_grads={names[id(p)]: g for p, g in zip(params, grads[1:])},
             input_grad=pk.unpack(grads[0]),
-            valid=pk.valid,
         )

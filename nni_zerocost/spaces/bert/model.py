@@ -21,11 +21,12 @@ Facts taken from the benchmark's code (training-free-nas, ``tensorflow-model/mod
   default ``intermediate_size = 4 * hidden`` layer, ``feed_forward_dimension`` only setting the
   width of the ``num_feed_forward - 1`` extra layers (``hidden -> 4h [-> ffd -> ffd] -> hidden``).
 
-The model is always in inference form: there is no dropout anywhere (eval mode).  Padding is
-honoured: token-wise layers run on the packed non-padded tokens only, attention gives padded keys
-zero weight, and the LT/DSC mixers see padded positions as zeros, so the output at a real token
-never depends on padding.  Instrumentation is explicit (an optional ``recorder`` argument), so no
-hooks are ever registered.
+The model is always in inference form: there is no dropout anywhere (eval mode).  The attention
+mask is honoured, so the output at a real token never depends on padding (nor on how much of it
+there is): token-wise layers run on the packed real tokens only, attention gives padded keys zero
+weight, LT transforms run over each row's own length, and DSC spans see zeros beyond a row's
+ends.  Mixers run per length bucket, so padding costs no compute either.  Instrumentation is
+explicit (an optional ``recorder`` argument): no hook is ever registered.
 """
 from __future__ import annotations
 
