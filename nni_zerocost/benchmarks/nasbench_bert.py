@@ -1,0 +1,119 @@
+"""The 500-architecture BERT benchmark of Serianni & Kalita (ACL 2023), GLUE scores.
+
+``BERT_benchmark.json``: per architecture its id, GLUE dev scores (8 tasks and ``glue``, their
+plain mean) and the training hyper-parameters, whose ``model_hparam_overrides`` is the
+architecture.  ``BERT_results_activation.csv`` (optional): the authors' proxy scores, attached
+to each entry as ``extra["published"]`` keyed by the CSV's column names.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Dict, List
+
+from ..errors import DataError, InvalidArchitectureError
+from ..spaces.bert.config import BertConfig
+from .base import Benchmark, Entry, register_benchmark
+
+TABLE = "BERT_benchmark.json"
+PUBLISHED = "BERT_results_activation.csv"
+TASKS = ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst", "sts")
+HOW_TO_GET = (
+    "The BERT benchmark ships with the paper's code (github.com/aaronserianni/training-free-nas, "
+    "data/BERT_benchmark.json, CC BY 4.0). Put it in a folder training_free_nas/ and point "
+    "--data-dir or $NNI_ZEROCOST_DATA at the folder that contains training_free_nas/."
+)
+#: our proxy spec -> the authors' column in BERT_results_activation.csv
+PUBLISHED_COLUMNS = {
+    "params": "Number of Parameters",
+    "head_importance": "Head Importance",
+    "head_importance:normalize=true": "Head Importance Normalized",
+    "head_confidence:axis=paper": "Head Confidence",
+    "head_confidence:axis=paper,normalize=true": "Head Confidence Normalized",
+    "head_softmax_confidence:axis=paper": "Head Softmax Confidence",
+    "head_softmax_confidence:axis=paper,normalize=true": "Head Softmax Confidence Normalized",
+    "synaptic_diversity": "Synaptic Diversity",
+    "synaptic_diversity:normalize=true": "Synaptic Diversity Normalized",
+    "synaptic_saliency": "Synaptic Saliency",
+    "synaptic_saliency:normalize=true": "Synaptic Saliency Normalized",
+    "activation_distance:form=paper": "Activation Distance",
+    "activation_distance:form=paper,normalize=true": "Activation Distance Normalized",
+    "jacobian_covariance:form=paper": "Jacobian Score",
+}
+
+
+@register_benchmark
+class NASBenchBERT(Benchmark):
+    name = "nasbench-bert"
+    space = "bert"
+    primary = "glue"
+    primary_higher_is_better = True
+    subdir = "training_free_nas"
+    how_to_get = HOW_TO_GET
+
+    def load(self, data_dir: Path) -> List[Entry]:
+        folder = Path(data_dir) / self.subdir
+        table = folder / TABLE
+        if not table.is_file():
+            raise DataError(f"BERT benchmark table not found. {HOW_TO_GET}", str(table))
+        published = _read_published(folder / PUBLISHED) if (folder / PUBLISHED).is_file() else {}
+        return _read_table(table, published)
+
+
+def _read_table(path: Path, published: Dict[int, Dict[str, float]]) -> List[Entry]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read the BERT benchmark ({e})", str(path)) from None
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"not valid JSON ({e.msg}); the file is truncated or corrupt", str(path), e.lineno) from None
+    if not isinstance(records, list):
+        raise DataError(f"expected a JSON list of architecture records, got {type(records).__name__}", str(path))
+    entries, seen = [], set()
+    for i, rec in enumerate(records):
+        where = f"record {i}" + (f" (id {rec.get('id')})" if isinstance(rec, dict) else "")
+        try:
+            arch_id = int(rec["id"])
+            config = BertConfig.parse(rec["hparams"]["model_hparam_overrides"])
+            scores = rec["scores"]
+            truth = {task: _score(scores, task) for task in TASKS + ("glue",)}
+        except (KeyError, TypeError, ValueError) as e:
+            detail = str(e) if isinstance(e, InvalidArchitectureError) else f"{type(e).__name__}: {e}"
+            raise DataError(f"bad {where}: {detail}", str(path)) from None
+        if arch_id in seen:
+            raise DataError(f"duplicate id {arch_id} in {where}", str(path))
+        seen.add(arch_id)
+        entries.append(Entry(
+            arch_id=arch_id, arch=config, truth=truth,
+            runs=[truth["glue"]], group=(config.hidden_size, config.num_layers),
+            extra={"published": published.get(arch_id, {}), "time_to_train": rec.get("time_to_train")},
+        ))
+    return entries
+
+
+def _score(scores, task):
+    v = scores[task]
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _read_published(path: Path) -> Dict[int, Dict[str, float]]:
+    out: Dict[int, Dict[str, float]] = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            for lineno, row in enumerate(csv.DictReader(f), start=2):
+                try:
+                    arch_id = int(row["ID"])
+                    values = {k: float(v) for k, v in row.items() if k not in ("ID", "GLUE Score") and v not in ("", None)}
+                except (KeyError, TypeError, ValueError) as e:
+                    raise DataError(f"bad published-scores row ({type(e).__name__}: {e})", str(path), lineno) from None
+                out[arch_id] = values
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read published scores ({e})", str(path)) from None
+    return out

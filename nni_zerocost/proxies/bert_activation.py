@@ -1,0 +1,101 @@
+"""NASWOT-family proxies for the BERT space: activation distance and Jacobian covariance.
+
+The implementations are plain functions (``bert_activation_distance``,
+``bert_jacobian_covariance``) so that one registration per name can dispatch on ``ctx.space``
+when the RNN versions of the same proxies are merged in.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .base import Flagged, register_proxy
+from .linalg import correlation_eigen_score
+
+FORMS_ACTIVATION = ("logdet", "paper")
+FORMS_JACOBIAN = ("naswot", "paper")
+
+
+def bert_activation_distance(ctx, form: str = "logdet", rows: int = 8, normalize: bool = False) -> float:
+    """NASWOT (Mellor et al. 2021) on the feed-forward GELU units.
+
+    For each feed-forward layer, each real token of a row gets a binary code (pre-activation > 0);
+    ``K[i, j]`` counts the units on which tokens i and j agree.  ``form="logdet"``: ``log det K``
+    per row, averaged over the first ``rows`` rows (<= 8), summed over feed-forward layers --
+    tokens the network keeps apart score higher.  ``form="paper"``: the paper's code, the sum of
+    the entries of ``K`` for the first row (it grows with the layer width).
+    ``normalize=True`` divides by the number of feed-forward layers.
+    """
+    if form not in FORMS_ACTIVATION:
+        raise ValueError(f"form must be one of {FORMS_ACTIVATION}, got {form!r}")
+    stats = ctx.forward_stats()
+    n_rows = 1 if form == "paper" else int(rows)
+    if not 1 <= n_rows <= stats.code_rows:
+        raise ValueError(f"rows must be in 1..{stats.code_rows}, got {rows}")
+    row_of = stats.code_row
+    total, singular = 0.0, 0
+    for codes in stats.codes.values():
+        layer_value = 0.0
+        used = 0
+        for b in range(n_rows):
+            x = codes[row_of == b].double()
+            if x.shape[0] == 0:
+                continue
+            k = x @ x.T + (1 - x) @ (1 - x).T
+            if form == "paper":
+                layer_value += float(k.sum())
+            else:
+                sign, logdet = torch.linalg.slogdet(k)
+                if sign <= 0 or not math.isfinite(float(logdet)):
+                    singular += 1
+                    continue
+                layer_value += float(logdet)
+            used += 1
+        total += layer_value / max(used, 1) if form == "logdet" else layer_value
+    if singular:
+        raise Flagged(f"{singular} token-kernel matrices are singular (tokens with identical activation patterns)")
+    return total / len(stats.codes) if normalize else total
+
+
+def bert_jacobian_covariance(ctx, form: str = "naswot") -> float:
+    """Jacobian covariance (NASWOT v1, Mellor et al. 2020) with the pass's loss gradient.
+
+    ``form="naswot"``: one Jacobian row per sequence, the gradient with respect to its summed
+    input embeddings (positions x 128, zeros at padding); score of the correlation matrix between
+    sequences, ``-sum(log(l + k) + 1/(l + k))``, k = 1e-5 (higher: inputs treated more
+    differently).  ``form="paper"``: the paper's code, the gradient of the position-embedding table
+    (= that Jacobian summed over the batch), correlation between its 128 columns across positions.
+    """
+    if form not in FORMS_JACOBIAN:
+        raise ValueError(f"form must be one of {FORMS_JACOBIAN}, got {form!r}")
+    passed = ctx.gradients()
+    if not math.isfinite(passed.loss):
+        raise Flagged(f"non-finite loss ({passed.loss})")
+    jac = passed.input_grad  # (B, T, E)
+    if form == "paper":
+        samples = jac.sum(dim=0)  # (T, E): rows = positions, columns = embedding features
+    else:
+        samples = jac.reshape(jac.shape[0], -1).T  # (T*E, B): columns = sequences
+    return correlation_eigen_score(samples.double().numpy())
+
+
+_NASWOT_MODE = "eval (no dropout); {}"
+
+# Registered by call (not as decorators) so the lead can swap in one dispatcher per name when
+# the RNN versions of these proxies are merged.
+register_proxy(
+    "activation_distance", spaces=("bert",), higher_is_better=True, needs="forward",
+    mode=_NASWOT_MODE.format("no autograd (reuses the gradient pass's forward when it ran)"),
+    nan_policy="a singular token kernel (two tokens with identical activation patterns) gives NaN, "
+               "flagged; never NaN with form='paper'",
+    form="logdet", rows=8, normalize=False,
+)(bert_activation_distance)
+
+register_proxy(
+    "jacobian_covariance", spaces=("bert",), higher_is_better=True, needs="gradients",
+    mode=_NASWOT_MODE.format("one shared forward+backward pass, replaced-token-detection loss by default"),
+    nan_policy="sequences with an all-zero Jacobian count as zero eigenvalues, flagged with the "
+               "finite fallback; a non-finite loss or Jacobian gives NaN, flagged",
+    form="naswot",
+)(bert_jacobian_covariance)

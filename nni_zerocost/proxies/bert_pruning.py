@@ -1,0 +1,161 @@
+"""Pruning-based proxies for the BERT space (Serianni & Kalita 2023, section on transformers).
+
+All of them read the two shared passes of a :class:`~nni_zerocost.spaces.bert.BertContext`:
+the gradient proxies share ONE forward + backward pass (``ctx.gradients()``; loss: masked-LM
+cross-entropy by default, see the context's ``loss`` option), the forward-only ones read the
+statistics recorded by that pass, or by a single no-grad forward when no gradient was asked for.
+The model is always in eval form (no dropout).
+
+``normalize=True`` gives the paper's "normalized" variants: the raw sum divided by the number of
+heads (head proxies) or of weight matrices (synaptic proxies), so models of different size are
+compared per unit.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, List, Tuple
+
+import torch
+
+from .base import Flagged, register_proxy
+
+GRAD_MODE = "eval (no dropout); one shared forward+backward pass, replaced-token-detection loss by default"
+FORWARD_MODE = "eval (no dropout), no autograd (reuses the gradient pass's forward when it ran)"
+GRAD_NAN = "non-finite loss or gradients give NaN, flagged"
+AXES = ("keys", "paper")
+
+
+def _weights_and_grads(ctx, which: str) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    model, passed = ctx.model(), ctx.gradients()
+    if not math.isfinite(passed.loss):
+        raise Flagged(f"non-finite loss ({passed.loss})")
+    names = {id(p): n for n, p in model.named_parameters()}
+    chosen = {"operation": model.operation_weights, "mixing": model.mixing_weights,
+              "feed_forward": model.feed_forward_weights}[which]()
+    pairs = [(p.detach(), passed.weight_grads[names[id(p)]]) for _, _, p in chosen]
+    if any(not bool(torch.isfinite(g).all()) for _, g in pairs):
+        raise Flagged("non-finite gradients")
+    return pairs
+
+
+def _total(values: Iterable[float], count: int, normalize: bool) -> float:
+    s = float(sum(values))
+    return s / count if normalize else s
+
+
+@register_proxy(
+    "head_importance", spaces=("bert",), higher_is_better=True, needs="gradients",
+    mode=GRAD_MODE, nan_policy=GRAD_NAN, normalize=False,
+)
+def head_importance(ctx, normalize: bool = False) -> float:
+    """Head importance (Michel et al. 2019) as the paper computed it: ``sum |W * dL/dW|`` over the
+    weights of every token-mixing operation (query/key/value, WMA matrix, LT input projection,
+    DSC projections and convolutions; the mixer's output dense excluded).
+
+    ``normalize=True`` divides by the number of heads of the model.
+    """
+    pairs = _weights_and_grads(ctx, "operation")
+    return _total(((w * g).abs().sum().item() for w, g in pairs), sum(ctx.model().head_counts()), normalize)
+
+
+@register_proxy(
+    "synaptic_diversity", spaces=("bert",), higher_is_better=True, needs="gradients",
+    mode=GRAD_MODE, nan_policy=GRAD_NAN, normalize=False,
+)
+def synaptic_diversity(ctx, normalize: bool = False) -> float:
+    """Synaptic diversity (TF-TAS, Zhou et al. 2022): ``sum ||W||_* ||dL/dW||_*`` (nuclear norms)
+    over every token-mixing matrix, the mixers' output dense included (convolution kernels read
+    as out x (in*k) matrices).
+
+    ``normalize=True`` divides by the number of matrices (the paper's normalized variant).
+    """
+    pairs = _weights_and_grads(ctx, "mixing")
+
+    def nuclear(m):
+        return torch.linalg.svdvals(m.reshape(m.shape[0], -1)).sum().item()
+
+    return _total((nuclear(w) * nuclear(g) for w, g in pairs), len(pairs), normalize)
+
+
+@register_proxy(
+    "synaptic_saliency", spaces=("bert",), higher_is_better=True, needs="gradients",
+    mode=GRAD_MODE, nan_policy=GRAD_NAN, normalize=False,
+)
+def synaptic_saliency(ctx, normalize: bool = False) -> float:
+    """Synaptic saliency (SynFlow-style, TF-TAS's MLP term): ``sum |W * dL/dW|`` over every
+    feed-forward weight (the GELU stack and its down projection).
+
+    ``normalize=True`` divides by the number of matrices (the paper's normalized variant).
+    """
+    pairs = _weights_and_grads(ctx, "feed_forward")
+    return _total(((w * g).abs().sum().item() for w, g in pairs), len(pairs), normalize)
+
+
+def _check_axis(axis):
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {AXES}, got {axis!r}")
+
+
+@register_proxy(
+    "head_confidence", spaces=("bert",), higher_is_better=True, needs="forward", mode=FORWARD_MODE,
+    nan_policy="an architecture without attention heads (only LT layers) has no confidence: NaN, "
+               "flagged (axis='keys'); axis='paper' is never NaN",
+    axis="keys", normalize=False,
+)
+def head_confidence(ctx, axis: str = "keys", normalize: bool = False) -> float:
+    """Head confidence (Voita et al. 2019): per attention head, the mean over real query tokens of
+    its largest attention weight (max over keys); summed over heads (``normalize=True``: mean).
+
+    Heads: every SA head and the self-attention heads of DSC layers; LT layers have none.
+    ``axis="paper"`` reproduces the paper's code instead, which did not look at attention weights
+    at all: for each query/key/value (LT: input) projection output it took the max over sequence
+    positions and averaged it; summed over projections (``normalize=True``: mean).
+    """
+    _check_axis(axis)
+    stats = ctx.forward_stats()
+    if axis == "paper":
+        vals = [v for _, _, v in stats.projection_paper]
+        return _total(vals, len(vals), normalize)
+    heads = [h for t in stats.attention_keys.values() for h in t.tolist()]
+    if not heads:
+        raise Flagged("no attention heads (every layer is LT)")
+    return _total(heads, len(heads), normalize)
+
+
+@register_proxy(
+    "head_softmax_confidence", spaces=("bert",), higher_is_better=True, needs="forward",
+    mode=FORWARD_MODE,
+    nan_policy="an architecture without any softmax mixing (only LT layers) gives NaN, flagged "
+               "(axis='keys'); axis='paper' is never NaN",
+    axis="keys", normalize=False,
+)
+def head_softmax_confidence(ctx, axis: str = "keys", normalize: bool = False) -> float:
+    """Softmax confidence: Voita's confidence over every softmax distribution a token mixer uses,
+    i.e. the attention heads of SA/DSC layers *and* the DSC dynamic-convolution kernels (softmax
+    over the span): per head, mean over tokens of the largest weight; summed over heads
+    (``normalize=True``: mean).
+
+    ``axis="paper"`` reproduces the paper's code: for each attention softmax output (B, heads, T,
+    T) the max over the *heads* axis averaged over (query, key) pairs, and for LT layers the same
+    on a softmax over the transformed features (which their model computed and discarded); summed
+    over layers (``normalize=True``: mean).
+    """
+    _check_axis(axis)
+    stats = ctx.forward_stats()
+    if axis == "paper":
+        vals = list(stats.attention_paper.values()) + list(stats.transform_paper.values())
+        return _total(vals, len(vals), normalize)
+    heads = [h for t in list(stats.attention_keys.values()) + list(stats.conv_keys.values()) for h in t.tolist()]
+    if not heads:
+        raise Flagged("no softmax mixing (every layer is LT)")
+    return _total(heads, len(heads), normalize)
+
+
+@register_proxy(
+    "nonembedding_params", spaces=("bert",), higher_is_better=True, needs="none",
+    mode="no forward pass", nan_policy="never NaN",
+)
+def nonembedding_params(ctx) -> float:
+    """Parameters outside the embedding tables and embedding LayerNorm (Kaplan et al. 2020): the
+    128 -> hidden projection and the encoder layers."""
+    return float(ctx.nonembedding_param_count())
