@@ -1,2 +1,2 @@
 """Imports every built-in proxy module so that their decorators register them."""
-from . import hidden_covariance, params  # noqa: F401
+from . import hidden_covariance, naswot, params, saliency  # noqa: F401

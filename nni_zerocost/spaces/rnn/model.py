@@ -129,6 +129,7 @@ class CellLayer(nn.Module):
         state: Optional[Sequence[torch.Tensor]] = None,
         record_inputs: bool = False,
         observers: Sequence = (),
+        state_observers: Sequence = (),
     ):
         """Run the layer over ``xs`` (T, B, input_size).
 
@@ -136,6 +137,9 @@ class CellLayer(nn.Module):
         stacked state ``h_prev_0`` entering every step (T, B, H) when ``record_inputs``.
         ``observers`` are callables ``obs(node_name, op, tensor)`` called on every activation
         node output (used by activation-based proxies; nothing is left registered).
+        ``state_observers`` are callables ``obs(t, state)`` called with the state tuple entering
+        step ``t``: the tensors themselves, so gradient-based proxies can differentiate with
+        respect to them (``torch.autograd.grad(loss, states)``).
         """
         T, B, _ = xs.shape
         H = self.hidden_size
@@ -165,6 +169,8 @@ class CellLayer(nn.Module):
             vals: Dict[str, torch.Tensor] = {f"h_prev_{s}": state[s] for s in range(k)}
             if record_inputs:
                 incoming.append(state[0])
+            for obs in state_observers:
+                obs(t, state)
             hparts: Dict[Tuple[str, int], torch.Tensor] = {}
             for src, w in wh.items():
                 if w is None:
