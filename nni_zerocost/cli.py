@@ -106,9 +106,12 @@ def cmd_list(args) -> int:
     else:
         for n in list_proxies(args.space):
             p = get_proxy(n)
-            opts = ",".join(f"{k}={v}" for k, v in p.defaults.items())
-            print(f"{n:<26} spaces={'/'.join(p.spaces):<9} {'higher' if p.higher_is_better else 'lower'}-is-better  "
-                  f"needs={p.needs:<9} {('options: ' + opts) if opts else ''}")
+            for space, impl in p.impls.items():
+                if args.space and space != args.space:
+                    continue
+                opts = ",".join(f"{k}={v}" for k, v in impl.defaults.items())
+                print(f"{n:<26} {space:<5} {'higher' if p.higher_is_better else 'lower'}-is-better  "
+                      f"needs={impl.needs:<9} {('options: ' + opts) if opts else ''}")
     return 0
 
 

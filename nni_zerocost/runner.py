@@ -44,10 +44,11 @@ class ScoreJob:
                     f"proxy {name!r} does not apply to the {self.space!r} space; proxies for it: "
                     + ", ".join(n for n in _names() if get_proxy(n).applies_to(self.space))
                 )
-            bad = set(opts) - set(proxy.defaults)
+            defaults = proxy.impl(self.space).defaults
+            bad = set(opts) - set(defaults)
             if bad:
-                raise ProxyOptionError(f"proxy {name!r} has no option(s) {sorted(bad)}; valid: {sorted(proxy.defaults) or 'none'}")
-            self.parsed.append((spec, name, {**proxy.defaults, **opts}))
+                raise ProxyOptionError(f"proxy {name!r} has no option(s) {sorted(bad)}; valid: {sorted(defaults) or 'none'}")
+            self.parsed.append((spec, name, {**defaults, **opts}))
         self.data_fingerprint = self.batch.fingerprint if self.batch is not None else sp.default_batch(0).fingerprint
 
     def key(self, arch_hash: str, name: str, opts: Mapping[str, Any]) -> str:

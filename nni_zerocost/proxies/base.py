@@ -60,23 +60,58 @@ class ProxyResult:
 
 
 @dataclasses.dataclass(frozen=True)
-class Proxy:
-    """Metadata and implementation of one registered proxy."""
+class ProxyImpl:
+    """How a proxy is computed on one space: function, needs, mode, NaN policy, options."""
 
-    name: str
     fn: Callable[..., float]
-    spaces: Tuple[str, ...]
-    higher_is_better: bool
-    needs: str  # "forward" | "gradients" | "labels"
+    needs: str  # "forward" | "gradients" | "labels" | "none"
     mode: str  # e.g. "eval (no dropout)"
     nan_policy: str
     description: str
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
-    def applies_to(self, space: str) -> bool:
-        return space in self.spaces
 
-    def __call__(self, ctx: "ScoringContext", **options) -> ProxyResult:
+@dataclasses.dataclass(frozen=True)
+class Proxy:
+    """One registered proxy name: its sign and one implementation per search space.
+
+    A name such as ``activation_distance`` means the same idea on every space it applies to,
+    so it is one proxy with per-space implementations (the BERT and RNN passes differ); the
+    sign must agree across spaces.  ``needs``/``mode``/``nan_policy``/``description``/
+    ``defaults`` describe the first implementation; use :meth:`impl` for a given space.
+    """
+
+    name: str
+    higher_is_better: bool
+    impls: Mapping[str, ProxyImpl]
+
+    @property
+    def spaces(self) -> Tuple[str, ...]:
+        return tuple(self.impls)
+
+    def applies_to(self, space: str) -> bool:
+        return space in self.impls
+
+    def impl(self, space: str) -> ProxyImpl:
+        try:
+            return self.impls[space]
+        except KeyError:
+            raise ProxyNotApplicableError(
+                f"proxy {self.name!r} does not apply to the {space!r} space "
+                f"(it applies to: {', '.join(self.spaces)})"
+            ) from None
+
+    def _first(self) -> ProxyImpl:
+        return next(iter(self.impls.values()))
+
+    needs = property(lambda self: self._first().needs)
+    mode = property(lambda self: self._first().mode)
+    nan_policy = property(lambda self: self._first().nan_policy)
+    description = property(lambda self: self._first().description)
+    defaults = property(lambda self: self._first().defaults)
+    fn = property(lambda self: self._first().fn)
+
+    def __call__(self, ctx: "ScoringContext", **options) -> "ProxyResult":
         return compute(self, ctx, **options)
 
 
@@ -94,28 +129,26 @@ def register_proxy(
     nan_policy: str,
     **defaults,
 ):
-    """Decorator registering ``fn(ctx, **options) -> float`` as a proxy.
+    """Decorator registering ``fn(ctx, **options) -> float`` as the proxy ``name`` on ``spaces``.
 
-    The docstring of ``fn`` becomes the proxy's description; ``defaults`` are its options.
+    The docstring of ``fn`` becomes the description; ``defaults`` are its options.  A name may
+    be registered again for *other* spaces (same sign), adding a per-space implementation.
     """
     if needs not in NEEDS:
         raise ValueError(f"needs must be one of {NEEDS}, got {needs!r}")
 
     def deco(fn):
-        PROXIES.add(
-            name,
-            Proxy(
-                name=name,
-                fn=fn,
-                spaces=tuple(spaces),
-                higher_is_better=higher_is_better,
-                needs=needs,
-                mode=mode,
-                nan_policy=nan_policy,
-                description=(fn.__doc__ or "").strip(),
-                defaults=dict(defaults),
-            ),
-        )
+        impl = ProxyImpl(fn, needs, mode, nan_policy, (fn.__doc__ or "").strip(), dict(defaults))
+        if name in PROXIES:
+            old = PROXIES.get(name)
+            clash = set(old.impls) & set(spaces)
+            if clash:
+                raise ValueError(f"proxy {name!r} is already registered for {sorted(clash)}")
+            if old.higher_is_better != higher_is_better:
+                raise ValueError(f"proxy {name!r}: the sign must agree across spaces")
+            PROXIES._items[name] = Proxy(name, higher_is_better, {**old.impls, **{s: impl for s in spaces}})
+        else:
+            PROXIES.add(name, Proxy(name, higher_is_better, {s: impl for s in spaces}))
         return fn
 
     return deco
@@ -169,22 +202,18 @@ class ScoringContext(abc.ABC):
 
 def compute(proxy: Proxy, ctx: ScoringContext, **options) -> ProxyResult:
     """Run one proxy on a context, applying its defaults and the package-wide NaN policy."""
-    if not proxy.applies_to(ctx.space):
-        raise ProxyNotApplicableError(
-            f"proxy {proxy.name!r} does not apply to the {ctx.space!r} space "
-            f"(it applies to: {', '.join(proxy.spaces)})"
-        )
-    unknown = set(options) - set(proxy.defaults)
+    impl = proxy.impl(ctx.space)
+    unknown = set(options) - set(impl.defaults)
     if unknown:
         raise ProxyOptionError(
-            f"proxy {proxy.name!r} got unknown option(s) {sorted(unknown)}; "
-            f"valid options: {sorted(proxy.defaults) or 'none'}"
+            f"proxy {proxy.name!r} got unknown option(s) {sorted(unknown)} on the {ctx.space!r} space; "
+            f"valid options: {sorted(impl.defaults) or 'none'}"
         )
-    opts = {**proxy.defaults, **options}
+    opts = {**impl.defaults, **options}
     start = time.perf_counter()
     flag = None
     try:
-        raw = float(proxy.fn(ctx, **opts))
+        raw = float(impl.fn(ctx, **opts))
     except Flagged as f:
         raw, flag = f.value, f.reason
     if not math.isfinite(raw):

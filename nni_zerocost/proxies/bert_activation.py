@@ -82,8 +82,8 @@ def bert_jacobian_covariance(ctx, form: str = "naswot") -> float:
 
 _NASWOT_MODE = "eval (no dropout); {}"
 
-# Registered by call (not as decorators) so the lead can swap in one dispatcher per name when
-# the RNN versions of these proxies are merged.
+# The same proxy names have RNN implementations in naswot.py; the registry keeps one
+# implementation per space under one name.
 register_proxy(
     "activation_distance", spaces=("bert",), higher_is_better=True, needs="forward",
     mode=_NASWOT_MODE.format("no autograd (reuses the gradient pass's forward when it ran)"),

@@ -8,6 +8,7 @@ import torch
 
 from ...data import TokenBatch, zipf_batch
 from ...errors import DataError
+from ...proxies import rnn_passes
 from ...proxies.base import ScoringContext
 from ..base import SearchSpace, register_space
 from .cell import Cell, Node
@@ -55,6 +56,11 @@ class RNNContext(ScoringContext):
 
     Mode: the model is always evaluated without dropout (the official model in ``eval()``),
     which is what the paper did.
+
+    Passes shared by several proxies (:mod:`nni_zerocost.proxies.rnn_passes`) run once per
+    context and are cached: :meth:`activation_kernel`, :meth:`gradients` (one per loss and
+    input noise), :meth:`hessian_gradient`.  None of them writes the model's weights or
+    ``.grad`` fields or leaves a hook behind.
     """
 
     space = "rnn"
@@ -105,6 +111,50 @@ class RNNContext(ScoringContext):
                     out, _, inc = model.layers[i - 1](out, record_inputs=True)
                     self.cache[("output", i)] = out
                     self.cache[("incoming", i)] = inc
+        return self.cache[key]
+
+    def activation_kernel(self):
+        """``(K, n_codes)``: the NASWOT binary-code kernel over all layers (B, B) and the number
+        of codes per sequence.  Its forward also caches the entering states of every layer."""
+        if "activation_kernel" not in self.cache:
+            K, n_codes, incoming = rnn_passes.activation_kernel(self.model(), self.tokens)
+            self.cache["activation_kernel"] = (K, n_codes)
+            for i, inc in enumerate(incoming, start=1):
+                self.cache.setdefault(("incoming", i), inc)
+        return self.cache["activation_kernel"]
+
+    def layer_input(self, noise: float = 0.0) -> torch.Tensor:
+        """The embedding output (T, B, E), or the paper's noised copy
+        ``emb + noise * var_batch(emb) * N(0, 1)`` (one N(0, 1) draw per context, seeded)."""
+        key = ("layer_input", float(noise))
+        if key not in self.cache:
+            with torch.no_grad():
+                emb = self.model().embed(self.tokens)
+            if noise:
+                draw = self.cached("noise", lambda: rnn_passes.standard_noise(emb.shape, self.seed))
+                emb = rnn_passes.noised_input(emb, float(noise), draw)
+            self.cache[key] = emb
+        return self.cache[key]
+
+    def gradients(self, loss: str = "lm", noise: float = 0.0) -> "rnn_passes.GradientPass":
+        """One forward + backward of ``loss`` (see ``rnn_passes.LOSSES``), cached per (loss,
+        noise): gradients w.r.t. the layer-1 input, every parameter and every entering state.
+        ``noise`` > 0 feeds the noised layer input (:meth:`layer_input`) instead of the
+        embedding."""
+        rnn_passes.check_loss(loss)
+        key = ("gradients", loss, float(noise))
+        if key not in self.cache:
+            x = self.layer_input(noise) if noise else None
+            self.cache[key] = rnn_passes.gradient_pass(self.model(), self.tokens, loss, x, float(noise))
+        return self.cache[key]
+
+    def hessian_gradient(self, loss: str, names) -> Dict[str, torch.Tensor]:
+        """GraSP's Hessian-gradient product ``H g`` over the parameters ``names`` (cached)."""
+        names = tuple(names)
+        key = ("hessian_gradient", loss, names)
+        if key not in self.cache:
+            g = self.gradients(loss).param_grads
+            self.cache[key] = rnn_passes.hessian_gradient(self.model(), self.tokens, loss, names, g)
         return self.cache[key]
 
     def param_count(self) -> int:

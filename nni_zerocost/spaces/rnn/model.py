@@ -130,6 +130,7 @@ class CellLayer(nn.Module):
         state: Optional[Sequence[torch.Tensor]] = None,
         record_inputs: bool = False,
         observers: Sequence = (),
+        state_observers: Sequence = (),
     ):
         """Run the layer over ``xs`` (T, B, input_size).
 
@@ -139,6 +140,9 @@ class CellLayer(nn.Module):
         node output (used by activation-based proxies; nothing is left registered).
         Works with and without autograd; under ``no_grad`` the grouped weights are made
         contiguous once so every per-step product runs on a dense (in, k*H) matrix.
+        ``state_observers`` are callables ``obs(t, state)`` called with the state tuple entering
+        step ``t``: the tensors themselves, so gradient-based proxies can differentiate with
+        respect to them (``torch.autograd.grad(loss, states)``).
         """
         T, B, _ = xs.shape
         H = self.hidden_size
@@ -183,8 +187,10 @@ class CellLayer(nn.Module):
             vals: Dict[str, torch.Tensor] = {f"h_prev_{s}": state[s] for s in range(k)}
             if record_inputs:
                 incoming.append(state[0])
+            for obs in state_observers:
+                obs(t, state)
             hparts: Dict[Tuple[str, int], torch.Tensor] = {}
-            if not (zero_state and t == 0):  # W @ 0 == 0: skip the first step's products
+            if not (zero_state and t == 0 and not grad):  # W @ 0 == 0: skip the first step's products
                 for s, w, keys in wh:
                     proj = state[s] @ w
                     for j, key in enumerate(keys):

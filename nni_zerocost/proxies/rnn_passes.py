@@ -1,0 +1,175 @@
+"""The forward/backward passes the RNN proxies share, run once per context and cached.
+
+A proxy never runs the model itself: it asks its :class:`~nni_zerocost.spaces.rnn.RNNContext`
+for a pass (``ctx.activation_kernel()``, ``ctx.gradients(loss, noise)``,
+``ctx.hessian_gradient(loss)``), which runs here the first time and comes from the context's
+cache afterwards.  So asking for many proxies of one model costs one pass per *kind* of pass:
+
+* activation kernel: one forward without autograd over all layers (NASWOT binary codes); the
+  same forward also fills the hidden-state cache that ``hidden_covariance`` reads.
+* gradients: one forward and one backward per (loss, input noise), differentiating with
+  respect to everything any proxy reads, at once: the layer-1 input (the Jacobian), every
+  parameter, and the recurrent state entering every step of every layer.
+* Hessian-gradient product (GraSP only): one more forward with a double backward.
+
+Everything uses :func:`torch.autograd.grad`: no ``.grad`` field of the model is written, no
+hook is registered, and the weights are never touched, so a context can be scored in any order
+and the model stays exactly as built.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: losses a gradient pass can differentiate (documented once, referred to by every proxy)
+LOSSES = {
+    "lm": "mean next-token cross-entropy of the tied decoder's logits (token t+1 predicted at step t)",
+    "sum": "sum of the last layer's outputs, label-free (the paper's y.backward(ones))",
+    "square": "half the sum of squares of the last layer's outputs (the paper's y.backward(y))",
+}
+
+#: input-noise amplitudes of the paper's noised Jacobians: emb + a * var_batch(emb) * N(0, 1)
+NOISE_AMPLITUDES = {"small": 0.1, "large": 10.0, "huge": 100.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientPass:
+    """Everything one forward + backward of one loss yields.  All tensors are detached.
+
+    ``states[l]``/``state_grads[l]``: the state ``h_prev_0`` entering steps 1..T-1 of layer
+    ``l`` (0-based; step 0's state is the constant zero) and the total derivative of the loss
+    with respect to it (through the recurrence and the layers above), shape (T-1, B, H).
+    ``param_grads``: by ``model.named_parameters()`` name; zeros for parameters the loss does
+    not reach (the embedding when the input is a noised copy).
+    """
+
+    loss: str
+    noise: float
+    value: float
+    input_grad: torch.Tensor
+    states: Tuple[torch.Tensor, ...]
+    state_grads: Tuple[torch.Tensor, ...]
+    param_grads: Dict[str, torch.Tensor]
+
+
+def check_loss(loss: str) -> str:
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; valid losses: {', '.join(LOSSES)}")
+    return loss
+
+
+def _loss_value(model, last: torch.Tensor, tokens: torch.Tensor, loss: str) -> torch.Tensor:
+    if loss == "sum":
+        return last.sum()
+    if loss == "square":
+        return 0.5 * (last * last).sum()
+    if tokens.shape[0] < 2:
+        raise ValueError("the 'lm' loss needs at least 2 time steps (it predicts the next token)")
+    logits = model.decode(last[:-1])
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[1:].reshape(-1))
+
+
+def _forward(model, layer_input: torch.Tensor, record_states: bool):
+    """Run every layer; return the last layer's outputs and the per-layer entering states."""
+    states: List[List[torch.Tensor]] = []
+    out = layer_input
+    for layer in model.layers:
+        seen: List[torch.Tensor] = []
+        observers = (lambda t, state, seen=seen: t > 0 and seen.append(state[0]),) if record_states else ()
+        out, _, _ = layer(out, state_observers=observers)
+        states.append(seen)
+    return out, states
+
+
+def gradient_pass(model, tokens: torch.Tensor, loss: str, layer_input: Optional[torch.Tensor] = None,
+                  noise: float = 0.0) -> GradientPass:
+    """One forward + backward of ``loss``; ``layer_input`` replaces the embedding output."""
+    check_loss(loss)
+    names, params = zip(*model.named_parameters())
+    with torch.enable_grad():
+        x = model.embed(tokens) if layer_input is None else layer_input.detach().requires_grad_(True)
+        last, states = _forward(model, x, record_states=True)
+        value = _loss_value(model, last, tokens, loss)
+        flat = [s for seen in states for s in seen]
+        wrt = [x, *params, *flat]
+        live = [w for w in wrt if w.requires_grad]
+        got = iter(torch.autograd.grad(value, live, allow_unused=True))
+        grads = [next(got) if w.requires_grad else None for w in wrt]
+    grads = [torch.zeros_like(w) if g is None else g.detach() for w, g in zip(wrt, grads)]
+    input_grad, pgrads, sgrads = grads[0], grads[1:1 + len(params)], grads[1 + len(params):]
+    B, H_of = tokens.shape[1], [layer.hidden_size for layer in model.layers]
+    st, sg, i = [], [], 0
+    for seen, H in zip(states, H_of):
+        n = len(seen)
+        st.append(torch.stack([s.detach() for s in seen]) if n else x.new_zeros(0, B, H))
+        sg.append(torch.stack(sgrads[i:i + n]) if n else x.new_zeros(0, B, H))
+        i += n
+    return GradientPass(loss, float(noise), float(value.detach()), input_grad, tuple(st), tuple(sg),
+                        dict(zip(names, pgrads)))
+
+
+def hessian_gradient(model, tokens: torch.Tensor, loss: str, names: Sequence[str],
+                     grads: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """``H g`` restricted to the parameters ``names``, for the given gradient ``g`` (GraSP)."""
+    check_loss(loss)
+    named = dict(model.named_parameters())
+    params = [named[n] for n in names]
+    with torch.enable_grad():
+        last, _ = _forward(model, model.embed(tokens), record_states=False)
+        value = _loss_value(model, last, tokens, loss)
+        first = torch.autograd.grad(value, params, create_graph=True, allow_unused=True)
+        used = [(p, f, grads[n]) for n, p, f in zip(names, params, first) if f is not None and f.requires_grad]
+        if not used:
+            return {n: torch.zeros_like(named[n]) for n in names}
+        z = sum((f * g).sum() for _, f, g in used)
+        hg = torch.autograd.grad(z, [p for p, _, _ in used], allow_unused=True)
+    out = {n: torch.zeros_like(named[n]) for n in names}
+    by_id = {id(p): h for (p, _, _), h in zip(used, hg)}
+    for n in names:
+        h = by_id.get(id(named[n]))
+        if h is not None:
+            out[n] = h.detach()
+    return out
+
+
+def activation_kernel(model, tokens: torch.Tensor):
+    """NASWOT kernel of the binary codes of every activation node, every step, every layer.
+
+    ``K[i, j]`` = number of (node, step, unit) codes on which sequences ``i`` and ``j`` agree
+    (code = output > 0), i.e. ``c cᵀ + (1 - c)(1 - c)ᵀ`` accumulated; exact in float64.
+    Returns ``(K, n_codes, incoming)`` where ``incoming`` are the per-layer entering states
+    (what ``hidden_covariance`` reads), recorded by the same forward.
+    """
+    B = tokens.shape[1]
+    K = torch.zeros(B, B, dtype=torch.float64)
+    n_codes = [0]
+
+    def observe(name, op, out):
+        c = (out > 0).to(torch.float64)
+        K.add_(c @ c.T).add_((1 - c) @ (1 - c).T)
+        n_codes[0] += c.shape[1]
+
+    with torch.no_grad():
+        trace = model.run_layers(model.embed(tokens), record_inputs=True, observers=(observe,))
+    return K.numpy(), n_codes[0], [inc for _, inc in trace]
+
+
+def noised_input(embedding: torch.Tensor, amplitude: float, noise: np.ndarray) -> torch.Tensor:
+    """The paper's noised layer input ``emb + a * var * noise``.
+
+    ``var`` is the variance over the batch (per step and feature), in float32 as the paper's
+    numpy code computed it; the sum is formed in float64 and rounded to float32, as there.
+    """
+    e = embedding.detach().numpy()
+    var = np.var(e, axis=1, keepdims=True)
+    return torch.from_numpy((e + amplitude * var * noise).astype(np.float32))
+
+
+def standard_noise(shape, seed: int) -> np.ndarray:
+    """N(0, 1) noise from numpy's legacy generator: with seed 0 this is the paper's draw
+    (``np.random.seed(0); np.random.normal(size=shape)``)."""
+    return np.random.RandomState(int(seed)).normal(size=tuple(shape))
