@@ -84,9 +84,9 @@ def is_stand_in(module: types.ModuleType) -> bool:
 
 
 def _torchvision_missing() -> bool:
-    if "torchvision" in sys.modules:  # real one already imported, or our stand-in
+    if sys.modules.get("torchvision") is not None:  # real one already imported, or our stand-in
         return False
-    return importlib.util.find_spec("torchvision") is None
+    return importlib.util.find_spec("torchvision") is None  # None also when blocked in sys.modules
 
 
 class _MissingTorchvisionModule(types.ModuleType):
