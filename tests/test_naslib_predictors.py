@@ -113,8 +113,11 @@ def test_naslib_metrics_on_known_rankings():
 
 
 def test_driver_matches_the_core_on_benchmark_cells(data_dir):
-    r = evaluate("nlp", "hidden_covariance", n=8, seed=1, data_dir=str(data_dir))
-    assert r["n"] == 8 and r["core_match"] is True and r["max_abs_score_difference"] == 0.0
-    assert r["query_time"] > 0
-    for k in ("pearson", "spearman", "kendalltau"):
-        assert -1.0 <= r[k] <= 1.0 and r[k] == pytest.approx(r["core"][k])
+    # 'params' needs no forward pass, so 30 cells stay fast; hidden covariance equality per
+    # architecture is covered above
+    r = evaluate("nlp", "params", n=30, seed=1, data_dir=str(data_dir))
+    assert r["n"] == 30 and r["core_match"] is True and r["max_abs_score_difference"] == 0.0
+    assert r["query_time"] > 0 and r["n_excluded"] == 0
+    for k in ("pearson", "spearman", "kendalltau", "precision_10", "precision_20"):
+        assert r[k] == pytest.approx(r["core"][k], abs=1e-12)
+    assert -1.0 <= r["kendalltau"] <= 1.0 and r["kendalltau"] != 0.0
