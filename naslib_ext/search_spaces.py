@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -176,15 +176,15 @@ class BenchmarkTable:
     def truth(self, arch) -> Optional[Dict[str, Any]]:
         """Ground-truth dict of ``arch`` (None when the benchmark does not hold it)."""
         e = self.by_arch.get(arch)
-        if e is not None:
-            return dict(e.truth, **{k: v for k, v in e.extra.items() if k == "n_params"})
-        matches = self.by_hash.get(self.space.arch_hash(arch))
+        matches = [e] if e is not None else self.by_hash.get(self.space.arch_hash(arch))
         if not matches:
             return None
         out: Dict[str, Any] = {}
         for key in matches[0].truth:
             vals = [m.truth.get(key) for m in matches if _finite(m.truth.get(key))]
             out[key] = sum(vals) / len(vals) if vals else None
+        if matches[0].extra.get("n_params") is not None:  # isomorphic cells: same parameter count
+            out["n_params"] = matches[0].extra["n_params"]
         return out
 
 
@@ -195,10 +195,12 @@ def _table(benchmark_name: str, folder: str) -> BenchmarkTable:
 
 def benchmark_table(benchmark_name: str, dataset_api=None) -> BenchmarkTable:
     """The (cached) table; ``dataset_api`` may be ``{"data_dir": path}``, else ``data_dir()``."""
-    folder = None
-    if isinstance(dataset_api, dict):
-        folder = dataset_api.get("data_dir")
-    return _table(benchmark_name, str(folder or default_data_dir()))
+    return _table(benchmark_name, _folder(dataset_api))
+
+
+def _folder(dataset_api) -> str:
+    folder = dataset_api.get("data_dir") if isinstance(dataset_api, dict) else None
+    return str(folder or default_data_dir())
 
 
 def _finite(x) -> bool:
@@ -325,8 +327,7 @@ class _CoreGraph:
 
     def _labeled_neighbours(self, parent, dataset_api) -> list:
         """The table architectures nearest to ``parent`` in the one-hot encoding (Hamming)."""
-        folder = dataset_api.get("data_dir") if isinstance(dataset_api, dict) else None
-        archs, codes = _labeled_encodings(type(self), str(folder or default_data_dir()))
+        archs, codes = _labeled_encodings(type(self), _folder(dataset_api))
         me = np.asarray(self.one_hot(parent.get_compact()), dtype=np.int16)
         dist = np.abs(codes - me).sum(axis=1).astype(np.float64)
         dist[[i for i, a in enumerate(archs) if a == parent.core_arch()]] = np.inf
