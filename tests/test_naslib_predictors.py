@@ -121,3 +121,22 @@ def test_driver_matches_the_core_on_benchmark_cells(data_dir):
     for k in ("pearson", "spearman", "kendalltau", "precision_10", "precision_20"):
         assert r[k] == pytest.approx(r["core"][k], abs=1e-12)
     assert -1.0 <= r["kendalltau"] <= 1.0 and r["kendalltau"] != 0.0
+
+
+def test_naslib_predictor_evaluator_runs_on_our_space_and_predictor(data_dir, tmp_path, monkeypatch):
+    from fvcore.common.config import CfgNode
+    from naslib.defaults.predictor_evaluator import PredictorEvaluator
+    from scipy import stats
+
+    monkeypatch.setenv("NNI_ZEROCOST_DATA", str(data_dir))
+    np.random.seed(0)
+    cfg = CfgNode(dict(experiment_type="single", test_size=15, train_size_single=2, train_size_list=[2],
+                       fidelity_single=5, fidelity_list=[5], max_hpo_time=0, dataset="ptb",
+                       uniform_random=True, save=str(tmp_path)))
+    ev = PredictorEvaluator(P.ZeroCostProxyPredictor("params"), config=cfg)
+    ev.adapt_search_space(NasBenchNLPSpace(), load_labeled=True)
+    res = ev.evaluate()[-1]
+    y, pred = np.array(res["full_ytest"]), np.array(res["full_testpred"])
+    assert len(y) == 15 and np.all((90 < y) & (y < 97))  # 100 - PTB test loss
+    assert np.all(pred > 5e6)  # parameter counts of the PTB model
+    assert res["spearman"] == pytest.approx(stats.spearmanr(y, pred).statistic)
