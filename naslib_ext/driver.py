@@ -15,7 +15,9 @@ it silently returns NaN for every metric, and it reports |pearson|.
 
 With ``--check-core`` (default) the same architectures are also scored by the core directly
 (``nni_zerocost.score`` on the table's architectures, truth from the table) and both sets of
-figures are printed with their largest difference, so the adapter is shown not to change them.
+figures are printed with their largest difference, so the adapter is shown not to change them;
+the command exits with status 1 when they differ.  :func:`evaluate` returns the same figures as
+a dict, for a CLI command to call.
 """
 from __future__ import annotations
 
