@@ -141,7 +141,12 @@ INSTALL_HINT = (
 
 
 def import_naslib():
-    """:func:`enable`, then ``import naslib``; an ImportError says how to install NASLib."""
+    """:func:`enable`, then ``import naslib``; an ImportError says how to install NASLib.
+
+    Nothing is patched when NASLib is not installed at all.
+    """
+    if sys.modules.get("naslib") is None and importlib.util.find_spec("naslib") is None:
+        raise ImportError(INSTALL_HINT)
     enable()
     try:
         import naslib  # noqa: F401

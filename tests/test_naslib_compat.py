@@ -84,7 +84,8 @@ def test_compat_imports_without_naslib_and_explains_how_to_get_it():
             msg = None
         except ImportError as e:
             msg = str(e)
-        print(json.dumps({"msg": msg}))
+        print(json.dumps({"msg": msg, "patched": sorted(compat.applied()), "tv": "torchvision" in sys.modules}))
     """)
     assert out["msg"] is not None
+    assert out["patched"] == [] and out["tv"] is False  # nothing patched when NASLib is absent
     assert "automl/NASLib" in out["msg"] and "Develop" in out["msg"] and "PYTHONPATH" in out["msg"]
