@@ -1,0 +1,216 @@
+"""nni-zerocost proxies as NASLib predictors and as NASLib zero-cost measures.
+
+* :class:`ZeroCostProxyPredictor` -- a ``naslib.predictors.Predictor`` for any of our proxies.
+* :func:`register_naslib_measures` (run on import) -- adds our proxies to NASLib's measure
+  registry, so ``ZeroCost(method_type="hidden_covariance").query(graph, dataloader=...)`` works
+  on the spaces of :mod:`naslib_ext.search_spaces`.
+
+Both score through the core (``nni_zerocost.score``); nothing is re-implemented here.
+
+NaN policy: predictions are the proxy's normalised score (:attr:`ProxyResult.score`, higher is
+better), flagged finite fallbacks included.  An architecture the proxy cannot score (a flagged
+NaN, e.g. a cell whose hidden states explode) is predicted :data:`NO_SCORE` = -1e8, the value
+NASLib's own ``ZeroCost`` gives a NaN measure, so both paths agree and such architectures rank
+last.  :meth:`ZeroCostProxyPredictor.query_results` returns the full results, flags included,
+for callers that want to exclude them instead.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, List, Optional
+
+import numpy as np
+import torch
+
+from .compat import import_naslib
+
+import_naslib()
+
+from naslib.predictors.predictor import Predictor  # noqa: E402
+from naslib.predictors.utils.pruners import measures as naslib_measures  # noqa: E402
+
+import nni_zerocost  # noqa: E402
+from nni_zerocost.data import TokenBatch, corpus_batch  # noqa: E402
+from nni_zerocost.errors import ProxyNotApplicableError  # noqa: E402
+from nni_zerocost.proxies import ProxyResult, get_proxy  # noqa: E402
+from nni_zerocost.proxies.base import parse_proxy_spec  # noqa: E402
+from nni_zerocost.spaces.rnn.model import VOCAB  # noqa: E402
+
+NO_SCORE = -1e8
+#: seed of the models scored through NASLib's ZeroCost (it has no seed argument)
+MEASURE_SEED = 0
+#: measure names NASLib's ``find_measures`` handles itself before consulting the registry
+NASLIB_SPECIAL_MEASURES = ("flops", "params")
+QUALIFIED_PREFIX = "nni_zerocost."
+
+
+class ZeroCostProxyPredictor(Predictor):
+    """Predict with one nni-zerocost proxy; nothing to fit.
+
+    ``proxy`` is a name or spec (``"hidden_covariance:layer=2"``).  The input batch is, in order
+    of precedence: ``dataloader`` given to :meth:`query` (its first ``(inputs, targets)`` pair,
+    token ids batch-first ``(B, T)``, RNN space), ``batch`` (any core batch object),
+    ``corpus`` (a PTB-style folder or text file, RNN space: the paper's protocol, test split,
+    50 columns x 70 steps), else the space's embedded default batch.  ``seed`` seeds the model
+    initialisation.  ``space`` names the core space for raw architectures (Cell, dicts); it
+    defaults to the proxy's only space.
+
+    ``query(xtest, info)`` follows both NASLib conventions: a list of architectures (as
+    ``PredictorEvaluator`` passes) gives an ``np.ndarray``; one architecture (NASLib graph,
+    ``torch.nn.Module`` with ``.arch``, Cell, recipe or config dict) gives a float.
+    """
+
+    def __init__(self, proxy: str = "hidden_covariance", corpus=None, seed: int = 0, *, batch=None,
+                 space: Optional[str] = None, ss_type=None, encoding_type=None):
+        super().__init__(ss_type=ss_type, encoding_type=encoding_type)
+        name, options = parse_proxy_spec(proxy)
+        self.proxy_info = get_proxy(name)  # raises UnknownNameError listing valid names
+        self.proxy = proxy
+        self.method_type = proxy  # NASLib's PredictorEvaluator prints this
+        self.seed = int(seed)
+        self.corpus = corpus
+        self.batch = batch
+        if space is None and len(self.proxy_info.spaces) == 1:
+            space = self.proxy_info.spaces[0]
+        self.space = space
+        self._corpus_batch: Optional[TokenBatch] = None
+
+    # -- NASLib Predictor interface ------------------------------------------------------
+    def fit(self, xtrain, ytrain, train_info=None, **kwargs):
+        """Zero-cost: nothing is learned from labelled architectures."""
+        return None
+
+    def get_data_reqs(self):
+        """Needs no learning curve, hyperparameters, unlabeled or training architectures."""
+        return {
+            "requires_partial_lc": False,
+            "metric": None,
+            "requires_hyperparameters": False,
+            "hyperparams": {},
+            "unlabeled": False,
+            "unlabeled_factor": 0,
+        }
+
+    def query(self, xtest, info=None, dataloader=None):
+        """Scores (higher = better; :data:`NO_SCORE` where the proxy has none)."""
+        if _is_many(xtest):
+            return np.array([_value(r) for r in self.query_results(xtest, dataloader)], dtype=np.float64)
+        return _value(self.query_results([xtest], dataloader)[0])
+
+    # -- details -------------------------------------------------------------------------
+    def query_results(self, archs: Iterable[Any], dataloader=None) -> List[ProxyResult]:
+        """Full :class:`ProxyResult` per architecture (raw value, flag, seconds)."""
+        out = []
+        for arch in archs:
+            space, core = self._resolve(arch)
+            batch = self._batch(space, dataloader)
+            out.append(nni_zerocost.score(space, core, [self.proxy], batch=batch, seed=self.seed)[self.proxy])
+        return out
+
+    def _resolve(self, arch):
+        graph = _graph_of(arch)
+        if graph is not None:
+            return graph.core_space, graph.core_arch()
+        if self.space is None:
+            raise ValueError(
+                f"proxy {self.proxy!r} applies to several spaces {self.proxy_info.spaces}; pass "
+                "space= or query NASLib graphs from naslib_ext.search_spaces"
+            )
+        return self.space, arch
+
+    def _batch(self, space: str, dataloader):
+        if dataloader is not None:
+            inputs, _ = next(iter(dataloader))
+            return batch_from_inputs(space, inputs)
+        if self.batch is not None:
+            return self.batch
+        if self.corpus is not None:
+            if space != "rnn":
+                raise ProxyNotApplicableError(f"corpus= gives RNN token batches; for the {space!r} space pass batch=")
+            if self._corpus_batch is None:
+                self._corpus_batch = corpus_batch(self.corpus)
+            return self._corpus_batch
+        return None  # the space's default batch, exactly as nni_zerocost.score uses it
+
+    def __repr__(self):
+        return f"ZeroCostProxyPredictor(proxy={self.proxy!r}, seed={self.seed})"
+
+
+def _value(result: ProxyResult) -> float:
+    return float(result.score) if result.ok else NO_SCORE
+
+
+def _is_many(x) -> bool:
+    if isinstance(x, (list, np.ndarray)):
+        return True
+    return isinstance(x, tuple) and len(x) > 0 and all(isinstance(a, torch.nn.Module) for a in x)
+
+
+def _graph_of(obj):
+    """Our NASLib graph inside ``obj`` (itself, or NASLib's ``module.arch`` wrapper), else None."""
+    from .search_spaces import is_core_graph
+
+    if is_core_graph(obj):
+        return obj
+    inner = getattr(obj, "arch", None) if isinstance(obj, torch.nn.Module) else None
+    return inner if is_core_graph(inner) else None
+
+
+def batch_from_inputs(space: str, inputs: torch.Tensor) -> TokenBatch:
+    """A core batch from NASLib-style inputs: token ids ``(B, T)`` as a DataLoader stacks them."""
+    if space != "rnn":
+        raise ProxyNotApplicableError(
+            f"NASLib data loaders are supported for the RNN space only; score {space!r} "
+            "architectures with ZeroCostProxyPredictor (batch= or its default batch)"
+        )
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2 or inputs.dtype.is_floating_point:
+        raise ValueError(
+            "expected integer token ids of shape (batch, time) from the data loader, got "
+            f"{getattr(inputs, 'dtype', type(inputs).__name__)} {tuple(getattr(inputs, 'shape', ()))}"
+        )
+    tokens = inputs.detach().cpu().long().t().contiguous()
+    return TokenBatch(tokens, max(VOCAB, int(tokens.max()) + 1), "naslib-dataloader")
+
+
+def token_loader(batch: TokenBatch):
+    """A one-batch NASLib data loader over a core token batch: ``[(inputs, targets)]``, batch-first."""
+    inputs = batch.tokens.t().contiguous()
+    return [(inputs, inputs[:, 1:])]
+
+
+# -- NASLib measure registry -----------------------------------------------------------------
+def _naslib_measure(net, inputs, targets, split_data=1, loss_fn=None, proxy: str = ""):
+    """NASLib measure body: score our graph's architecture on the loader's batch.
+
+    Returns ``[tensor(score)]`` because NASLib's ``find_measures`` sums a list of tensors for
+    every measure not on its own short list.
+    """
+    graph = _graph_of(net)
+    if graph is None:
+        raise ProxyNotApplicableError(
+            f"measure {proxy!r} scores architectures of naslib_ext.search_spaces, got {type(net).__name__}"
+        )
+    batch = batch_from_inputs(graph.core_space, inputs)
+    result = nni_zerocost.score(graph.core_space, graph.core_arch(), [proxy], batch=batch, seed=MEASURE_SEED)[proxy]
+    return [torch.tensor(_value(result), dtype=torch.float64)]
+
+
+def register_naslib_measures(names: Optional[Iterable[str]] = None) -> List[str]:
+    """Register our proxies in NASLib's zero-cost measure registry; returns the names added.
+
+    Each proxy is registered as ``nni_zerocost.<name>`` and, when NASLib does not already use
+    the name, as ``<name>``; NASLib's own measures (``jacov``, ``synflow``, ``flops``, ...) are
+    never replaced.  Idempotent.
+    """
+    if names is None:
+        names = nni_zerocost.list_proxies()
+    added = []
+    for name in names:
+        for key in (QUALIFIED_PREFIX + name, name):
+            if key in naslib_measures._measure_impls or key in NASLIB_SPECIAL_MEASURES:
+                continue
+            naslib_measures.measure(key, copy_net=False, proxy=name)(_naslib_measure)
+            added.append(key)
+    return added
+
+
+register_naslib_measures()

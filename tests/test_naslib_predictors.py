@@ -1,0 +1,142 @@
+"""ZeroCostProxyPredictor, NASLib's ZeroCost on our measures, and the driver (need NASLib)."""
+import importlib.util
+import math
+
+import numpy as np
+import pytest
+
+if importlib.util.find_spec("naslib") is None:  # check first: enable() must not touch CI's process
+    pytest.skip("NASLib is not installed (see README, section NASLib)", allow_module_level=True)
+pytest.importorskip("naslib_ext.compat").enable()
+pytest.importorskip("naslib")
+
+from naslib.predictors import ZeroCost  # noqa: E402
+
+import nni_zerocost  # noqa: E402
+from naslib_ext import predictors as P  # noqa: E402
+from naslib_ext.driver import evaluate, naslib_metrics  # noqa: E402
+from naslib_ext.search_spaces import NasBenchNLPSpace  # noqa: E402
+from nni_zerocost.errors import ProxyNotApplicableError, UnknownNameError  # noqa: E402
+from nni_zerocost.proxies import ProxyResult  # noqa: E402
+
+from conftest import GRU, LSTM  # noqa: E402
+
+
+def _space(spec):
+    s = NasBenchNLPSpace()
+    s.set_spec(spec)
+    return s
+
+
+def _core(cell, batch=None, seed=0, proxy="hidden_covariance"):
+    return nni_zerocost.score("rnn", cell, [proxy], batch=batch, seed=seed)[proxy].score
+
+
+def test_both_query_conventions_give_the_core_score():
+    gru, lstm = _space(GRU), _space(LSTM)
+    pred = P.ZeroCostProxyPredictor("hidden_covariance", seed=3)
+    expected = [_core(GRU, seed=3), _core(LSTM, seed=3)]
+    many = pred.query([gru, lstm], None)  # PredictorEvaluator: list -> ndarray
+    assert isinstance(many, np.ndarray) and many.dtype == np.float64
+    assert many.tolist() == expected
+    single = pred.query(gru)  # ZeroCost callers: one architecture -> float
+    assert isinstance(single, float) and single == expected[0]
+    assert pred.query(lstm.cell) == expected[1]  # raw core architecture
+    wrapped = gru.get_nbhd()[0]  # NASLib's module-with-.arch neighbour
+    assert pred.query(wrapped) == _core(wrapped.arch.cell, seed=3)
+
+
+def test_dataloader_batch_is_used_batch_first():
+    batch = nni_zerocost.data.zipf_batch(batch_size=8, seq_len=20, seed=5)
+    pred = P.ZeroCostProxyPredictor("hidden_covariance:layer=2")
+    got = pred.query(_space(GRU), dataloader=P.token_loader(batch))
+    assert got == _core(GRU, batch=batch, proxy="hidden_covariance:layer=2")
+    assert got != pred.query(_space(GRU))  # the default batch differs
+    with pytest.raises(ValueError, match="integer token ids"):
+        pred.query(_space(GRU), dataloader=[(batch.tokens.float().t(), None)])
+
+
+def test_naslib_zerocost_uses_our_measure_and_equals_our_score():
+    batch = nni_zerocost.get_space("rnn").default_batch()
+    graph = _space(LSTM)
+    expected = _core(LSTM, batch=batch, seed=P.MEASURE_SEED)
+    for name in ("hidden_covariance", "nni_zerocost.hidden_covariance"):
+        assert ZeroCost(method_type=name).query(graph, dataloader=P.token_loader(batch)) == expected
+
+
+def test_measure_registration_is_idempotent_and_never_replaces_naslib():
+    from naslib.predictors.utils.pruners import measures
+
+    jacov = measures._measure_impls["jacov"]
+    assert P.register_naslib_measures() == []
+    assert P.register_naslib_measures(["params"]) == []  # 'params' is NASLib's own (find_measures)
+    assert "nni_zerocost.params" in measures._measure_impls
+    assert measures._measure_impls["jacov"] is jacov
+
+
+def test_measure_refuses_foreign_networks():
+    import torch
+
+    with pytest.raises(ProxyNotApplicableError, match="naslib_ext.search_spaces"):
+        P._naslib_measure(torch.nn.Linear(2, 2), torch.zeros(2, 3, dtype=torch.long), None, proxy="hidden_covariance")
+
+
+def test_no_score_is_finite_and_ranks_last(monkeypatch):
+    nan = ProxyResult("hidden_covariance", math.nan, True, "non-finite hidden states")
+    monkeypatch.setattr(P.nni_zerocost, "score", lambda *a, **k: {"hidden_covariance": nan})
+    pred = P.ZeroCostProxyPredictor()
+    assert pred.query(_space(GRU)) == P.NO_SCORE == -1e8
+    assert pred.query_results([_space(GRU)])[0].flag == "non-finite hidden states"
+
+
+def test_predictor_metadata():
+    pred = P.ZeroCostProxyPredictor("hidden_covariance")
+    assert pred.fit([_space(GRU)], [1.0]) is None
+    reqs = pred.get_data_reqs()
+    assert not reqs["requires_partial_lc"] and not reqs["requires_hyperparameters"] and not reqs["unlabeled"]
+    assert pred.method_type == "hidden_covariance" and pred.space == "rnn"
+    with pytest.raises(UnknownNameError, match="hidden_covariance"):
+        P.ZeroCostProxyPredictor("no_such_proxy")
+    with pytest.raises(ValueError, match="space="):
+        P.ZeroCostProxyPredictor("params", space=None).query(GRU)
+
+
+def test_naslib_metrics_on_known_rankings():
+    truth = np.arange(30.0)
+    perfect = naslib_metrics(truth * 2 + 1, truth)
+    assert perfect["kendalltau"] == perfect["spearman"] == pytest.approx(1.0)
+    assert perfect["precision_10"] == perfect["precision_20"] == 1.0
+    reverse = naslib_metrics(-truth, truth)
+    assert reverse["kendalltau"] == pytest.approx(-1.0) and reverse["precision_10"] == 0.0
+    with_nan = naslib_metrics(np.r_[truth[:-1], np.nan], truth)
+    assert with_nan["n"] == 29 and with_nan["n_excluded"] == 1
+
+
+def test_driver_matches_the_core_on_benchmark_cells(data_dir):
+    # 'params' needs no forward pass, so 30 cells stay fast; hidden covariance equality per
+    # architecture is covered above
+    r = evaluate("nlp", "params", n=30, seed=1, data_dir=str(data_dir))
+    assert r["n"] == 30 and r["core_match"] is True and r["max_abs_score_difference"] == 0.0
+    assert r["query_time"] > 0 and r["n_excluded"] == 0
+    for k in ("pearson", "spearman", "kendalltau", "precision_10", "precision_20"):
+        assert r[k] == pytest.approx(r["core"][k], abs=1e-12)
+    assert -1.0 <= r["kendalltau"] <= 1.0 and r["kendalltau"] != 0.0
+
+
+def test_naslib_predictor_evaluator_runs_on_our_space_and_predictor(data_dir, tmp_path, monkeypatch):
+    from fvcore.common.config import CfgNode
+    from naslib.defaults.predictor_evaluator import PredictorEvaluator
+    from scipy import stats
+
+    monkeypatch.setenv("NNI_ZEROCOST_DATA", str(data_dir))
+    np.random.seed(0)
+    cfg = CfgNode(dict(experiment_type="single", test_size=15, train_size_single=2, train_size_list=[2],
+                       fidelity_single=5, fidelity_list=[5], max_hpo_time=0, dataset="ptb",
+                       uniform_random=True, save=str(tmp_path)))
+    ev = PredictorEvaluator(P.ZeroCostProxyPredictor("params"), config=cfg)
+    ev.adapt_search_space(NasBenchNLPSpace(), load_labeled=True)
+    res = ev.evaluate()[-1]
+    y, pred = np.array(res["full_ytest"]), np.array(res["full_testpred"])
+    assert len(y) == 15 and np.all((90 < y) & (y < 97))  # 100 - PTB test loss
+    assert np.all(pred > 5e6)  # parameter counts of the PTB model
+    assert res["spearman"] == pytest.approx(stats.spearmanr(y, pred).statistic)
