@@ -67,10 +67,10 @@ def _finite(value: float, what: str) -> float:
 
 
 def _saliency(ctx, loss: str, params: str) -> float:
+    names = parameter_names(ctx, params)  # validates ``params`` before any pass runs
     grads = _checked(ctx, loss).param_grads
     named = dict(ctx.model().named_parameters())
-    total = sum(float((named[n].detach().double() * grads[n].double()).abs().sum())
-                for n in parameter_names(ctx, params))
+    total = sum(float((named[n].detach().double() * grads[n].double()).abs().sum()) for n in names)
     return _finite(total, "saliency")
 
 
