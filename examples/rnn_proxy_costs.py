@@ -5,7 +5,8 @@
 For each of ``--n`` random cells of the NAS-Bench-NLP space (default batch: 50 sequences of 70
 Zipf tokens, no data needed), times (a) all proxies computed on one shared context, and (b)
 each proxy alone on a fresh context (model built again, passes run again).  Model building is
-included in both.  Prints per-proxy mean seconds alone and the totals.
+included in both.  Prints per-proxy mean seconds alone and the totals.  Times are CPU seconds
+of this process (one torch thread by default), so a busy shared machine does not distort them.
 """
 from __future__ import annotations
 
@@ -56,20 +57,21 @@ def main(argv=None):
 
     together, alone = [], {s: [] for s in args.specs}
     for k, cell in enumerate(cells, start=1):
-        t = time.perf_counter()
+        t = time.process_time()
         with space.context(cell, batch, seed=0) as ctx:
             for _, name, opts in parsed:
                 compute(get_proxy(name), ctx, **opts)
-        together.append(time.perf_counter() - t)
+        together.append(time.process_time() - t)
         for spec, name, opts in parsed:
-            t = time.perf_counter()
+            t = time.process_time()
             with space.context(cell, batch, seed=0) as ctx:
                 compute(get_proxy(name), ctx, **opts)
-            alone[spec].append(time.perf_counter() - t)
+            alone[spec].append(time.process_time() - t)
         print(f"  cell {k}/{len(cells)}: together {together[-1]:.1f}s, alone "
               f"{sum(v[-1] for v in alone.values()):.1f}s", file=sys.stderr)
 
-    print(f"{len(cells)} cells, batch {tuple(batch.tokens.shape)}, {args.threads} thread(s); mean seconds per cell")
+    print(f"{len(cells)} cells, batch {tuple(batch.tokens.shape)}, {args.threads} thread(s); "
+          f"mean CPU seconds per cell")
     for spec in args.specs:
         print(f"  {spec:32s} alone {np.mean(alone[spec]):7.2f}")
     sum_alone = float(np.sum([np.sum(v) for v in alone.values()]))

@@ -27,6 +27,16 @@ PUBLISHED = {
     "hidden_covariance:layer=1": "tfn_layer_1_hidden_covariance",
     "hidden_covariance:layer=2": "tfn_layer_2_hidden_covariance",
     "hidden_covariance:layer=3": "tfn_layer_3_hidden_covariance",
+    # measured to agree to float32 precision (compat init, seed 0, PTB paper batch)
+    "activation_distance": "tfn_activation_distance",
+    "jacobian_cosine": "tfn_jacobian_cosine",
+    "jacobian_cosine:noise=large": "tfn_large_noise_jacobian_cosine",
+    "jacobian_cosine:noise=more": "tfn_more_noised_jacobian_cosine",
+    "synaptic_saliency:params=paper": "tfn_synaptic_saliency",
+    "hidden_synaptic_saliency": "tfn_hidden_synaptic_saliency",
+    # not listed: tfn_large_noise_jacobian and tfn_more_noised_jacobian hold the negation of
+    # jacobian_covariance:noise=large / :noise=more; tfn_jacobian_covariance is not a Jacobian
+    # score at all (the time-step correlation of the embedding output, independent of the cell)
 }
 
 
