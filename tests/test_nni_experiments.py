@@ -44,13 +44,15 @@ def _proxy(space):
 
 @pytest.fixture(scope="module", autouse=True)
 def nni_config_dir(tmp_path_factory):
-    """NNI writes its experiment manifest into its install prefix unless told otherwise."""
+    """NNI writes its experiment manifest into its install prefix unless told otherwise.
+
+    Thread counts are left at their defaults on purpose: trial processes use the defaults, and
+    bit-identical scores across processes need the same BLAS/torch threading.
+    """
     path = tmp_path_factory.mktemp("nni_config")
-    old, threads = os.environ.get("NNI_CONFIG_DIR"), torch.get_num_threads()
+    old = os.environ.get("NNI_CONFIG_DIR")
     os.environ["NNI_CONFIG_DIR"] = str(path)
-    torch.set_num_threads(1)
     yield path
-    torch.set_num_threads(threads)
     if old is None:
         os.environ.pop("NNI_CONFIG_DIR", None)
     else:
@@ -202,7 +204,7 @@ def _netns_available():
 def run_in_private_netns(script: Path, args, timeout: float):
     """Run ``python script args`` in a new network namespace with loopback up; afterwards kill
     every process still in that namespace (NNI manager, dispatcher, trials): all are ours."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, str(script), *args]
     own = os.readlink("/proc/self/ns/net")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -266,11 +268,13 @@ def test_training_service_engine_runs_trials_in_processes_with_the_same_scores(t
     run_in_private_netns(script, [str(tmp_path / "exp"), str(tmp_path / "out.json")], timeout=400)
     result = json.loads((tmp_path / "out.json").read_text())
     trained = [m for m in result["models"] if m["status"] == "trained"]
-    assert len(trained) >= 4 and len(result["records"]) >= 4
-    for m in trained:
-        assert m["metric"] == _standalone("rnn", m["sample"], "hidden_covariance", 4).score
-    for sample, metrics in result["records"]:
+    assert len(trained) >= 4 and len(result["records"]) == len(trained)
+    for sample, metrics in result["records"]:  # paired by parameter id: exact
+        assert metrics["default"] == _standalone("rnn", sample, "hidden_covariance", 4).score
         assert metrics["params"] == _standalone("rnn", sample, "params", 4).score
+    # NNI's listing may pair concurrent trials' samples and metrics crosswise (microsoft/nni#5726)
+    expect = sorted(_standalone("rnn", m["sample"], "hidden_covariance", 4).score for m in trained)
+    assert sorted(m["metric"] for m in trained) == expect
     print(f"\n[training service] {len(trained)} trials, 2 concurrent, {result['seconds']:.1f} s")
 
 
@@ -304,9 +308,14 @@ def test_hpo_experiment_from_the_yaml_config(tmp_path):
     run_in_private_netns(script, [str(yml), str(tmp_path / "exp"), str(tmp_path / "out.json")], timeout=400)
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["ok"] and result["statuses"] == ["SUCCEEDED"] * 4 and len(result["data"]) == 4
+    # export_data may pair concurrent trials crosswise (microsoft/nni#5726): join on "arch"
+    expected = {}
     for row in result["data"]:
-        params = {k: v for k, v in row["parameter"].items() if k != "_zerocost"}
-        arch = get_codec("rnn").decode(params)
-        expect = proxy_metrics("rnn", arch, "hidden_covariance", seed=0, **BATCH["rnn"])
-        assert row["value"] == expect
+        assert row["parameter"]["_zerocost"]["proxy"] == "hidden_covariance"  # sent by ZeroCostTuner
+        metrics = proxy_metrics("rnn", get_codec("rnn").decode(row["parameter"]), "hidden_covariance",
+                                seed=0, **BATCH["rnn"])
+        expected[metrics["arch"]] = metrics
+    assert sorted(expected) == sorted(row["value"]["arch"] for row in result["data"])
+    for row in result["data"]:
+        assert row["value"] == expected[row["value"]["arch"]]
     print(f"\n[HPO/YAML] 4 trials, 2 concurrent, {result['seconds']:.1f} s")

@@ -10,13 +10,16 @@ Metric reported to NNI (a dict, as ``nni.report_final_result`` accepts)::
 
     {"default": <score of the main proxy, higher is better>,
      "<proxy spec>": <score or None>, ...,      # the main proxy and every extra proxy
-     "flag": "<spec>: <reason>; ..."}           # "" when no proxy flagged its value
+     "flag": "<spec>: <reason>; ...",           # "" when no proxy flagged its value
+     "arch": "<canonical hash of the architecture>"}
 
 Scores are :attr:`ProxyResult.score` (sign-normalised, higher is better).  NNI needs a finite
 ``default``: a proxy that has no value (flagged NaN, e.g. an exploding cell) reports
 :data:`FLAGGED_SCORE` = -1e100, below any real proxy value, so every strategy ranks such a
 candidate last; its named entry is ``None`` and ``flag`` says why.  A flagged but finite value
-(a documented fallback) is reported as is, with its flag.
+(a documented fallback) is reported as is, with its flag.  ``arch`` identifies what was scored:
+NNI 3.0's local training service can hand concurrent trials each other's parameters while its
+web UI and ``export_data`` keep the original pairing (microsoft/nni#5726), so join results on it.
 """
 from __future__ import annotations
 
@@ -89,7 +92,7 @@ def seeded(seed: int):
             np.random.set_state(np_state)
 
 
-def metric_dict(results: Mapping[str, ProxyResult], main: str) -> Dict[str, Any]:
+def metric_dict(results: Mapping[str, ProxyResult], main: str, arch_hash: Optional[str] = None) -> Dict[str, Any]:
     """NNI metric dict from core results (see the module docstring)."""
     r = results[main]
     out: Dict[str, Any] = {"default": float(r.score) if r.ok else FLAGGED_SCORE}
@@ -99,6 +102,8 @@ def metric_dict(results: Mapping[str, ProxyResult], main: str) -> Dict[str, Any]
         if res.flag:
             flags.append(f"{spec}: {res.flag}")
     out["flag"] = "; ".join(flags)
+    if arch_hash is not None:
+        out["arch"] = arch_hash
     return out
 
 
@@ -106,13 +111,13 @@ def proxy_metrics(space: str, arch, proxy: str, *, extra_proxies: Sequence[str] 
                   corpus: Optional[str] = None, batch_size: Optional[int] = None,
                   seq_len: Optional[int] = None) -> Dict[str, Any]:
     """Score one architecture with the core and return the NNI metric dict."""
-    from .. import score
+    from .. import get_space, score
 
     specs = list(dict.fromkeys([proxy, *extra_proxies]))
     batch = token_batch(space, None if corpus is None else str(corpus), batch_size, seq_len)
     with seeded(seed):
         results = score(space, arch, specs, batch=batch, seed=seed)
-    return metric_dict(results, proxy)
+    return metric_dict(results, proxy, get_space(space).arch_hash(get_space(space).parse(arch)))
 
 
 @nni.trace

@@ -190,20 +190,29 @@ class ProxyRanking(Strategy):
 
 class TrialRecorder(StrategyMiddleware):
     """Pass-through middleware that records every final metric *dict* (NNI keeps only
-    ``default`` on the model) and calls ``on_trial(sample, metrics)`` as trials finish."""
+    ``default`` on the model) and calls ``on_trial(sample, metrics)`` as trials finish.
+
+    It holds the models it forwards: the training-service engine delivers metrics only to
+    models somebody still references (NNI keeps weak references), and strategies like Random
+    drop theirs.  Records pair each metric with the sample of the parameter id that reported it,
+    which stays right even when NNI 3.0's local training service hands concurrent trials each
+    other's parameters (microsoft/nni#5726): NNI's own trial listing is wrong then.
+    """
 
     def __init__(self, on_trial: Optional[Callable[[Dict[str, Any], Dict[str, Any]], None]] = None):
         super().__init__()
         self.on_trial = on_trial
         self.records: List[Tuple[Dict[str, Any], Dict[str, Any]]] = []
+        self._submitted: list = []
 
     def _initialize_engine(self, engine) -> None:
+        # kept registered after the strategy returns: strategies like Random do not wait for
+        # their last trials, whose metrics arrive while the experiment waits for completion
         engine.register_model_event_callback(ModelEventType.FinalMetric, self._on_final)
 
-    def _cleanup(self) -> None:
-        self.engine.unregister_model_event_callback(ModelEventType.FinalMetric, self._on_final)
-
     def _on_final(self, event: FinalMetricEvent) -> None:
+        if not any(event.model is m for m in self._submitted):
+            return  # not one of ours
         metrics = dict(event.metric) if isinstance(event.metric, Mapping) else {"default": float(event.metric)}
         sample = dict(event.model.sample or {})
         self.records.append((sample, metrics))
@@ -211,6 +220,7 @@ class TrialRecorder(StrategyMiddleware):
             self.on_trial(sample, metrics)
 
     def submit_models(self, *models) -> None:
+        self._submitted.extend(models)
         self.engine.submit_models(*models)
 
     def list_models(self, status=None):
