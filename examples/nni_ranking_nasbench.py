@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import nni
@@ -31,12 +32,23 @@ from scipy import stats
 from nni_zerocost.benchmarks.base import get_benchmark
 from nni_zerocost.data import data_dir
 from nni_zerocost.nas import ProxyRanking, RNNCellSpace
+from nni_zerocost.nas.codec import RNNCellCodec
 
 
 def report_table_loss(model, table):
-    """Stands in for training: the cell's mean PTB test loss from the table, negated."""
+    """Stands in for training: the cell's PTB test loss from the table (mean over the table's
+    cells with this canonical hash), negated; -1e9 when every such cell diverged."""
     loss = table.get(model.cell.canonical_hash())
     nni.report_final_result(-loss if loss is not None else -1e9)
+
+
+def loss_by_hash(entries):
+    groups = defaultdict(list)
+    for e in entries:
+        groups[e.arch.canonical_hash()]
+        if e.truth["test_loss"] is not None:
+            groups[e.arch.canonical_hash()].append(e.truth["test_loss"])
+    return {h: (float(np.mean(v)) if v else None) for h, v in groups.items()}
 
 
 def main() -> None:
@@ -53,8 +65,9 @@ def main() -> None:
 
     root = data_dir(args.data_dir)
     entries = get_benchmark("nasbench-nlp").load(root)
-    table = {e.arch.canonical_hash(): e.truth["test_loss"] for e in entries}
-    finite = np.array([v for v in table.values() if v is not None])
+    table = loss_by_hash(entries)
+    finite = np.array([e.truth["test_loss"] for e in entries if e.truth["test_loss"] is not None])
+    codec = RNNCellCodec()
     median = float(np.median(finite))
     corpus = None if args.no_ptb else str(Path(root) / "ptb")
     print(f"{len(entries)} cells, {len(finite)} with a finite PTB loss, median {median:.4f}; "
@@ -63,7 +76,8 @@ def main() -> None:
     rows = []
     for seed in range(args.seeds):
         rng = np.random.default_rng(seed)
-        candidates = [entries[i].arch for i in rng.choice(len(entries), args.n, replace=False)]
+        picked_entries = [entries[i] for i in rng.choice(len(entries), args.n, replace=False)]
+        candidates = [codec.encode(e.arch) for e in picked_entries]
         strategy = ProxyRanking(args.proxy, candidates=candidates, top_k=1, seed=seed, corpus=corpus)
         config = NasExperimentConfig("sequential", "simplified")
         config.max_trial_number = 1
@@ -75,13 +89,13 @@ def main() -> None:
         seconds = time.perf_counter() - start
         (trained,) = list(experiment.strategy.list_models(sort=False))
         experiment.stop()
-        cell = RNNCellSpace.arch_from_sample(trained.sample)
-        loss = table[cell.canonical_hash()]
-        cand = np.array([table[c.canonical_hash()] if table[c.canonical_hash()] is not None else math.inf
-                         for c in candidates])
+        top = candidates.index(trained.sample)  # the entry the strategy submitted
+        loss = picked_entries[top].truth["test_loss"]
+        cand = np.array([e.truth["test_loss"] if e.truth["test_loss"] is not None else math.inf
+                         for e in picked_entries])
         value = loss if loss is not None else math.inf
         row = {
-            "seed": seed, "picked_loss": loss, "beats_median": value < median,
+            "seed": seed, "arch_id": picked_entries[top].arch_id, "picked_loss": loss, "beats_median": value < median,
             "table_percentile": float(stats.percentileofscore(finite, value, kind="weak")),
             "candidate_percentile": float(stats.percentileofscore(cand, value, kind="weak")),
             "best_candidate_loss": float(cand.min()), "n_candidate_diverged": int(np.isinf(cand).sum()),

@@ -157,7 +157,7 @@ def test_ranking_submits_exactly_the_top_k_and_resumes_without_rescoring(tmp_pat
 
 
 def test_ranking_benchmark_candidates_find_a_better_than_median_cell(tmp_path):
-    """Light version of examples/nni_ranking_nasbench.py (3 seeds x 60 table cells)."""
+    """Light version of examples/nni_ranking_nasbench.py: 3 seeds x 40 table cells, PTB batch."""
     from nni_zerocost.benchmarks.base import get_benchmark
     from nni_zerocost.data import data_dir
 
@@ -167,30 +167,52 @@ def test_ranking_benchmark_candidates_find_a_better_than_median_cell(tmp_path):
     if not (root / "nasbench_nlp").is_dir() or not (root / "ptb").is_dir():
         pytest.skip(f"NAS-Bench-NLP / PTB data not found under {root} (set NNI_ZEROCOST_DATA)")
     entries = get_benchmark("nasbench-nlp").load(root)
-    loss = {e.arch.canonical_hash(): e.truth["test_loss"] for e in entries}
-    median = float(np.median([v for v in loss.values() if v is not None]))
-    wins = 0
+    median = float(np.median([e.truth["test_loss"] for e in entries if e.truth["test_loss"] is not None]))
+    codec, wins = get_codec("rnn"), 0
     for seed in range(3):
         rng = np.random.default_rng(seed)
-        cells = [entries[i].arch for i in rng.choice(len(entries), 60, replace=False)]
-        strategy = ProxyRanking("hidden_covariance", candidates=cells, top_k=1, seed=seed,
-                                corpus=str(root / "ptb"), batch_size=20, seq_len=35)
-        lookup = FunctionalEvaluator(_report_table_loss, table=loss)  # the table replaces training
-        experiment = _sequential("rnn", lookup, strategy, tmp_path / str(seed), trials=1)
+        picked = [entries[i] for i in rng.choice(len(entries), 40, replace=False)]
+        candidates = [codec.encode(e.arch) for e in picked]
+        strategy = ProxyRanking("hidden_covariance", candidates=candidates, top_k=1, seed=seed,
+                                corpus=str(root / "ptb"), batch_size=RANKING_BATCH[0], seq_len=RANKING_BATCH[1])
+        truth = {codec.decode(c).canonical_hash(): e.truth["test_loss"] for c, e in zip(candidates, picked)}
+        experiment = _sequential("rnn", FunctionalEvaluator(_report_table_loss, table=truth), strategy,
+                                 tmp_path / str(seed), trials=1)
         try:
             (trained,) = list(experiment.strategy.list_models(sort=False))
         finally:
             experiment.stop()
-        picked = loss[get_codec("rnn").decode(strategy.ranking[0][0]).canonical_hash()]
-        assert trained.metric == (-picked if picked is not None else -1e9)
-        wins += picked is not None and picked < median
+        assert trained.sample == strategy.ranking[0][0]  # the proxy's best went to the evaluator
+        loss = picked[candidates.index(trained.sample)].truth["test_loss"]
+        wins += loss is not None and loss < median
     assert wins >= 2
+
+
+RANKING_BATCH = (20, 35)
 
 
 def _report_table_loss(model, table):
     """Evaluator of the ranking test: the trained PTB test loss from NAS-Bench-NLP, negated."""
     loss = table[model.cell.canonical_hash()]
     nni.report_final_result(-loss if loss is not None else -1e9)
+
+
+def test_run_search_returns_every_scored_candidate(tmp_path):
+    from nni_zerocost.nas import run_search
+    from nni_zerocost.spaces.rnn import Cell
+
+    for strategy in ("random", "evolution", "tpe", "ranking"):
+        seen = []
+        out = run_search("rnn", "hidden_covariance", strategy, 8, seed=1, extra_proxies=["params"],
+                         on_trial=lambda arch, m: seen.append((arch, m)), experiment_dir=tmp_path / strategy,
+                         **BATCH["rnn"])
+        assert len(out) == 8 and [m for _, m in seen] == [m for _, m in out], strategy
+        assert all(isinstance(arch, Cell) and set(m) >= {"default", "hidden_covariance", "params", "flag", "arch"}
+                   for arch, m in out)
+        best_arch, best = max(out, key=lambda r: r[1]["default"])
+        assert best["arch"] == best_arch.canonical_hash()
+        fresh = nz.score("rnn", best_arch, "hidden_covariance", batch=token_batch("rnn", None, 10, 20), seed=1)
+        assert best["default"] == fresh["hidden_covariance"].score, strategy
 
 
 # -- training-service engine and HPO route (NNI manager in a private network namespace) ---

@@ -136,6 +136,22 @@ def test_decode_names_missing_or_bad_labels():
     assert codec.decode({**s, "lr": 0.1}) == codec.decode(s)  # foreign labels are ignored
 
 
+def test_codec_ops_are_exactly_the_core_ops():
+    from nni_zerocost.nas import codec
+    from nni_zerocost.spaces.rnn import cell
+
+    assert codec.ACTIVATIONS == cell.ACTIVATIONS
+    assert {op for op, _ in codec.RNN_OPS.values()} == set(cell.OPS)
+
+
+@pytest.mark.parametrize("space", ["rnn", "bert"])
+def test_shipped_search_space_files_are_current(space):
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "examples" / f"nni_search_space_{space}.json"
+    assert json.loads(shipped.read_text()) == search_space_json(space)
+
+
 # -- NNI model space ------------------------------------------------------------------------
 def test_model_space_labels_equal_the_exported_search_space():
     space = RNNCellSpace()
@@ -166,6 +182,7 @@ def test_evaluator_scores_a_frozen_module_like_the_core():
     core = score("rnn", LSTM_LIKE, ["hidden_covariance", "params"], batch=batch, seed=2)
     assert metrics["default"] == metrics["hidden_covariance"] == core["hidden_covariance"].score
     assert metrics["params"] == core["params"].score and metrics["flag"] == ""
+    assert metrics["arch"] == Cell.parse(LSTM_LIKE).canonical_hash()
     with pytest.raises(ValueError, match="unknown proxy"):
         ZeroCostEvaluator("no_such_proxy")
 

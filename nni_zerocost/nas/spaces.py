@@ -127,6 +127,18 @@ def model_space(space: str, **options) -> _ZeroCostSpace:
     return cls(**options)
 
 
+def space_class_of(model) -> tuple:
+    """``(ModelSpace subclass of ours, its init kwargs)`` behind an NNI ExecutableModelSpace
+    (simplified or raw format), or ``(None, None)``."""
+    holder = getattr(model, "model", None)  # SimplifiedModelSpace
+    if holder is None:
+        holder = getattr(model, "model_space", None)  # RawFormatModelSpace
+    symbol = getattr(holder, "trace_symbol", None)
+    if isinstance(symbol, type) and issubclass(symbol, _ZeroCostSpace):
+        return symbol, dict(holder.trace_kwargs)
+    return None, None
+
+
 def space_of(model) -> tuple:
     """``(space name, architecture)`` of an NNI ExecutableModelSpace or a frozen module of ours.
 
@@ -135,12 +147,9 @@ def space_of(model) -> tuple:
     arch = getattr(model, "zerocost_arch", None)
     if arch is not None:
         return model.zerocost_space, arch
-    holder = getattr(model, "model", None)  # SimplifiedModelSpace
-    if holder is None:
-        holder = getattr(model, "model_space", None)  # RawFormatModelSpace
-    symbol = getattr(holder, "trace_symbol", None)
-    if isinstance(symbol, type) and issubclass(symbol, _ZeroCostSpace) and model.sample is not None:
-        return symbol.space_name, symbol.arch_from_sample(model.sample, **dict(holder.trace_kwargs))
+    cls, options = space_class_of(model)
+    if cls is not None and getattr(model, "sample", None) is not None:
+        return cls.space_name, cls.arch_from_sample(model.sample, **options)
     raise TypeError(
         f"cannot find an nni_zerocost architecture in {type(model).__name__}: use a model space "
         "from nni_zerocost.nas (RNNCellSpace, BertSpace) with the simplified or raw model format"

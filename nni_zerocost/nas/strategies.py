@@ -29,7 +29,7 @@ from nni.nas.strategy import TPE as _NNITPE
 from nni.nas.strategy.middleware import Filter, StrategyMiddleware
 
 from .evaluator import check_proxy_specs, proxy_metrics
-from .spaces import space_of
+from .spaces import space_class_of, space_of
 
 _logger = logging.getLogger(__name__)
 
@@ -125,10 +125,10 @@ class ProxyRanking(Strategy):
 
     # -- candidates ---------------------------------------------------------------------------
     def _codec(self):
-        holder = getattr(self.model_space, "model", None)
-        if holder is None:
-            holder = self.model_space.model_space
-        return holder.trace_symbol.make_codec(**dict(holder.trace_kwargs))
+        cls, options = space_class_of(self.model_space)
+        if cls is None:
+            raise TypeError("ProxyRanking needs a model space from nni_zerocost.nas (RNNCellSpace, BertSpace)")
+        return cls.make_codec(**options)
 
     def _candidate_samples(self) -> List[Dict[str, Any]]:
         codec = self._codec()
