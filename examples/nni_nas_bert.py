@@ -20,7 +20,7 @@ from nni.nas.experiment import NasExperiment, NasExperimentConfig
 from nni.nas.strategy import RegularizedEvolution
 from nni.nas.strategy.middleware import Chain
 
-from nni_zerocost.nas import BertSpace, TrialRecorder, ZeroCostEvaluator
+from nni_zerocost.nas import BertModelSpace, TrialRecorder, ZeroCostEvaluator
 
 
 def main() -> None:
@@ -35,7 +35,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
 
-    space = BertSpace()
+    space = BertModelSpace()
     evaluator = ZeroCostEvaluator(args.proxy, extra_proxies=["params"], seed=args.seed,
                                   batch_size=args.batch_size, seq_len=args.seq_len)
     recorder = TrialRecorder()

@@ -19,7 +19,7 @@ from nni.nas.experiment import NasExperiment, NasExperimentConfig
 from nni.nas.strategy import RegularizedEvolution
 from nni.nas.strategy.middleware import Chain
 
-from nni_zerocost.nas import RNNCellSpace, TrialRecorder, ZeroCostEvaluator
+from nni_zerocost.nas import RNNModelSpace, TrialRecorder, ZeroCostEvaluator
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
 
-    space = RNNCellSpace()
+    space = RNNModelSpace()
     evaluator = ZeroCostEvaluator("hidden_covariance", extra_proxies=["params"], seed=args.seed, corpus=args.corpus)
     recorder = TrialRecorder()
     strategy = Chain(RegularizedEvolution(population_size=args.population, sample_size=max(2, args.population // 4),

@@ -31,7 +31,7 @@ from scipy import stats
 
 from nni_zerocost.benchmarks.base import get_benchmark
 from nni_zerocost.data import data_dir
-from nni_zerocost.nas import ProxyRanking, RNNCellSpace
+from nni_zerocost.nas import ProxyRanking, RNNModelSpace
 from nni_zerocost.nas.codec import RNNCellCodec
 
 
@@ -83,7 +83,7 @@ def main() -> None:
         config.max_trial_number = 1
         if args.experiment_dir:
             config.experiment_working_directory = args.experiment_dir
-        experiment = NasExperiment(RNNCellSpace(), FunctionalEvaluator(report_table_loss, table=table), strategy, config)
+        experiment = NasExperiment(RNNModelSpace(), FunctionalEvaluator(report_table_loss, table=table), strategy, config)
         start = time.perf_counter()
         experiment.run()
         seconds = time.perf_counter() - start

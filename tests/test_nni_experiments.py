@@ -266,13 +266,13 @@ import json, sys, time
 from nni.nas.experiment import NasExperiment, NasExperimentConfig
 from nni.nas.strategy import Random
 from nni.nas.strategy.middleware import Chain
-from nni_zerocost.nas import RNNCellSpace, ZeroCostEvaluator, TrialRecorder
+from nni_zerocost.nas import RNNModelSpace, ZeroCostEvaluator, TrialRecorder
 config = NasExperimentConfig("ts", "simplified", "local")
 config.trial_concurrency, config.max_trial_number = 2, 4
 config.experiment_working_directory = sys.argv[1]
 recorder = TrialRecorder()
 evaluator = ZeroCostEvaluator("hidden_covariance", extra_proxies=["params"], seed=4, batch_size=10, seq_len=20)
-experiment = NasExperiment(RNNCellSpace(), evaluator, Chain(Random(seed=3), recorder), config)
+experiment = NasExperiment(RNNModelSpace(), evaluator, Chain(Random(seed=3), recorder), config)
 start = time.perf_counter()
 experiment.run(port=8741)
 elapsed = time.perf_counter() - start

@@ -12,7 +12,7 @@ from nni_zerocost import InvalidArchitectureError, score  # noqa: E402
 from nni_zerocost.data import data_dir, zipf_batch  # noqa: E402
 from nni_zerocost.nas.codec import RNNCellCodec, get_codec, search_space_json  # noqa: E402
 from nni_zerocost.nas.evaluator import FLAGGED_SCORE, ZeroCostEvaluator, metric_dict  # noqa: E402
-from nni_zerocost.nas.spaces import RNNCellSpace, model_space  # noqa: E402
+from nni_zerocost.nas.spaces import RNNModelSpace, model_space  # noqa: E402
 from nni_zerocost.proxies.base import ProxyResult  # noqa: E402
 from nni_zerocost.spaces import list_spaces  # noqa: E402
 from nni_zerocost.spaces.rnn import Cell, RNNLanguageModel  # noqa: E402
@@ -154,7 +154,7 @@ def test_shipped_search_space_files_are_current(space):
 
 # -- NNI model space ------------------------------------------------------------------------
 def test_model_space_labels_equal_the_exported_search_space():
-    space = RNNCellSpace()
+    space = RNNModelSpace()
     legacy = {k: m.as_legacy_dict() for k, m in space.simplify().items()}
     assert legacy == search_space_json("rnn")
     assert len(legacy) == 4 * 16 + 4 and all(v["_type"] == "choice" for v in legacy.values())

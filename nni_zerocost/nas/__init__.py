@@ -4,7 +4,7 @@ Needs the ``nni`` extra (``pip install "nni-zerocost[nni]"``).  Names are import
 that ``nni_zerocost.nas.codec`` (pure Python: search-space JSON, sample <-> architecture) works
 without importing NNI.
 
-* spaces: :class:`RNNCellSpace`, :class:`BertSpace`, :func:`model_space`;
+* spaces: :class:`RNNModelSpace`, :class:`BertModelSpace`, :func:`model_space`;
 * evaluation: :class:`ZeroCostEvaluator`, :func:`proxy_metrics`, :data:`FLAGGED_SCORE`;
 * strategies: :class:`ProxyPrescreen` (middleware for ``Chain``), :class:`ProxyRanking`,
   :class:`TPE` (maximising, no idle pauses);
@@ -13,7 +13,7 @@ without importing NNI.
 from __future__ import annotations
 
 _EXPORTS = {
-    "RNNCellSpace": "spaces", "BertSpace": "spaces", "model_space": "spaces", "space_of": "spaces",
+    "RNNModelSpace": "spaces", "BertModelSpace": "spaces", "model_space": "spaces", "space_of": "spaces",
     "ZeroCostEvaluator": "evaluator", "proxy_metrics": "evaluator", "FLAGGED_SCORE": "evaluator",
     "ProxyPrescreen": "strategies", "ProxyRanking": "strategies", "TPE": "strategies",
     "TrialRecorder": "strategies",

@@ -4,13 +4,12 @@ A model space holds only the categorical labels of :mod:`.codec`; it is never a 
 Freezing a sample (``space.freeze(sample)``, or NNI's ``executable_model()`` in a trial)
 decodes it with the codec (so the architecture is validated by the core space) and builds the
 core model: :class:`~nni_zerocost.spaces.rnn.RNNLanguageModel` for cells, ``BertModel`` for
-BERT configurations.  The frozen module
-carries ``zerocost_space`` and ``zerocost_arch`` (the validated Cell / BertConfig), which is
-what proxies score.
+BERT configurations.  The frozen module carries ``zerocost_space`` and ``zerocost_arch`` (the
+validated Cell / BertConfig), which is what proxies score.
 
-Weights of a frozen model follow ``torch.manual_seed`` like any PyTorch module's: the RNN
-model is initialised from ``torch.initial_seed()``, so under ``torch.manual_seed(s)`` it has
-exactly the weights the proxies use with ``seed=s`` (the BERT model likewise, from its per-parameter streams).
+Weights of a frozen model follow ``torch.manual_seed`` like any PyTorch module's: it is
+initialised with ``seed=torch.initial_seed()``, so under ``torch.manual_seed(s)`` it has exactly
+the weights the proxies use with ``seed=s``.
 """
 from __future__ import annotations
 
@@ -44,7 +43,7 @@ class _ZeroCostSpace(ModelSpace):
     @classmethod
     def arch_from_sample(cls, sample: Mapping[str, Any], **options):
         """The validated architecture of a sample (no weights are built)."""
-        return cls.make_codec(**_codec_options(options)).decode(sample)
+        return cls.make_codec(**options).decode(sample)
 
     def sample_of(self, arch) -> Dict[str, Any]:
         """The sample of an architecture of ours (inverse of :meth:`arch_from_sample`)."""
@@ -58,11 +57,7 @@ class _ZeroCostSpace(ModelSpace):
         raise RuntimeError(f"{type(self).__name__} is a search space; freeze a sample to get a model")
 
 
-def _codec_options(options: Mapping[str, Any]) -> Dict[str, Any]:
-    return {k: v for k, v in options.items() if k == "max_nodes"}
-
-
-class RNNCellSpace(_ZeroCostSpace):
+class RNNModelSpace(_ZeroCostSpace):
     """NAS-Bench-NLP recurrent cells: ``max_nodes`` node slots, hidden tuple size 1-3.
 
     ``vocab_size`` sizes the embedding of the frozen :class:`RNNLanguageModel`.
@@ -88,7 +83,7 @@ class RNNCellSpace(_ZeroCostSpace):
         return model
 
 
-class BertSpace(_ZeroCostSpace):
+class BertModelSpace(_ZeroCostSpace):
     """FlexiBERT-style BERT configurations (needs the ``bert`` search space of the core)."""
 
     space_name = "bert"
@@ -103,19 +98,15 @@ class BertSpace(_ZeroCostSpace):
 
     @classmethod
     def create_fixed_module(cls, sample):
+        from ..spaces.bert import BertModel
+
         config = cls.make_codec().decode(sample)
-        model = _build_bert_model(config, seed=torch.initial_seed())
+        model = BertModel(config, seed=torch.initial_seed())
         model.zerocost_space, model.zerocost_arch = cls.space_name, config
         return model
 
 
-def _build_bert_model(config, seed: int) -> torch.nn.Module:
-    from ..spaces.bert import BertModel
-
-    return BertModel(config, seed=seed)
-
-
-MODEL_SPACES = {"rnn": RNNCellSpace, "bert": BertSpace}
+MODEL_SPACES = {"rnn": RNNModelSpace, "bert": BertModelSpace}
 
 
 def model_space(space: str, **options) -> _ZeroCostSpace:
@@ -152,5 +143,5 @@ def space_of(model) -> tuple:
         return cls.space_name, cls.arch_from_sample(model.sample, **options)
     raise TypeError(
         f"cannot find an nni_zerocost architecture in {type(model).__name__}: use a model space "
-        "from nni_zerocost.nas (RNNCellSpace, BertSpace) with the simplified or raw model format"
+        "from nni_zerocost.nas (RNNModelSpace, BertModelSpace) with the simplified or raw model format"
     )

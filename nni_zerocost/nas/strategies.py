@@ -127,7 +127,7 @@ class ProxyRanking(Strategy):
     def _codec(self):
         cls, options = space_class_of(self.model_space)
         if cls is None:
-            raise TypeError("ProxyRanking needs a model space from nni_zerocost.nas (RNNCellSpace, BertSpace)")
+            raise TypeError("ProxyRanking needs a model space from nni_zerocost.nas (RNNModelSpace, BertModelSpace)")
         return cls.make_codec(**options)
 
     def _candidate_samples(self) -> List[Dict[str, Any]]:
@@ -161,9 +161,13 @@ class ProxyRanking(Strategy):
         if self.ranking is None:  # not restored from a checkpoint
             scored = []
             start = time.perf_counter()
-            for sample in self._candidate_samples():
+            samples = self._candidate_samples()
+            for i, sample in enumerate(samples, start=1):
                 space, arch = space_of(self.model_space.freeze(sample))
                 scored.append((sample, self.options.metrics(space, arch)))
+                if i % max(1, len(samples) // 10) == 0:
+                    _logger.info("[ranking] %d/%d candidates scored (%.1f s)", i, len(samples),
+                                 time.perf_counter() - start)
             order = sorted(range(len(scored)), key=lambda i: -scored[i][1]["default"])
             self.ranking = [scored[i] for i in order]
             _logger.info("[ranking] scored %d candidates in %.1f s; submitting the top %d",
