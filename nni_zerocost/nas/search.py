@@ -1,0 +1,100 @@
+"""One-call zero-cost search on NNI's sequential (in-process) engine, for the CLI and scripts."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+STRATEGIES = ("random", "evolution", "tpe", "ranking")
+
+
+def make_strategy(name: str, budget: int, seed: int = 0, **proxy_options):
+    """The NNI strategy behind a ``run_search`` strategy name.
+
+    ``evolution``: RegularizedEvolution with a population of ``clip(budget // 4, 4, 50)`` and
+    tournaments of a quarter of it; ``tpe``: TPE maximising, ``n_startup_jobs =
+    clip(budget // 4, 5, 20)`` random candidates first; ``ranking``: :class:`ProxyRanking` of
+    ``budget`` candidates scored in-process, the single best re-evaluated through the engine.
+    """
+    from nni.nas.strategy import Random, RegularizedEvolution
+
+    from .strategies import TPE, ProxyRanking
+
+    if name == "random":
+        return Random(seed=seed)
+    if name == "evolution":
+        population = min(max(budget // 4, 4), 50)
+        return RegularizedEvolution(population_size=population, sample_size=max(2, population // 4), seed=seed)
+    if name == "tpe":
+        return TPE(seed=seed, tpe_args={"n_startup_jobs": min(max(budget // 4, 5), 20)})
+    if name == "ranking":
+        return ProxyRanking(n_candidates=budget, top_k=1, seed=seed, **proxy_options)
+    from ..errors import UnknownNameError
+
+    raise UnknownNameError("search strategy", name, list(STRATEGIES))
+
+
+def run_search(
+    space: str,
+    proxy: str = "hidden_covariance",
+    strategy: str = "evolution",
+    budget: int = 50,
+    *,
+    seed: int = 0,
+    corpus: Optional[str] = None,
+    batch_size: Optional[int] = None,
+    seq_len: Optional[int] = None,
+    extra_proxies: Sequence[str] = (),
+    on_trial: Optional[Callable[[Any, Dict[str, Any]], None]] = None,
+    experiment_dir: Optional[str] = None,
+) -> List[Tuple[Any, Dict[str, Any]]]:
+    """Search ``space`` ("rnn" | "bert") by ``proxy`` with an NNI strategy; no training.
+
+    ``budget`` is the number of candidates scored (NNI trials; for ``ranking``, candidates
+    scored in-process).  ``seed`` seeds both the strategy and the weight initialisation.
+    ``corpus``/``batch_size``/``seq_len`` choose the input batch (default: the space's embedded
+    batch).  ``on_trial(arch, metrics)`` is called as each candidate is scored.  NNI writes its
+    logs and checkpoint under ``experiment_dir`` (default: NNI's ``~/nni-experiments``).
+
+    Returns ``[(architecture, metrics), ...]`` in evaluation order (for ``ranking``: every
+    scored candidate, best first), where ``metrics`` is the dict the evaluator reported:
+    ``default`` (main proxy, higher is better, :data:`FLAGGED_SCORE` when it has no value),
+    one entry per proxy spec and ``flag``.
+    """
+    from nni.nas.experiment import NasExperiment, NasExperimentConfig
+    from nni.nas.strategy.middleware import Chain
+
+    from .evaluator import ZeroCostEvaluator
+    from .spaces import model_space
+    from .strategies import TrialRecorder
+
+    if budget < 1:
+        raise ValueError(f"budget must be >= 1, got {budget}")
+    proxy_options = dict(extra_proxies=tuple(extra_proxies), corpus=corpus, batch_size=batch_size, seq_len=seq_len)
+    ms = model_space(space)
+    codec = ms.codec
+
+    def report(sample, metrics):
+        if on_trial is not None and strategy != "ranking":
+            on_trial(codec.decode(sample), metrics)
+
+    recorder = TrialRecorder(report)
+    main = make_strategy(strategy, budget, seed, proxy=proxy, **proxy_options) if strategy == "ranking" \
+        else make_strategy(strategy, budget, seed)
+    config = NasExperimentConfig("sequential", "simplified")
+    config.max_trial_number = 1 if strategy == "ranking" else budget
+    if experiment_dir is not None:
+        config.experiment_working_directory = str(experiment_dir)
+    evaluator = ZeroCostEvaluator(proxy, seed=seed, **proxy_options)
+    experiment = NasExperiment(ms, evaluator, Chain(main, recorder), config)
+    logging.getLogger("nni").setLevel(logging.WARNING)
+    try:
+        experiment.run()
+    finally:
+        experiment.stop()
+    if strategy == "ranking":
+        out = [(codec.decode(sample), metrics) for sample, metrics in main.ranking or []]
+        if on_trial is not None:
+            for arch, metrics in out:
+                on_trial(arch, metrics)
+        return out
+    return [(codec.decode(sample), metrics) for sample, metrics in recorder.records]
