@@ -70,6 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--plot", default=None, metavar="DIR", help="also write scatter/rank/flagged figures (PNG+SVG) to DIR")
     _add_common(bm)
 
+    se = sub.add_parser("search", help="search a space through NNI by a proxy (no training); best architectures to DIR")
+    se.add_argument("--space", required=True, choices=("rnn", "bert"))
+    se.add_argument("--proxy", required=True, help="proxy spec to maximise")
+    se.add_argument("--extra-proxy", action="append", default=[], help="also report this proxy (repeatable)")
+    se.add_argument("--strategy", choices=("random", "evolution", "tpe", "ranking"), default="evolution",
+                    help="NNI strategy: Random, RegularizedEvolution, TPE (maximising), or ranking (score "
+                         "--budget candidates in-process, keep the best)")
+    se.add_argument("--budget", type=int, default=50, help="candidates to score")
+    se.add_argument("--top", type=int, default=5, help="architectures to keep as files")
+    se.add_argument("--seed", type=int, default=0, help="seeds the strategy and the weights")
+    se.add_argument("--corpus", default=None, help="rnn: PTB-style folder or text file (default: embedded batch)")
+    se.add_argument("--out", required=True, metavar="DIR")
+    se.add_argument("--store", default=None, help="results store (default as for score)")
+    se.add_argument("--no-store", action="store_true")
+    se.add_argument("--no-progress", action="store_true")
+
     pl = sub.add_parser("plot", help="figures for a 'score --benchmark' output file against the benchmark's truth")
     pl.add_argument("results", help="JSONL written by 'nni-zerocost score --benchmark NAME'")
     pl.add_argument("--benchmark", required=True, help="benchmark the results belong to")
@@ -81,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"list": cmd_list, "score": cmd_score, "benchmark": cmd_benchmark, "plot": cmd_plot}[args.command](args)
+        return {"list": cmd_list, "score": cmd_score, "benchmark": cmd_benchmark, "plot": cmd_plot,
+                "search": cmd_search}[args.command](args)
     except ZeroCostError as e:
         print(f"nni-zerocost: error: {e}", file=sys.stderr)
         return 2
@@ -250,6 +267,123 @@ def cmd_benchmark(args) -> int:
     else:
         print(format_table(result))
     return 0
+
+
+def cmd_search(args) -> int:
+    """Run an NNI search, stream every candidate to DIR/candidates.jsonl, keep the top K."""
+    import time
+    import warnings
+
+    # NNI 3.0 warns on every import/trace with torch 2.x (torch.nn.Buffer, non-Module traces): harmless
+    warnings.filterwarnings("ignore", message=r".*(nn\.Buffer|not a nn\.Module).*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+    try:
+        from .nas import run_search
+    except ImportError as e:  # pragma: no cover
+        raise ZeroCostError(f"search runs on NNI: pip install 'nni-zerocost[nni]' ({e})") from None
+    from .spaces import get_space
+    from .store import default_store_path
+
+    if args.budget < 1 or args.top < 1:
+        raise ZeroCostError("--budget and --top must be at least 1")
+    sp = get_space(args.space)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store = None if args.no_store else str(args.store or default_store_path())
+    cand_path = out / "candidates.jsonl"
+    cand_file = open(cand_path, "w", encoding="utf-8")  # rewritten: a re-run replays from the store
+    pbar = None
+    if not args.no_progress:
+        from tqdm.auto import tqdm
+
+        pbar = tqdm(total=args.budget, desc=f"search {args.space}", unit="cand", dynamic_ncols=True)
+    records = []
+    last = [time.perf_counter()]
+    best = [None]
+
+    def on_trial(arch, metrics):
+        now = time.perf_counter()
+        score = metrics.get("default")
+        rec = {"index": len(records), "arch_hash": metrics.get("arch") or sp.arch_hash(arch), "arch": sp.to_dict(arch),
+               "score": score, "scores": {k: v for k, v in metrics.items() if k not in ("default", "flag", "arch")},
+               "status": "flagged" if metrics.get("flag") else "ok", "flag": metrics.get("flag") or None,
+               "seconds": round(now - last[0], 4)}
+        last[0] = now
+        records.append(rec)
+        cand_file.write(json.dumps(rec) + "\n")
+        cand_file.flush()
+        if score is not None and (best[0] is None or score > best[0]):
+            best[0] = score
+        if pbar is not None:
+            pbar.update(1)
+            pbar.set_postfix(best=f"{best[0]:.4g}" if best[0] is not None else "-")
+
+    start = time.perf_counter()
+    try:
+        run_search(args.space, args.proxy, args.strategy, args.budget, seed=args.seed, corpus=args.corpus,
+                   extra_proxies=args.extra_proxy, on_trial=on_trial, store=store,
+                   experiment_dir=str(out / "nni"))
+    finally:
+        cand_file.close()
+        if pbar is not None:
+            pbar.close()
+    elapsed = time.perf_counter() - start
+    ranked = _rank_unique(records)
+    top = ranked[: args.top]
+    top_dir = out / "top"
+    top_dir.mkdir(exist_ok=True)
+    for old in top_dir.glob("*.json"):
+        old.unlink()
+    for i, rec in enumerate(top, start=1):
+        (top_dir / f"{i:02d}_{rec['arch_hash'][:12]}.json").write_text(json.dumps(
+            {"space": args.space, "arch": rec["arch"], "score": rec["score"], "proxy": args.proxy}, indent=1))
+    (out / "report.md").write_text(_search_report(args, records, top, elapsed))
+    print(f"{len(records)} candidates in {elapsed:.1f} s ({len(ranked)} distinct); top {len(top)} by {args.proxy}:")
+    for i, rec in enumerate(top, start=1):
+        print(f"  {i}. score {rec['score']:.6g}  hash {rec['arch_hash'][:12]}  {_summary(args.space, rec['arch'])}")
+    print(f"results in {out}/ (candidates.jsonl, top/, report.md)")
+    return 0
+
+
+def _rank_unique(records):
+    """Best first, one entry per canonical architecture, unscored candidates last."""
+    seen, out = set(), []
+    for rec in sorted(records, key=lambda r: -(r["score"] if r["score"] is not None else -math.inf)):
+        if rec["arch_hash"] not in seen:
+            seen.add(rec["arch_hash"])
+            out.append(rec)
+    return out
+
+
+def _summary(space: str, arch) -> str:
+    if space == "rnn":
+        ops = [v["op"] for v in arch.values()]
+        k = sum(1 for n in arch if n.startswith("h_new_"))
+        return f"{len(arch)} nodes, {ops.count('linear')} linear, hidden tuple {k}"
+    layers = arch.get("nas_config", {}).get("encoder_layers", []) if isinstance(arch, dict) else []
+    return f"hidden {arch.get('hidden_size')}, {len(layers)} layers: " + ", ".join(
+        f"{l.get('operation_type')}/{l.get('operation_parameter')}" for l in layers)
+
+
+def _search_report(args, records, top, elapsed) -> str:
+    scored = [r["score"] for r in records if r["score"] is not None and r["score"] > -1e90]
+    lines = [
+        f"# Search report: {args.space} space, proxy `{args.proxy}`",
+        "",
+        f"- strategy: {args.strategy} (NNI, sequential engine), budget {args.budget}, seed {args.seed}",
+        f"- data: {args.corpus or 'embedded default batch'}",
+        f"- candidates scored: {len(records)} in {elapsed:.1f} s; flagged: {sum(r['status'] == 'flagged' for r in records)}",
+        f"- score (higher = better): best {max(scored):.6g}, median {sorted(scored)[len(scored) // 2]:.6g}" if scored else "- no finite score",
+        "",
+        "| rank | score | hash | architecture |",
+        "|---:|---:|---|---|",
+    ]
+    for i, r in enumerate(top, start=1):
+        lines.append(f"| {i} | {r['score']:.6g} | `{r['arch_hash'][:12]}` | {_summary(args.space, r['arch'])} |")
+    lines += ["", "Each file in `top/` holds `{space, arch, score, proxy}`; load the architecture with",
+              "`nni_zerocost.get_space(space).parse(arch)`."]
+    return "\n".join(lines) + "\n"
 
 
 def cmd_plot(args) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import random
 from typing import Any, Dict, Mapping, Optional, Sequence
 
@@ -109,15 +110,47 @@ def metric_dict(results: Mapping[str, ProxyResult], main: str, arch_hash: Option
 
 def proxy_metrics(space: str, arch, proxy: str, *, extra_proxies: Sequence[str] = (), seed: int = 0,
                   corpus: Optional[str] = None, batch_size: Optional[int] = None,
-                  seq_len: Optional[int] = None) -> Dict[str, Any]:
-    """Score one architecture with the core and return the NNI metric dict."""
+                  seq_len: Optional[int] = None, store: Optional[str] = None) -> Dict[str, Any]:
+    """Score one architecture with the core and return the NNI metric dict.
+
+    With ``store`` (a results-store path) the core's store-backed runner answers: a candidate
+    scored before (same space, architecture, proxy, data, seed, version) costs no model work,
+    which is what makes an interrupted search cheap to re-run.
+    """
     from .. import get_space, score
 
     specs = list(dict.fromkeys([proxy, *extra_proxies]))
     batch = token_batch(space, None if corpus is None else str(corpus), batch_size, seq_len)
+    sp = get_space(space)
+    parsed = sp.parse(arch)
     with seeded(seed):
-        results = score(space, arch, specs, batch=batch, seed=seed)
-    return metric_dict(results, proxy, get_space(space).arch_hash(get_space(space).parse(arch)))
+        if store is None:
+            results = score(space, parsed, specs, batch=batch, seed=seed)
+        else:
+            results = _stored_results(space, parsed, specs, batch, seed, store)
+    return metric_dict(results, proxy, sp.arch_hash(parsed))
+
+
+@functools.lru_cache(maxsize=4)
+def _open_store(path: str):
+    from ..store import ResultStore
+
+    return ResultStore(path)
+
+
+def _stored_results(space, arch, specs, batch, seed, store_path) -> Dict[str, ProxyResult]:
+    from ..errors import ZeroCostError
+    from ..runner import ScoreJob, score_many
+
+    job = ScoreJob(space, specs, batch, seed)
+    (rec,) = score_many(job, [(0, arch)], _open_store(str(store_path)), progress=False)
+    if rec.error:
+        raise ZeroCostError(rec.error)
+    return {
+        spec: ProxyResult(name, math.nan if rec.values[spec] is None else rec.values[spec],
+                          get_proxy(name).higher_is_better, rec.flags.get(spec))
+        for spec, name, _ in job.parsed
+    }
 
 
 @nni.trace
@@ -134,8 +167,10 @@ class ZeroCostEvaluator(Evaluator):
     """
 
     def __init__(self, proxy: str = "hidden_covariance", *, extra_proxies: Sequence[str] = (), seed: int = 0,
-                 corpus: Optional[str] = None, batch_size: Optional[int] = None, seq_len: Optional[int] = None):
+                 corpus: Optional[str] = None, batch_size: Optional[int] = None, seq_len: Optional[int] = None,
+                 store: Optional[str] = None):
         check_proxy_specs(None, [proxy, *extra_proxies])
+        self.store = None if store is None else str(store)
         self.proxy = proxy
         self.extra_proxies = tuple(extra_proxies)
         self.seed = int(seed)
@@ -153,7 +188,8 @@ class ZeroCostEvaluator(Evaluator):
         with seeded(self.seed):  # the seed is set before the candidate is frozen
             space, arch = model if isinstance(model, tuple) else space_of(model)
             return proxy_metrics(space, arch, self.proxy, extra_proxies=self.extra_proxies, seed=self.seed,
-                                 corpus=self.corpus, batch_size=self.batch_size, seq_len=self.seq_len)
+                                 corpus=self.corpus, batch_size=self.batch_size, seq_len=self.seq_len,
+                                 store=self.store)
 
     def _execute(self, model) -> Dict[str, Any]:
         # NNI's default would build the full network first (executable_model) only for us to

@@ -46,6 +46,7 @@ def run_search(
     extra_proxies: Sequence[str] = (),
     on_trial: Optional[Callable[[Any, Dict[str, Any]], None]] = None,
     experiment_dir: Optional[str] = None,
+    store: Optional[str] = None,
 ) -> List[Tuple[Any, Dict[str, Any]]]:
     """Search ``space`` ("rnn" | "bert") by ``proxy`` with an NNI strategy; no training.
 
@@ -54,6 +55,7 @@ def run_search(
     ``corpus``/``batch_size``/``seq_len`` choose the input batch (default: the space's embedded
     batch).  ``on_trial(arch, metrics)`` is called as each candidate is scored.  NNI writes its
     logs and checkpoint under ``experiment_dir`` (default: NNI's ``~/nni-experiments``).
+    ``store``: a results-store path; candidates already in it cost no model work.
 
     Returns ``[(architecture, metrics), ...]`` in evaluation order (for ``ranking``: every
     scored candidate, best first), where ``metrics`` is the dict the evaluator reported:
@@ -69,7 +71,8 @@ def run_search(
 
     if budget < 1:
         raise ValueError(f"budget must be >= 1, got {budget}")
-    proxy_options = dict(extra_proxies=tuple(extra_proxies), corpus=corpus, batch_size=batch_size, seq_len=seq_len)
+    proxy_options = dict(extra_proxies=tuple(extra_proxies), corpus=corpus, batch_size=batch_size, seq_len=seq_len,
+                         store=None if store is None else str(store))
     ms = model_space(space)
     codec = ms.codec
 

@@ -38,15 +38,17 @@ class _ScoringOptions:
     """Proxy settings shared by the strategies (same keywords as ZeroCostEvaluator)."""
 
     def __init__(self, proxy: str, extra_proxies: Sequence[str], seed: int, corpus: Optional[str],
-                 batch_size: Optional[int], seq_len: Optional[int]):
+                 batch_size: Optional[int], seq_len: Optional[int], store: Optional[str] = None):
         check_proxy_specs(None, [proxy, *extra_proxies])
+        self.store = None if store is None else str(store)
         self.proxy, self.extra_proxies, self.seed = proxy, tuple(extra_proxies), int(seed)
         self.corpus = None if corpus is None else str(corpus)
         self.batch_size, self.seq_len = batch_size, seq_len
 
     def metrics(self, space: str, arch) -> Dict[str, Any]:
         return proxy_metrics(space, arch, self.proxy, extra_proxies=self.extra_proxies, seed=self.seed,
-                             corpus=self.corpus, batch_size=self.batch_size, seq_len=self.seq_len)
+                             corpus=self.corpus, batch_size=self.batch_size, seq_len=self.seq_len,
+                             store=self.store)
 
 
 class ProxyPrescreen(Filter):
@@ -105,13 +107,13 @@ class ProxyRanking(Strategy):
     def __init__(self, proxy: str = "hidden_covariance", *, n_candidates: int = 100, top_k: int = 5,
                  candidates: Optional[Sequence[Any]] = None, sampler: str = "labels", seed: int = 0,
                  extra_proxies: Sequence[str] = (), corpus: Optional[str] = None,
-                 batch_size: Optional[int] = None, seq_len: Optional[int] = None):
+                 batch_size: Optional[int] = None, seq_len: Optional[int] = None, store: Optional[str] = None):
         super().__init__()
         if sampler not in ("labels", "space"):
             raise ValueError(f"sampler must be 'labels' or 'space', got {sampler!r}")
         if top_k < 1 or n_candidates < 1:
             raise ValueError(f"n_candidates and top_k must be >= 1, got {n_candidates}, {top_k}")
-        self.options = _ScoringOptions(proxy, extra_proxies, seed, corpus, batch_size, seq_len)
+        self.options = _ScoringOptions(proxy, extra_proxies, seed, corpus, batch_size, seq_len, store)
         self.n_candidates = int(n_candidates) if candidates is None else len(candidates)
         self.top_k = int(top_k)
         self.candidates = None if candidates is None else list(candidates)
