@@ -77,3 +77,68 @@ def test_hostile_cells_score_or_raise_invalid_architecture(recipe):
         return
     for r in res.values():
         assert math.isfinite(r.raw) or r.flag, r
+
+
+def _bert_pool():
+    from nni_zerocost.spaces import get_space
+
+    sp = get_space("bert")
+    rng = __import__("numpy").random.default_rng(0)
+    return [sp.to_dict(sp.sample(rng)) for _ in range(30)]
+
+
+BERT_POOL = _bert_pool()
+BERT_FIELDS = ("operation_type", "operation_parameter", "num_operation_heads", "feed_forward_dimension", "num_feed_forward")
+
+
+@st.composite
+def hostile_bert(draw):
+    cfg = json.loads(json.dumps(draw(st.sampled_from(BERT_POOL))))
+    layers = cfg["nas_config"]["encoder_layers"]
+    kind = draw(st.sampled_from(["field", "drop_field", "extra_field", "hidden", "layers", "type", "json", "empty", "valid", "junk_layer"]))
+    if kind == "field":
+        layers[draw(st.integers(0, len(layers) - 1))][draw(st.sampled_from(BERT_FIELDS))] = draw(
+            st.one_of(junk, st.sampled_from(["SA", "LT", "DSC", "SDP", "WMA", "DFT", "DCT", 5, 9, 2, 4, 512, 1024, 1, 3])))
+    elif kind == "drop_field":
+        layers[0].pop(draw(st.sampled_from(BERT_FIELDS)))
+    elif kind == "extra_field":
+        layers[0][draw(st.text(min_size=1, max_size=5))] = 1
+    elif kind == "hidden":
+        cfg["hidden_size"] = draw(st.one_of(junk, st.integers(-5, 1000)))
+    elif kind == "layers":
+        cfg["nas_config"]["encoder_layers"] = layers * draw(st.integers(0, 5))
+    elif kind == "type":
+        cfg["nas_config"] = draw(junk)
+    elif kind == "json":
+        text = json.dumps(cfg)
+        cfg = text[: draw(st.integers(0, len(text)))]
+    elif kind == "empty":
+        cfg = draw(st.sampled_from([{}, [], "", None, 3]))
+    elif kind == "junk_layer":
+        layers[0] = draw(junk)
+    return cfg
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(hostile_bert())
+def test_hostile_bert_configs_parse_or_raise_invalid_architecture(cfg):
+    from nni_zerocost.spaces import get_space
+
+    sp = get_space("bert")
+    try:
+        parsed = sp.parse(cfg)
+    except InvalidArchitectureError as e:
+        assert str(e)
+        return
+    assert sp.parse(sp.to_dict(parsed)) == parsed  # whatever parses round-trips
+
+
+def test_valid_bert_configs_score_finite_or_flagged_on_a_tiny_batch():
+    from nni_zerocost.spaces import get_space
+    from nni_zerocost.spaces.bert import zipf_bert_batch
+
+    batch = zipf_bert_batch(batch_size=2, seq_len=16, seed=0)
+    for cfg in BERT_POOL[:6]:
+        res = nz.score("bert", cfg, nz.list_proxies("bert"), batch=batch)
+        for r in res.values():
+            assert math.isfinite(r.raw) or r.flag, r

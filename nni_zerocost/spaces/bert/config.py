@@ -225,7 +225,7 @@ def _parse_layer(d: Mapping, i: int, prefix: str | None = None) -> LayerConfig:
     if missing:
         raise InvalidArchitectureError(f"missing field(s) {missing}", where.rstrip("."))
     op = d["operation_type"]
-    if op not in OPERATIONS:
+    if not isinstance(op, str) or op not in OPERATIONS:
         raise InvalidArchitectureError(f"must be one of {list(OPERATIONS)}, got {op!r}", where + "operation_type")
     param = d["operation_parameter"]
     if op == "DSC":
@@ -242,7 +242,7 @@ def _parse_layer(d: Mapping, i: int, prefix: str | None = None) -> LayerConfig:
 
 def _validate_layer(layer: LayerConfig, i: int, where: str | None = None) -> None:
     where = where if where is not None else f"encoder_layers[{i}]."
-    if layer.operation_type not in OPERATIONS:
+    if not isinstance(layer.operation_type, str) or layer.operation_type not in OPERATIONS:
         raise InvalidArchitectureError(
             f"must be one of {list(OPERATIONS)}, got {layer.operation_type!r}", where + "operation_type")
     allowed = OPERATIONS[layer.operation_type]
