@@ -102,3 +102,4 @@ def test_select_entries_reproducible(nlp_entries):
     assert [e.arch_id for e in a] == [e.arch_id for e in select_entries(nlp_entries, bench, 20, 0)]
     assert [e.arch_id for e in a] != [e.arch_id for e in select_entries(nlp_entries, bench, 20, 1)]
     assert all(e.truth["test_loss"] is not None for e in a)
+    assert [e.arch_id for e in select_entries(nlp_entries, bench, 5, 0)] == [e.arch_id for e in a[:5]]  # prefix

@@ -12,11 +12,16 @@ from .metrics import correlations
 
 
 def select_entries(entries: Sequence[Entry], benchmark: Benchmark, limit: Optional[int], seed: int) -> List[Entry]:
-    """Entries with a finite primary result; ``limit`` picks a reproducible random subset."""
+    """Entries with a finite primary result; ``limit`` picks a reproducible random subset.
+
+    The subset is the first ``limit`` of one seeded permutation, in permutation order, so a
+    smaller limit is a prefix of a larger one: an interrupted ``--limit 1000`` run leaves every
+    ``--limit k`` (k = architectures done) fully answered by the results store.
+    """
     eligible = [e for e in entries if _finite(e.truth.get(benchmark.primary))]
     if limit is not None and limit < len(eligible):
-        idx = np.sort(np.random.default_rng(seed).choice(len(eligible), limit, replace=False))
-        eligible = [eligible[i] for i in idx]
+        order = np.random.default_rng(seed).permutation(len(eligible))[:limit]
+        eligible = [eligible[i] for i in order]
     return eligible
 
 
