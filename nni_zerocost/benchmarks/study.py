@@ -19,7 +19,7 @@ def select_entries(entries: Sequence[Entry], benchmark: Benchmark, limit: Option
     ``--limit k`` (k = architectures done) fully answered by the results store.
     """
     eligible = [e for e in entries if _finite(e.truth.get(benchmark.primary))]
-    if limit is not None and limit < len(eligible):
+    if limit is not None:
         order = np.random.default_rng(seed).permutation(len(eligible))[:limit]
         eligible = [eligible[i] for i in order]
     return eligible
