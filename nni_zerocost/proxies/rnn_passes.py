@@ -62,7 +62,9 @@ def check_loss(loss: str) -> str:
     return loss
 
 
-def _loss_value(model, last: torch.Tensor, tokens: torch.Tensor, loss: str) -> torch.Tensor:
+def _loss_value(model, last: torch.Tensor, tokens: torch.Tensor, loss: str, n_tokens: Optional[int] = None):
+    """``loss`` of the last layer's outputs; the ``lm`` mean is taken over ``n_tokens``
+    predictions (default: this batch's), so that batch chunks add up to the whole batch's loss."""
     if loss == "sum":
         return last.sum()
     if loss == "square":
@@ -70,7 +72,8 @@ def _loss_value(model, last: torch.Tensor, tokens: torch.Tensor, loss: str) -> t
     if tokens.shape[0] < 2:
         raise ValueError("the 'lm' loss needs at least 2 time steps (it predicts the next token)")
     logits = model.decode(last[:-1])
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[1:].reshape(-1))
+    total = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens[1:].reshape(-1), reduction="sum")
+    return total / (n_tokens if n_tokens is not None else tokens[1:].numel())
 
 
 def _forward(model, layer_input: torch.Tensor, record_states: bool):
@@ -112,27 +115,38 @@ def gradient_pass(model, tokens: torch.Tensor, loss: str, layer_input: Optional[
                         dict(zip(names, pgrads)))
 
 
+#: sequences per chunk of GraSP's double backward: its graph grows with batch x steps (16 GB
+#: for a large cell on the full paper batch), and the Hessian of a loss summed over
+#: independent sequences is the sum of the chunks' Hessians, so chunking is exact
+HESSIAN_CHUNK = 10
+
+
 def hessian_gradient(model, tokens: torch.Tensor, loss: str, names: Sequence[str],
-                     grads: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """``H g`` restricted to the parameters ``names``, for the given gradient ``g`` (GraSP)."""
+                     grads: Dict[str, torch.Tensor], chunk: int = HESSIAN_CHUNK) -> Dict[str, torch.Tensor]:
+    """``H g`` restricted to the parameters ``names``, for the given gradient ``g`` (GraSP).
+
+    Computed over chunks of ``chunk`` sequences (the model treats sequences independently) so
+    that memory stays bounded; the result is the whole batch's ``H g``.
+    """
     check_loss(loss)
     named = dict(model.named_parameters())
     params = [named[n] for n in names]
-    with torch.enable_grad():
-        last, _ = _forward(model, model.embed(tokens), record_states=False)
-        value = _loss_value(model, last, tokens, loss)
-        first = torch.autograd.grad(value, params, create_graph=True, allow_unused=True)
-        used = [(p, f, grads[n]) for n, p, f in zip(names, params, first) if f is not None and f.requires_grad]
-        if not used:
-            return {n: torch.zeros_like(named[n]) for n in names}
-        z = sum((f * g).sum() for _, f, g in used)
-        hg = torch.autograd.grad(z, [p for p, _, _ in used], allow_unused=True)
     out = {n: torch.zeros_like(named[n]) for n in names}
-    by_id = {id(p): h for (p, _, _), h in zip(used, hg)}
-    for n in names:
-        h = by_id.get(id(named[n]))
-        if h is not None:
-            out[n] = h.detach()
+    n_tokens = tokens[1:].numel()
+    for start in range(0, tokens.shape[1], chunk):
+        part = tokens[:, start:start + chunk]
+        with torch.enable_grad():
+            last, _ = _forward(model, model.embed(part), record_states=False)
+            value = _loss_value(model, last, part, loss, n_tokens)
+            first = torch.autograd.grad(value, params, create_graph=True, allow_unused=True)
+            used = [(n, p, f) for n, p, f in zip(names, params, first) if f is not None and f.requires_grad]
+            if not used:
+                continue
+            z = sum((f * grads[n]).sum() for n, _, f in used)
+            hg = torch.autograd.grad(z, [p for _, p, _ in used], allow_unused=True)
+        for (n, _, _), h in zip(used, hg):
+            if h is not None:
+                out[n] += h.detach()
     return out
 
 
