@@ -27,6 +27,15 @@ LSTM_LIKE = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """One thread: these tests score many tiny models, where threads only add contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def nasbench():
     from nni_zerocost.benchmarks.base import get_benchmark
@@ -222,6 +231,24 @@ def test_tuner_adds_settings_and_strips_them_for_the_inner_tpe():
     random_tuner = ZeroCostTuner(algorithm="Random", algorithm_args={"seed": 0})  # takes no optimize_mode
     random_tuner.update_search_space(search_space_json("rnn"))
     assert SETTINGS_KEY in random_tuner.generate_parameters(0)
+
+
+def test_meta_file_registers_the_tuner_under_a_builtin_name(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nni.tools.package_utils.tuner_factory import create_builtin_class_instance
+
+    from nni_zerocost.nas.tuner import ZeroCostTuner
+
+    monkeypatch.setenv("NNI_CONFIG_DIR", str(tmp_path))  # NNI records registrations there
+    meta = Path(__file__).resolve().parents[1] / "examples" / "nni_zerocost_tuner_meta.yml"
+    done = subprocess.run([sys.executable, "-m", "nni.tools.nnictl.nnictl", "algo", "register", "--meta", str(meta)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    tuner = create_builtin_class_instance("ZeroCost", {"space": "rnn", "algorithm": "Random"}, "tuners")
+    assert isinstance(tuner, ZeroCostTuner) and type(tuner.inner).__name__ == "RandomTuner"
 
 
 def test_trial_settings_merge_flags_and_tuner():

@@ -89,11 +89,14 @@ def run_search(
         config.experiment_working_directory = str(experiment_dir)
     evaluator = ZeroCostEvaluator(proxy, seed=seed, **proxy_options)
     experiment = NasExperiment(ms, evaluator, Chain(main, recorder), config)
-    logging.getLogger("nni").setLevel(logging.WARNING)
+    nni_logger = logging.getLogger("nni")
+    level = nni_logger.level
+    nni_logger.setLevel(logging.WARNING)  # NNI logs every candidate at INFO
     try:
         experiment.run()
     finally:
         experiment.stop()
+        nni_logger.setLevel(level)
     if strategy == "ranking":
         out = [(codec.decode(sample), metrics) for sample, metrics in main.ranking or []]
         if on_trial is not None:
