@@ -18,6 +18,7 @@ other proxy of the same loss (GraSP adds one double-backward of its own).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import List
 
@@ -35,6 +36,11 @@ PARAM_SETS = {
 _MODE = "eval (no dropout); one forward + backward of the chosen loss (shared per loss)"
 _NAN = "non-finite loss or gradients (an exploding cell) give NaN, flagged"
 
+
+#: every proxy of this module: RNN, sign as the method defines it, one shared gradient pass
+_gradient_proxy = functools.partial(
+    register_proxy, spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE, nan_policy=_NAN
+)
 
 def parameter_names(ctx, which: str = "cell") -> List[str]:
     """``named_parameters`` names of one of :data:`PARAM_SETS`."""
@@ -74,13 +80,8 @@ def _saliency(ctx, loss: str, params: str) -> float:
     return _finite(total, "saliency")
 
 
-@register_proxy(
+@_gradient_proxy(
     "synaptic_saliency",
-    spaces=("rnn",),
-    higher_is_better=True,
-    needs="gradients",
-    mode=_MODE,
-    nan_policy=_NAN,
     loss="sum",
     params="cell",
 )
@@ -96,13 +97,8 @@ def synaptic_saliency(ctx, loss: str = "sum", params: str = "cell") -> float:
     return _saliency(ctx, loss, params)
 
 
-@register_proxy(
+@_gradient_proxy(
     "snip",
-    spaces=("rnn",),
-    higher_is_better=True,
-    needs="gradients",
-    mode=_MODE,
-    nan_policy=_NAN,
     loss="lm",
 )
 def snip(ctx, loss: str = "lm") -> float:
@@ -111,13 +107,8 @@ def snip(ctx, loss: str = "lm") -> float:
     return _saliency(ctx, loss, "cell")
 
 
-@register_proxy(
+@_gradient_proxy(
     "grad_norm",
-    spaces=("rnn",),
-    higher_is_better=True,
-    needs="gradients",
-    mode=_MODE,
-    nan_policy=_NAN,
     loss="lm",
 )
 def grad_norm(ctx, loss: str = "lm") -> float:
@@ -127,13 +118,9 @@ def grad_norm(ctx, loss: str = "lm") -> float:
     return _finite(total, "gradient norm")
 
 
-@register_proxy(
+@_gradient_proxy(
     "grasp",
-    spaces=("rnn",),
-    higher_is_better=True,
-    needs="gradients",
     mode=_MODE + ", plus one forward and double backward for the Hessian-gradient product",
-    nan_policy=_NAN,
     loss="lm",
 )
 def grasp(ctx, loss: str = "lm") -> float:
@@ -147,13 +134,8 @@ def grasp(ctx, loss: str = "lm") -> float:
     return _finite(total, "Hessian-gradient product")
 
 
-@register_proxy(
+@_gradient_proxy(
     "fisher",
-    spaces=("rnn",),
-    higher_is_better=True,
-    needs="gradients",
-    mode=_MODE,
-    nan_policy=_NAN,
     loss="lm",
 )
 def fisher(ctx, loss: str = "lm") -> float:
@@ -172,13 +154,8 @@ def fisher(ctx, loss: str = "lm") -> float:
     return _finite(total, "Fisher information")
 
 
-@register_proxy(
+@_gradient_proxy(
     "hidden_synaptic_saliency",
-    spaces=("rnn",),
-    higher_is_better=True,
-    needs="gradients",
-    mode=_MODE,
-    nan_policy=_NAN,
     loss="sum",
 )
 def hidden_synaptic_saliency(ctx, loss: str = "sum") -> float:

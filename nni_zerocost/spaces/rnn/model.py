@@ -262,7 +262,9 @@ class RNNLanguageModel(nn.Module):
             raise ValueError(f"init must be one of {INIT_MODES}, got {init!r}")
         self.cell = cell
         self.vocab_size, self.emsize, self.nhid, self.nlayers = vocab_size, emsize, nhid, nlayers
-        self.encoder = nn.Embedding(vocab_size, emsize)
+        # _weight skips nn.Embedding's own N(0,1) draw: reset_parameters overwrites it anyway
+        # (compat mode replays that draw explicitly to keep the official random stream)
+        self.encoder = nn.Embedding(vocab_size, emsize, _weight=torch.empty(vocab_size, emsize))
         self.depth = nlayers if depth is None else int(depth)
         if not 1 <= self.depth <= nlayers:
             raise ValueError(f"depth must be in 1..{nlayers}, got {depth}")
