@@ -9,6 +9,7 @@ become records with ``status`` and ``error``.
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import time
 import traceback
@@ -134,7 +135,10 @@ def score_many(
                 yield rec
         else:
             threads = max(1, (os.cpu_count() or 1) // workers)
-            with ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(threads,)) as pool:
+            # spawn, not fork: forking a process that already runs threads (torch's and BLAS's
+            # pools, NNI's engine) can leave a worker deadlocked on a lock copied mid-use
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
                 window: List = []
                 it = iter(items)
                 exhausted = False

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -231,9 +232,10 @@ def _netns_available():
         return False
 
 
-def run_in_private_netns(script: Path, args, timeout: float):
+def run_in_private_netns(script: Path, args, timeout: float, logs: Optional[Path] = None):
     """Run ``python script args`` in a new network namespace with loopback up; afterwards kill
-    every process still in that namespace (NNI manager, dispatcher, trials): all are ours."""
+    every process still in that namespace (NNI manager, dispatcher, trials): all are ours.
+    On failure the message carries the tail of NNI's own logs under ``logs``."""
     env = {**os.environ, "PYTHONPATH": str(REPO), **SINGLE_THREAD_ENV}
     cmd = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', sys.executable, str(script), *args]
     own = os.readlink("/proc/self/ns/net")
@@ -249,22 +251,41 @@ def run_in_private_netns(script: Path, args, timeout: float):
             netns = ns
             break
         time.sleep(0.05)
+    timed_out = False
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"timed out after {timeout} s:\n{out[-3000:]}")
+        timed_out = True
     finally:
-        if netns is not None:
-            for pid_dir in Path("/proc").iterdir():
-                try:
-                    if pid_dir.name.isdigit() and os.readlink(pid_dir / "ns" / "net") == netns:
-                        os.kill(int(pid_dir.name), signal.SIGKILL)
-                except OSError:
-                    pass
-    assert proc.returncode == 0, out[-3000:]
+        # kill the whole namespace first: NNI's manager and trials run in process groups of their
+        # own, and a survivor holding our pipe would make the final read wait forever
+        _kill_group_and_namespace(proc.pid, netns)
+    if timed_out:
+        out, _ = proc.communicate(timeout=30)
+        pytest.fail(f"timed out after {timeout} s:\n{out[-3000:]}{_nni_logs(logs)}")
+    assert proc.returncode == 0, out[-3000:] + _nni_logs(logs)
     return out
+
+
+def _nni_logs(root: Optional[Path]) -> str:
+    if root is None or not root.exists():
+        return ""
+    return "".join(f"\n--- {p} ---\n{p.read_text(errors='replace')[-1500:]}" for p in sorted(root.rglob("*.log")))
+
+
+def _kill_group_and_namespace(pgid: int, netns):
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass  # already gone
+    if netns is None:
+        return
+    for pid_dir in Path("/proc").iterdir():
+        try:
+            if pid_dir.name.isdigit() and os.readlink(pid_dir / "ns" / "net") == netns:
+                os.kill(int(pid_dir.name), signal.SIGKILL)
+        except OSError:
+            pass
 
 
 needs_netns = pytest.mark.skipif(not _netns_available(), reason="needs `unshare -n` (root) to isolate the NNI manager")
@@ -295,7 +316,8 @@ json.dump({"models": models, "records": recorder.records, "seconds": elapsed}, o
 def test_training_service_engine_runs_trials_in_processes_with_the_same_scores(tmp_path):
     script = tmp_path / "ts.py"
     script.write_text(textwrap.dedent(TS_SCRIPT))
-    run_in_private_netns(script, [str(tmp_path / "exp"), str(tmp_path / "out.json")], timeout=400)
+    run_in_private_netns(script, [str(tmp_path / "exp"), str(tmp_path / "out.json")], timeout=400,
+                         logs=tmp_path / "exp")
     result = json.loads((tmp_path / "out.json").read_text())
     trained = [m for m in result["models"] if m["status"] == "trained"]
     assert len(trained) >= 4 and len(result["records"]) == len(trained)
@@ -335,7 +357,8 @@ def test_hpo_experiment_from_the_yaml_config(tmp_path):
     script = tmp_path / "hpo.py"
     script.write_text(textwrap.dedent(HPO_SCRIPT))
     yml = REPO / "examples" / "nni_hpo_zerocost_tuner.yml"
-    run_in_private_netns(script, [str(yml), str(tmp_path / "exp"), str(tmp_path / "out.json")], timeout=400)
+    run_in_private_netns(script, [str(yml), str(tmp_path / "exp"), str(tmp_path / "out.json")], timeout=400,
+                         logs=tmp_path / "exp")
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["ok"] and result["statuses"] == ["SUCCEEDED"] * 4 and len(result["data"]) == 4
     # export_data may pair concurrent trials crosswise (microsoft/nni#5726): join on "arch"

@@ -25,7 +25,7 @@ def test_sigkill_midway_then_rerun_completes_without_duplicates(tmp_path, data_d
     cmd = [sys.executable, "-m", "nni_zerocost.cli", "benchmark", "nasbench-nlp", "--proxy", "hidden_covariance",
            "--limit", "10", "--seed", "3", "--data-dir", str(data_dir), "--store", str(store), "--no-progress", "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
     while len(_keys(store)) < 3 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
