@@ -40,9 +40,13 @@ def make_key(
     space: str, arch_hash: str, proxy: str, options: Mapping[str, Any], data: str, seed: int,
     context: Mapping[str, Any] = (), version: str = __version__,
 ) -> str:
-    """Canonical string key of one measurement."""
+    """Canonical string key of one measurement.
+
+    Options set to ``None`` (an optional feature switched off) are left out, so adding such an
+    option to a proxy keeps every result stored before it valid."""
+    opts = {k: v for k, v in dict(options).items() if v is not None}
     return json.dumps(
-        [space, arch_hash, proxy, dict(sorted(dict(options).items())), data, int(seed),
+        [space, arch_hash, proxy, dict(sorted(opts.items())), data, int(seed),
          dict(sorted(dict(context).items())), version],
         sort_keys=True, separators=(",", ":"),
     )

@@ -4,7 +4,7 @@ import warnings
 import pytest
 
 from nni_zerocost.cli import main
-from nni_zerocost.store import ResultStore
+from nni_zerocost.store import ResultStore, make_key
 
 from conftest import GRU, LSTM, RNN
 
@@ -117,3 +117,10 @@ def test_store_skips_torn_line_with_warning_and_keeps_the_rest(tmp_path):
     with warnings.catch_warnings(record=True):
         s3 = ResultStore(p)
     assert s3.get("c")["raw"] == 3.0 and len(s3) == 2
+
+
+def test_an_option_switched_off_does_not_change_the_store_key():
+    """Adding an optional feature (default None) to a proxy keeps earlier results valid."""
+    old = make_key("rnn", "h", "hidden_covariance", {"layer": 1}, "data", 0, {"init": "compat"})
+    assert make_key("rnn", "h", "hidden_covariance", {"layer": 1, "max_degree": None}, "data", 0, {"init": "compat"}) == old
+    assert make_key("rnn", "h", "hidden_covariance", {"layer": 1, "max_degree": 1}, "data", 0, {"init": "compat"}) != old

@@ -77,3 +77,16 @@ def test_reproduces_published_scores_with_compat_init(nlp_entries, ptb_dir):
     for e in picked:
         r = nz.score("rnn", e.arch, ["hidden_covariance"], batch=batch, seed=0, init="compat")["hidden_covariance"]
         assert r.raw == pytest.approx(e.extra["published"]["tfn_layer_1_hidden_covariance"], rel=2e-5), e.arch_id
+
+
+def test_max_degree_flags_self_multiplying_cells_and_leaves_the_rest_unchanged():
+    squaring = {"a": {"op": "linear", "input": ["x", "h_prev_0"]}, "b": {"op": "linear", "input": ["h_prev_0"]},
+                "h_new_0": {"op": "elementwise_prod", "input": ["a", "b"]}}
+    batch, small = zipf_batch(8, 12, seed=0), {"emsize": 16, "nhid": 32}
+    guarded = nz.score("rnn", squaring, ["hidden_covariance:max_degree=1", "hidden_covariance"], batch=batch, **small)
+    assert math.isnan(guarded["hidden_covariance:max_degree=1"].raw)
+    assert guarded["hidden_covariance:max_degree=1"].flag == "divergence risk: recurrence degree 2 > max_degree 1"
+    assert math.isfinite(guarded["hidden_covariance"].raw)
+    plain = nz.score("rnn", LSTM, ["hidden_covariance:max_degree=1", "hidden_covariance"], batch=batch, **small)
+    assert plain["hidden_covariance:max_degree=1"].raw == plain["hidden_covariance"].raw
+    assert plain["hidden_covariance:max_degree=1"].flag is None

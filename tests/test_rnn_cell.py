@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+
 import pytest
 
 from nni_zerocost.errors import InvalidArchitectureError
@@ -90,3 +92,51 @@ def test_canonical_hash_finds_isomorphic_duplicates_in_the_benchmark(nlp_entries
     assert by_id[0] == by_id[3] == by_id[63]
     assert by_id[1] != by_id[0]
     assert len(set(by_id.values())) == 3776  # of 4,322 recipes
+
+
+# -- recurrence degree (divergence risk) -------------------------------------------------
+LEAKY_RNN = {"f": {"op": "linear", "input": ["x", "h_prev_0"]}, "h_new_0": {"op": "activation_leaky_relu", "input": ["f"]}}
+SQUARING = {
+    "a": {"op": "linear", "input": ["x", "h_prev_0"]},
+    "b": {"op": "linear", "input": ["h_prev_0"]},
+    "h_new_0": {"op": "elementwise_prod", "input": ["a", "b"]},
+}
+GATED_SQUARE = {  # an unbounded gate times an unbounded value: degree 1 + 1
+    "z": {"op": "linear", "input": ["x", "h_prev_0"]},
+    "a": {"op": "linear", "input": ["h_prev_0"]},
+    "b": {"op": "linear", "input": ["x"]},
+    "h_new_0": {"op": "blend", "input": ["z", "a", "b"]},
+}
+
+
+@pytest.mark.parametrize("recipe, degree", [
+    (RNN, 0), (LEAKY_RNN, 1), (LSTM, 1), (GRU, 1), (SQUARING, 2), (GATED_SQUARE, 2),
+    ({**SQUARING, "h_new_0": {"op": "elementwise_prod", "input": ["a", "b", "a"]}}, 3),
+    # squashing the product bounds the state again
+    ({**SQUARING, "p": {"op": "elementwise_prod", "input": ["a", "b"]},
+      "h_new_0": {"op": "activation_tanh", "input": ["p"]}}, 0),
+])
+def test_recurrence_degree(recipe, degree):
+    assert Cell.parse(recipe).recurrence_degree == degree
+
+
+def test_bounded_state_feeding_a_product_does_not_raise_the_degree():
+    # h_new_1 = tanh(...) is bounded, so h_prev_1 * h_prev_0 grows like h_prev_0 alone
+    cell = Cell.parse({
+        "t": {"op": "linear", "input": ["x", "h_prev_0"]}, "h_new_1": {"op": "activation_tanh", "input": ["t"]},
+        "l": {"op": "linear", "input": ["x", "h_prev_0"]},
+        "h_new_0": {"op": "elementwise_prod", "input": ["l", "h_prev_1"]},
+    })
+    assert cell.recurrence_degree == 1
+
+
+def test_recurrence_degree_predicts_divergence_on_nasbench_nlp(nlp_entries):
+    """The figures the docstring quotes: share of cells whose every PTB run diverged."""
+    by_degree = {}
+    for e in nlp_entries:
+        d = min(e.arch.recurrence_degree, 2)
+        by_degree.setdefault(d, []).append(e.truth["test_loss"] is None)
+    share = {d: float(np.mean(v)) for d, v in by_degree.items()}
+    assert share[0] == pytest.approx(0.0316, abs=0.001)
+    assert share[1] == pytest.approx(0.1532, abs=0.001)
+    assert share[2] == pytest.approx(0.7223, abs=0.001)
