@@ -12,6 +12,8 @@ table's median.
 
 By default the proxy reads the paper's batch (PTB test, 50 columns x 70 steps, layer 1); pass
 --no-ptb for the embedded zipf batch.  A diverged cell (no finite loss) counts as a miss.
+``--proxy hidden_covariance:max_degree=1`` ranks last the cells whose state multiplies itself
+without a squashing activation (``Cell.recurrence_degree`` >= 2), most of which diverge.
 --trained-only draws the candidates among cells whose training finished (the setting of the
 paper's correlations, which excluded diverged runs); the script then also reports what the
 paper's own published hidden-covariance scores would have picked among the same candidates.

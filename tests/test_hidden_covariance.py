@@ -7,7 +7,7 @@ import torch
 import nni_zerocost as nz
 from nni_zerocost.data import corpus_batch, zipf_batch
 from nni_zerocost.proxies.base import Flagged
-from nni_zerocost.proxies.linalg import correlation_eigen_score, eigen_score
+from nni_zerocost.proxies.linalg import correlation_eigen_score, eigen_score, spectral_score
 
 from conftest import GRU, LSTM, RNN
 
@@ -25,6 +25,25 @@ def test_correlation_eigen_score_matches_formula():
     assert correlation_eigen_score(x) == pytest.approx(reference_score(x), rel=1e-9)
     # identity correlation: every eigenvalue 1
     assert eigen_score(np.ones(5)) == pytest.approx(-5 * (math.log(1 + 1e-5) + 1 / (1 + 1e-5)))
+
+
+@pytest.mark.parametrize("rank", [3, 40, 60])
+def test_cholesky_spectral_score_equals_the_eigenvalue_formula(rank):
+    """Full-rank, rank-deficient (eigenvalues ~0, where 1/(l+k) dominates) and a lower triangle only."""
+    rng = np.random.default_rng(rank)
+    a = rng.normal(size=(60, rank))
+    c = np.corrcoef(a @ a.T + 1e-9 * np.eye(60))
+    expect = eigen_score(np.linalg.eigvalsh(c))
+    assert spectral_score(np.tril(c)) == pytest.approx(expect, rel=1e-9)
+
+
+def test_spectral_score_falls_back_to_the_eigen_solver_when_not_positive_definite():
+    c = np.array([[1.0, 0.0], [0.0, -0.5]])  # C + kI indefinite: Cholesky fails
+    with np.errstate(invalid="ignore"):
+        got, expect = spectral_score(c.copy()), eigen_score(np.linalg.eigvalsh(c))
+    assert math.isnan(got) and math.isnan(expect)
+    ok = np.array([[1.0, 0.3], [0.3, 1.0]])
+    assert spectral_score(ok.copy()) == pytest.approx(eigen_score(np.linalg.eigvalsh(ok)), rel=1e-12)
 
 
 def test_constant_units_count_as_zero_eigenvalues_and_are_flagged():
