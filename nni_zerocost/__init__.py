@@ -19,18 +19,14 @@ def score(space: str, arch, proxies, *, batch=None, seed: int = 0, **context_opt
 
     ``proxies`` is a name, a spec string like ``"hidden_covariance:layer=2"``, or a list.
     """
-    from .proxies.base import compute, parse_proxy_spec, pass_order
+    from .proxies.base import compute_many, parse_proxy_spec
 
     sp = get_space(space)
     if isinstance(proxies, str):
         proxies = [proxies]
     parsed = [(spec, *parse_proxy_spec(spec)) for spec in proxies]
     with sp.context(arch, batch, seed=seed, **context_options) as ctx:
-        done = {}
-        for i in pass_order(space, [name for _, name, _ in parsed]):
-            spec, name, opts = parsed[i]
-            done[spec] = compute(get_proxy(name), ctx, **opts)
-        return {spec: done[spec] for spec, _, _ in parsed}
+        return compute_many(ctx, parsed)
 
 
 __all__ = [

@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 
 from . import __version__
 from .errors import InvalidArchitectureError, ProxyNotApplicableError, ProxyOptionError, ZeroCostError
-from .proxies.base import compute, get_proxy, parse_proxy_spec, pass_order
+from .proxies.base import compute_many, get_proxy, parse_proxy_spec
 from .spaces import get_space
 from .store import ResultStore, make_key
 
@@ -93,8 +93,7 @@ def _evaluate(job: ScoreJob, arch, todo: List[Tuple[str, str, dict]]) -> Dict[st
     sp = get_space(job.space)
     out = {}
     with sp.context(arch, job.batch, seed=job.seed, **job.context_options) as ctx:
-        for spec, name, opts in (todo[i] for i in pass_order(job.space, [n for _, n, _ in todo])):
-            r = compute(get_proxy(name), ctx, **opts)
+        for spec, r in compute_many(ctx, todo).items():
             out[spec] = {"raw": None if math.isnan(r.raw) else r.raw, "flag": r.flag, "seconds": r.seconds,
                          "higher_is_better": r.higher_is_better}
     return out

@@ -222,13 +222,15 @@ def compute(proxy: Proxy, ctx: ScoringContext, **options) -> ProxyResult:
     return ProxyResult(proxy.name, raw, proxy.higher_is_better, flag, time.perf_counter() - start)
 
 
-def pass_order(space: str, names: Sequence[str]) -> List[int]:
-    """Indices of ``names`` in the order to compute them on one context: gradient proxies
-    first.  A backward pass records its forward statistics too (BERT), so forward-only proxies
-    asked after it cost nothing; asked before it, they pay for a forward pass of their own
-    (measured on the BERT benchmark: 0.9 of 3.6 s per architecture).  Values do not depend on
-    the order (conformance test)."""
-    return sorted(range(len(names)), key=lambda i: get_proxy(names[i]).impl(space).needs != "gradients")
+def compute_many(ctx: ScoringContext, parsed: Sequence[Tuple[str, str, Mapping[str, Any]]]) -> Dict[str, ProxyResult]:
+    """Compute ``(key, proxy name, options)`` triples on one context; ``{key: result}`` in input
+    order.  Gradient proxies run first: a backward pass records its forward statistics too
+    (BERT), so forward-only proxies asked after it cost nothing, while asked before it they
+    pay for a forward pass of their own (measured on the BERT benchmark: 0.9 of 3.6 s per
+    architecture).  Values do not depend on the order (conformance test)."""
+    order = sorted(range(len(parsed)), key=lambda i: get_proxy(parsed[i][1]).impl(ctx.space).needs != "gradients")
+    done = {parsed[i][0]: compute(get_proxy(parsed[i][1]), ctx, **parsed[i][2]) for i in order}
+    return {key: done[key] for key, _, _ in parsed}
 
 
 def score_all(
@@ -236,10 +238,7 @@ def score_all(
 ) -> Dict[str, ProxyResult]:
     """Compute several proxies on one context (passes are shared through ``ctx.cache``)."""
     options = options or {}
-    proxies = list(proxies)
-    done = {proxies[i]: compute(get_proxy(proxies[i]), ctx, **options.get(proxies[i], {}))
-            for i in pass_order(ctx.space, proxies)}
-    return {name: done[name] for name in proxies}
+    return compute_many(ctx, [(name, name, options.get(name, {})) for name in proxies])
 
 
 def parse_proxy_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
