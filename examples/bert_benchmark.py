@@ -51,13 +51,14 @@ def _work(job):
     """Score a list of (arch_id, config dict) in one build mode; runs in a worker process."""
     import torch
 
-    from nni_zerocost.proxies.base import compute, get_proxy, parse_proxy_spec
+    from nni_zerocost import make_plan
+    from nni_zerocost.proxies.base import compute, get_proxy
     from nni_zerocost.spaces import get_space
 
     torch.set_num_threads(job["threads"])
     space = get_space("bert")
     batch = space.default_batch(job["seed"])
-    specs = [(s, *parse_proxy_spec(s)) for s in job["proxies"]]
+    specs = [(r.spec, r.name, r.options) for r in make_plan("bert", job["proxies"], batch=batch).requests]
     out = []
     for arch_id, arch in job["archs"]:
         t0, c0 = time.perf_counter(), time.process_time()

@@ -53,9 +53,15 @@ def main():
     ap.add_argument("--proxy", default="hidden_covariance")
     ap.add_argument("--epochs", type=int, default=100, help="architectures the optimizer evaluates")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--population", type=int, default=None,
+                    help="RegularizedEvolution's population (default: a quarter of --epochs, at least 4 and at "
+                         "most 20); the first population // 2 architectures are random samples")
     args = ap.parse_args()
+    population = args.population or min(20, max(4, args.epochs // 4))
+    if population > args.epochs:
+        ap.error(f"--population {population} exceeds --epochs {args.epochs}: the search would only sample at random")
 
-    best = run(args.optimizer, args.proxy, args.epochs, args.seed)
+    best = run(args.optimizer, args.proxy, args.epochs, args.seed, population)
     loss = best.query(Metric.TEST_LOSS)
     table = benchmark_table(best.benchmark_name)
     losses = np.array([e.truth["test_loss"] for e in table.labeled])

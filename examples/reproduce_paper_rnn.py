@@ -12,8 +12,9 @@ import numpy as np
 from scipy import stats
 
 from nni_zerocost.benchmarks.base import get_benchmark
-from nni_zerocost.data import corpus_batch, data_dir
-from nni_zerocost.runner import ScoreJob, score_many
+from nni_zerocost.data import data_dir
+from nni_zerocost import make_plan
+from nni_zerocost.runner import score_many
 from nni_zerocost.store import ResultStore, default_store_path
 
 
@@ -32,7 +33,7 @@ def main():
     rng = np.random.default_rng(a.seed)
     entries = [entries[i] for i in rng.permutation(len(entries))[: a.n]]
     spec = f"hidden_covariance:layer={a.layer}"
-    job = ScoreJob("rnn", [spec], corpus_batch(root / "ptb", 50, 70), 0, {"init": "compat"})
+    job = make_plan("rnn", [spec], corpus=str(root / "ptb"), seed=0, init="compat")
     store = ResultStore(a.store or default_store_path())
     ours = np.array([np.nan if r.values[spec] is None else r.values[spec]
                      for r in score_many(job, [(e.arch_id, e.arch) for e in entries], store, workers=a.workers)])

@@ -18,7 +18,6 @@ import argparse
 import json
 import math
 import multiprocessing as mp
-import os
 import sys
 import time
 from pathlib import Path
@@ -82,7 +81,8 @@ def _init(data_dir: str):
 
 def score_cell(job):
     """The given specs on one shared context; returns one JSON-able row."""
-    from nni_zerocost.proxies.base import compute, get_proxy, parse_proxy_spec
+    from nni_zerocost import make_plan
+    from nni_zerocost.proxies.base import compute, get_proxy
     from nni_zerocost.proxies.linalg import correlation_eigen_score
     from nni_zerocost.spaces import get_space
 
@@ -90,9 +90,9 @@ def score_cell(job):
     start = time.perf_counter()
     row = {"arch_id": arch_id, "raw": {}, "flag": {}, "seconds": {}}
     with get_space("rnn").context(recipe, _STATE["batch"], seed=0, init="compat") as ctx:
-        for spec in specs:
-            name, opts = parse_proxy_spec(spec)
-            r = compute(get_proxy(name), ctx, **opts)
+        for req in make_plan("rnn", specs, batch=_STATE["batch"]).requests:
+            spec = req.spec
+            r = compute(get_proxy(req.name), ctx, **req.options)
             row["raw"][spec] = r.score if r.ok else None  # normalised: higher is better
             row["flag"][spec] = r.flag
             row["seconds"][spec] = round(r.seconds, 3)
@@ -110,11 +110,11 @@ def _merge(rows, row):
 
 def _orient(spec: str, value):
     """Back from the normalised score to the proxy's raw value."""
-    from nni_zerocost.proxies.base import get_proxy, parse_proxy_spec
+    from nni_zerocost import make_plan
 
     if value is None or spec.startswith("diag:"):
         return value
-    return value if get_proxy(parse_proxy_spec(spec)[0]).higher_is_better else -value
+    return value if make_plan("rnn", spec).requests[0].higher_is_better else -value
 
 
 def main(argv=None):

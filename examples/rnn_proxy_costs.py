@@ -46,14 +46,15 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(args.threads)
-    from nni_zerocost.proxies.base import compute, get_proxy, parse_proxy_spec
+    from nni_zerocost import make_plan
+    from nni_zerocost.proxies.base import compute, get_proxy
     from nni_zerocost.spaces import get_space
 
     space = get_space("rnn")
     batch = space.default_batch(0)
     rng = np.random.default_rng(args.seed)
     cells = [space.sample(rng) for _ in range(args.n)]
-    parsed = [(s, *parse_proxy_spec(s)) for s in args.specs]
+    parsed = [(r.spec, r.name, r.options) for r in make_plan("rnn", args.specs, batch=batch).requests]
 
     together, alone = [], {s: [] for s in args.specs}
     for k, cell in enumerate(cells, start=1):

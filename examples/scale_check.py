@@ -31,14 +31,14 @@ def _rss_mb() -> float:
 
 
 def _job_and_cells(args):
-    from nni_zerocost.runner import ScoreJob
+    from nni_zerocost import make_plan
     from nni_zerocost.spaces import get_space
 
     space = get_space("rnn")
     rng = np.random.default_rng(args.seed)
     cells = [(i, space.to_dict(space.sample(rng))) for i in range(args.n)]
     sizes = {k: v for k, v in (("emsize", args.emsize), ("nhid", args.nhid)) if v}
-    return ScoreJob("rnn", args.proxy, space.default_batch(0), args.seed, sizes), cells
+    return make_plan("rnn", args.proxy, seed=args.seed, **sizes), cells
 
 
 def memory(args):

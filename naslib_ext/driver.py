@@ -2,6 +2,8 @@
 
     python -m naslib_ext.driver --space nlp --proxy hidden_covariance --n 300 --seed 0
 
+Without ``--proxy`` the space's own default is used (:data:`DEFAULT_PROXY`).
+
 Draws ``n`` benchmark architectures with a finite result (``seed``; the same subset the core's
 study picks), wraps them as NASLib graphs, asks :class:`ZeroCostProxyPredictor` for their
 scores and the graphs' ``query(Metric.VAL_ACCURACY)`` for the truth (NASLib's convention:
@@ -13,7 +15,7 @@ Metrics are computed with scipy (``nni_zerocost.benchmarks.metrics.correlations`
 and counted.  NASLib's own ``PredictorEvaluator.compare`` is not used: with scikit-learn >= 1.6
 it silently returns NaN for every metric, and it reports |pearson|.
 
-With ``--check-core`` (default) the same architectures are also scored by the core directly
+With ``--check-core`` the same architectures are also scored by the core directly
 (``nni_zerocost.score`` on the table's architectures, truth from the table) and both sets of
 figures are printed with their largest difference, so the adapter is shown not to change them;
 the command exits with status 1 when they differ.  :func:`evaluate` returns the same figures as
@@ -36,9 +38,11 @@ from .search_spaces import Metric, NasBenchBERTSpace, NasBenchNLPSpace, benchmar
 import nni_zerocost
 from nni_zerocost.benchmarks.metrics import correlations
 from nni_zerocost.benchmarks.study import select_entries
-from nni_zerocost.data import corpus_batch
+from nni_zerocost.errors import BadInputError, ZeroCostError
 
 SPACES = {"nlp": NasBenchNLPSpace, "bert": NasBenchBERTSpace}
+#: the proxy each space is scored with when none is named: the paper's main proxy of the space
+DEFAULT_PROXY = {"nlp": "hidden_covariance", "bert": "head_confidence"}
 METRICS = ("pearson", "spearman", "kendalltau", "precision_10", "precision_20")
 
 
@@ -60,13 +64,17 @@ def naslib_metrics(scores: Sequence[float], truth: Sequence[float]) -> Dict[str,
     return out
 
 
-def evaluate(space: str = "nlp", proxy: str = "hidden_covariance", n: int = 300, seed: int = 0, *,
+def evaluate(space: str = "nlp", proxy: Optional[str] = None, n: int = 300, seed: int = 0, *,
              proxy_seed: int = 0, corpus: Optional[str] = None, data_dir: Optional[str] = None,
-             check_core: bool = True) -> Dict[str, Any]:
+             check_core: bool = False) -> Dict[str, Any]:
     """Run the benchmark; returns the figures as a dict (what the CLI prints)."""
     if space not in SPACES:
-        raise ValueError(f"unknown space {space!r}; valid: {', '.join(SPACES)}")
+        raise BadInputError("space", f"unknown space; valid: {', '.join(SPACES)}", repr(space))
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise BadInputError("n", f"must be an integer >= 1, got {n!r}")
+    proxy = proxy or DEFAULT_PROXY[space]
     cls = SPACES[space]
+    predictor = ZeroCostProxyPredictor(proxy, corpus=corpus, seed=proxy_seed, space=cls.core_space)
     api = {"data_dir": data_dir} if data_dir else None
     table = benchmark_table(cls.benchmark_name, api)
     entries = select_entries(table.entries, table.benchmark, n, seed)
@@ -77,7 +85,6 @@ def evaluate(space: str = "nlp", proxy: str = "hidden_covariance", n: int = 300,
         graphs.append(g)
     truth = [g.query(Metric.VAL_ACCURACY, dataset_api=api) for g in graphs]
 
-    predictor = ZeroCostProxyPredictor(proxy, corpus=corpus, seed=proxy_seed)
     start = time.perf_counter()
     results = predictor.query_results(graphs)
     query_time = (time.perf_counter() - start) / max(1, len(graphs))
@@ -91,10 +98,9 @@ def evaluate(space: str = "nlp", proxy: str = "hidden_covariance", n: int = 300,
         "n_flagged": sum(r.flag is not None for r in results),
     }
     if check_core:
-        batch = corpus_batch(corpus) if corpus else None
         sign = 1.0 if table.benchmark.primary_higher_is_better else -1.0
         core_scores = [
-            nni_zerocost.score(cls.core_space, e.arch, [proxy], batch=batch, seed=proxy_seed)[proxy].score
+            nni_zerocost.score(cls.core_space, e.arch, [proxy], corpus=corpus, seed=proxy_seed)[proxy].score
             for e in entries
         ]
         core_truth = [sign * e.truth[table.benchmark.primary] for e in entries]
@@ -134,17 +140,24 @@ def format_report(r: Dict[str, Any]) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m naslib_ext.driver", description=__doc__.split("\n\n")[0])
     ap.add_argument("--space", choices=sorted(SPACES), default="nlp")
-    ap.add_argument("--proxy", default="hidden_covariance", help="proxy name or spec, e.g. hidden_covariance:layer=2")
+    ap.add_argument("--proxy", default=None,
+                    help="proxy name or spec, e.g. hidden_covariance:layer=2 (default: "
+                         + ", ".join(f"{k}: {v}" for k, v in DEFAULT_PROXY.items()) + ")")
     ap.add_argument("--n", type=int, default=300, help="number of benchmark architectures")
     ap.add_argument("--seed", type=int, default=0, help="seed of the architecture subset")
     ap.add_argument("--proxy-seed", type=int, default=0, help="seed of the scored models' initialisation")
     ap.add_argument("--corpus", help="PTB-style corpus for the RNN input batch (default: embedded batch)")
     ap.add_argument("--data-dir", help="folder holding nasbench_nlp/ etc. (default: $NNI_ZEROCOST_DATA or ../shared/data)")
-    ap.add_argument("--no-check-core", dest="check_core", action="store_false", help="skip scoring with the core directly")
+    ap.add_argument("--check-core", action="store_true",
+                    help="also score with the core directly and compare (scores every architecture twice)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = ap.parse_args(argv)
-    r = evaluate(args.space, args.proxy, args.n, args.seed, proxy_seed=args.proxy_seed, corpus=args.corpus,
-                 data_dir=args.data_dir, check_core=args.check_core)
+    try:
+        r = evaluate(args.space, args.proxy, args.n, args.seed, proxy_seed=args.proxy_seed, corpus=args.corpus,
+                     data_dir=args.data_dir, check_core=args.check_core)
+    except ZeroCostError as e:
+        print(f"{ap.prog}: error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(r, indent=2) if args.json else format_report(r))
     return 0 if r.get("core_match", True) else 1
 

@@ -29,10 +29,10 @@ from naslib.predictors.predictor import Predictor  # noqa: E402
 from naslib.predictors.utils.pruners import measures as naslib_measures  # noqa: E402
 
 import nni_zerocost  # noqa: E402
-from nni_zerocost.data import TokenBatch, corpus_batch  # noqa: E402
+from nni_zerocost.data import TokenBatch  # noqa: E402
 from nni_zerocost.errors import ProxyNotApplicableError  # noqa: E402
-from nni_zerocost.proxies import ProxyResult, get_proxy  # noqa: E402
-from nni_zerocost.proxies.base import parse_proxy_spec  # noqa: E402
+from nni_zerocost.plan import ScoringPlan, make_plan, plans_for_any_space  # noqa: E402
+from nni_zerocost.proxies import ProxyResult  # noqa: E402
 from nni_zerocost.spaces.rnn.model import VOCAB  # noqa: E402
 
 NO_SCORE = -1e8
@@ -62,17 +62,16 @@ class ZeroCostProxyPredictor(Predictor):
     def __init__(self, proxy: str = "hidden_covariance", corpus=None, seed: int = 0, *, batch=None,
                  space: Optional[str] = None, ss_type=None, encoding_type=None):
         super().__init__(ss_type=ss_type, encoding_type=encoding_type)
-        name, options = parse_proxy_spec(proxy)
-        self.proxy_info = get_proxy(name)  # raises UnknownNameError listing valid names
         self.proxy = proxy
         self.method_type = proxy  # NASLib's PredictorEvaluator prints this
-        self.seed = int(seed)
+        self.seed = int(seed) if isinstance(seed, (int, np.integer)) else seed
         self.corpus = corpus
-        self.batch = batch
-        if space is None and len(self.proxy_info.spaces) == 1:
-            space = self.proxy_info.spaces[0]
+        kw = dict(seed=self.seed, corpus=None if corpus is None else str(corpus), batch=batch)
+        # checked once, here, through the core's door (BadInputError names what is wrong)
+        self._plans = {space: make_plan(space, [proxy], **kw)} if space is not None else plans_for_any_space([proxy], **kw)
+        if space is None and len(self._plans) == 1:
+            space = next(iter(self._plans))
         self.space = space
-        self._corpus_batch: Optional[TokenBatch] = None
 
     # -- NASLib Predictor interface ------------------------------------------------------
     def fit(self, xtrain, ytrain, train_info=None, **kwargs):
@@ -102,8 +101,7 @@ class ZeroCostProxyPredictor(Predictor):
         out = []
         for arch in archs:
             space, core = self._resolve(arch)
-            batch = self._batch(space, dataloader)
-            out.append(nni_zerocost.score(space, core, [self.proxy], batch=batch, seed=self.seed)[self.proxy])
+            out.append(self._plan(space, dataloader).score(core)[self.proxy])
         return out
 
     def _resolve(self, arch):
@@ -111,25 +109,20 @@ class ZeroCostProxyPredictor(Predictor):
         if graph is not None:
             return graph.core_space, graph.core_arch()
         if self.space is None:
-            raise ValueError(
-                f"proxy {self.proxy!r} applies to several spaces {self.proxy_info.spaces}; pass "
+            raise ProxyNotApplicableError(
+                f"proxy {self.proxy!r} applies to several spaces {sorted(self._plans)}; pass "
                 "space= or query NASLib graphs from naslib_ext.search_spaces"
             )
         return self.space, arch
 
-    def _batch(self, space: str, dataloader):
+    def _plan(self, space: str, dataloader) -> ScoringPlan:
         if dataloader is not None:
             inputs, _ = next(iter(dataloader))
-            return batch_from_inputs(space, inputs)
-        if self.batch is not None:
-            return self.batch
-        if self.corpus is not None:
-            if space != "rnn":
-                raise ProxyNotApplicableError(f"corpus= gives RNN token batches; for the {space!r} space pass batch=")
-            if self._corpus_batch is None:
-                self._corpus_batch = corpus_batch(self.corpus)
-            return self._corpus_batch
-        return None  # the space's default batch, exactly as nni_zerocost.score uses it
+            return make_plan(space, [self.proxy], seed=self.seed, batch=batch_from_inputs(space, inputs))
+        if space not in self._plans:
+            raise ProxyNotApplicableError(f"proxy {self.proxy!r} with these settings does not apply to the "
+                                          f"{space!r} space (it does to: {', '.join(sorted(self._plans))})")
+        return self._plans[space]
 
     def __repr__(self):
         return f"ZeroCostProxyPredictor(proxy={self.proxy!r}, seed={self.seed})"
@@ -189,8 +182,8 @@ def _naslib_measure(net, inputs, targets, split_data=1, loss_fn=None, proxy: str
         raise ProxyNotApplicableError(
             f"measure {proxy!r} scores architectures of naslib_ext.search_spaces, got {type(net).__name__}"
         )
-    batch = batch_from_inputs(graph.core_space, inputs)
-    result = nni_zerocost.score(graph.core_space, graph.core_arch(), [proxy], batch=batch, seed=MEASURE_SEED)[proxy]
+    plan = make_plan(graph.core_space, [proxy], seed=MEASURE_SEED, batch=batch_from_inputs(graph.core_space, inputs))
+    result = plan.score(graph.core_arch())[proxy]
     return [torch.tensor(_value(result), dtype=torch.float64)]
 
 

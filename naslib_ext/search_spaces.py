@@ -389,7 +389,6 @@ class NasBenchNLPSpace(_CoreGraph, NasBenchNLPSearchSpace):
         self.core = Cell.parse(cell)
         self.compact = compact_from_cell(self.core)
 
-    set_cell = set_core_arch
 
     def set_compact(self, compact) -> None:
         """Set the architecture from a NASLib compact; raises InvalidArchitectureError."""
@@ -463,8 +462,6 @@ class NasBenchNLPSpace(_CoreGraph, NasBenchNLPSearchSpace):
 #: per-layer fields of the benchmark's config form, in compact order
 BERT_LAYER_FIELDS = ("operation_type", "operation_parameter", "num_operation_heads",
                      "feed_forward_dimension", "num_feed_forward")
-#: draws used to read the option lists off the core sampler (each option has p >= 1/12 per draw)
-BERT_OPTION_DRAWS = 4000
 
 
 def _bert_space():
@@ -492,23 +489,15 @@ def bert_config_from_compact(compact):
     return _bert_space().parse(d)
 
 
-@functools.lru_cache(maxsize=1)
 def bert_options() -> Dict[str, list]:
-    """Every value of every choice, read off the core space's sampler (so this adapter never
+    """Every value of every choice, from the core space's :meth:`choices` (this adapter never
     restates the space): hidden_size, num_layers, operation (type, parameter), heads, widths,
     depths."""
-    sp = _bert_space()
-    rng = np.random.default_rng(0)
-    seen: Dict[str, set] = {k: set() for k in ("hidden_size", "num_layers", "operation") + BERT_LAYER_FIELDS[2:]}
-    for _ in range(BERT_OPTION_DRAWS):
-        hidden, layers = bert_compact(sp.sample(rng))
-        seen["hidden_size"].add(hidden)
-        seen["num_layers"].add(len(layers))
-        for layer in layers:
-            seen["operation"].add(layer[:2])
-            for f, v in zip(BERT_LAYER_FIELDS[2:], layer[2:]):
-                seen[f].add(v)
-    return {k: sorted(v, key=lambda x: tuple(map(str, x)) if isinstance(x, tuple) else x) for k, v in seen.items()}
+    c = _bert_space().choices()
+    ops = sorted(((t, p) for t, ps in c["operation"].items() for p in ps), key=lambda x: tuple(map(str, x)))
+    out = {"hidden_size": sorted(c["hidden_size"]), "num_layers": sorted(c["num_layers"]), "operation": ops}
+    out.update({f: sorted(c[f]) for f in BERT_LAYER_FIELDS[2:]})
+    return out
 
 
 def _bert_moves(compact) -> List[tuple]:

@@ -1,6 +1,8 @@
-"""Command line: ``nni-zerocost {list,score,benchmark}``.
+"""Command line: ``nni-zerocost {list,score,benchmark,plot,search}``.
 
-Thin on purpose: argument parsing and printing only; the work is in ``runner`` (scoring),
+Thin on purpose: argument parsing and printing only.  Every command turns its flags into one
+checked plan (:func:`nni_zerocost.make_plan`) before any data is read, any model is built or
+NNI starts, so bad input fails at once with one line; the work is in ``runner`` (scoring),
 ``benchmarks`` (ground truth, correlations) and ``store`` (durable results).
 """
 from __future__ import annotations
@@ -10,28 +12,48 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from . import __version__
-from .errors import ZeroCostError
+from .errors import BadInputError, InvalidArchitectureError, ZeroCostError
+
+#: CLI flag of each field a plan can refuse
+FLAGS = {"as_trained": "--as-trained", "batch_size": "--batch-size", "seq_len": "--seq-len"}
+
+
+def _flag(field: str) -> str:
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every default in ``--help`` (except for flags without one)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or action.help is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--proxy", action="append", required=True, metavar="NAME",
-                   help="proxy name or spec 'name:key=value,...' (repeatable), e.g. hidden_covariance:layer=2")
+    p.add_argument("--proxy", action="append", required=True, metavar="SPEC",
+                   help="proxy name or spec 'name:key=value,...' (repeatable), e.g. hidden_covariance:layer=2 "
+                        "('nni-zerocost list proxies' shows each proxy's options)")
     p.add_argument("--seed", type=int, default=0, help="weight-initialisation seed (and subset seed for --limit)")
     p.add_argument("--limit", type=int, default=None, help="score a reproducible random subset of N architectures")
-    p.add_argument("--data-dir", default=None, help="reference data folder (default: $NNI_ZEROCOST_DATA or ../shared/data)")
+    p.add_argument("--data-dir", default=None,
+                   help="benchmark data folder (default: $NNI_ZEROCOST_DATA, else ../shared/data)")
     p.add_argument("--corpus", default=None,
-                   help="PTB-style folder (train/valid/test, 'ptb.' prefix or not; its test split is batched) "
-                        "or one text file; default: the embedded Zipf batch")
-    p.add_argument("--init", choices=("official", "compat"), default="official",
-                   help="RNN weight init: official distributions (default), or 'compat' = the official "
-                        "code's exact random stream (reproduces the paper's scores with --seed 0)")
+                   help="rnn: PTB-style folder (train/valid/test, 'ptb.' prefix or not; its test split is batched) "
+                        "or one text file (default: the embedded Zipf batch)")
+    p.add_argument("--init", choices=("official", "compat"), default=None,
+                   help="rnn weight init: 'official' distributions, built from the canonical cell (default), or "
+                        "'compat' = the official code's exact random stream (reproduces the paper's scores with --seed 0)")
     p.add_argument("--as-trained", action="store_true",
-                   help="BERT: build every layer as SDP self-attention, as the benchmark was actually trained")
-    p.add_argument("--store", default=None, help="results store (JSONL); default $NNI_ZEROCOST_STORE or ~/.cache/nni-zerocost/results.jsonl")
+                   help="bert: build every layer as SDP self-attention, as the benchmark was actually trained")
+    p.add_argument("--store", default=None,
+                   help="results store (JSONL; default: $NNI_ZEROCOST_STORE, else ~/.cache/nni-zerocost/results.jsonl)")
     p.add_argument("--no-store", action="store_true", help="do not read or write the results store")
     p.add_argument("--workers", type=int, default=1, help="worker processes (threads are split between them)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -42,15 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"nni-zerocost {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    ls = sub.add_parser("list", help="list proxies, spaces or benchmarks")
-    ls.add_argument("what", choices=("proxies", "spaces", "benchmarks"), nargs="?", default="proxies")
+    ls = sub.add_parser("list", help="list proxies, spaces or benchmarks", formatter_class=_Help)
+    ls.add_argument("what", choices=("proxies", "spaces", "benchmarks"), nargs="?", default="proxies",
+                    help="what to list")
     ls.add_argument("--space", default=None, help="only proxies applicable to this space")
 
-    sc = sub.add_parser("score", help="score architectures, one JSON line per architecture")
+    sc = sub.add_parser("score", help="score architectures, one JSON line per architecture", formatter_class=_Help)
     sc.add_argument("--space", required=True, help="search space (see 'nni-zerocost list spaces')")
     src = sc.add_mutually_exclusive_group(required=True)
     src.add_argument("--benchmark", default=None, help="score the cells of a benchmark, e.g. nasbench-nlp")
-    src.add_argument("--cells", default=None, help='JSONL file of {"id": ..., "recipe": dict or official JSON string}')
+    src.add_argument("--cells", default=None,
+                     help='JSONL file of {"id": ..., "recipe": dict or official JSON string} (bert: "config")')
     src.add_argument("--sample", type=int, default=None, help="score N random architectures of the space")
     sc.add_argument("--out", required=True, help="output JSONL; an existing file is resumed (see --no-resume)")
     sc.add_argument("--no-resume", action="store_true", help="overwrite --out instead of resuming it")
@@ -63,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "correlated with the benchmark's ground truth as published. For nasbench-nlp the "
                     "truth is PTB test loss (lower is better), so a good proxy has NEGATIVE tau/rho; "
                     "for nasbench-bert it is GLUE (higher is better), so a good proxy is positive.",
+        formatter_class=_Help,
     )
     bm.add_argument("name", help="benchmark name (see 'nni-zerocost list benchmarks')")
     bm.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -70,10 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--plot", default=None, metavar="DIR", help="also write scatter/rank/flagged figures (PNG+SVG) to DIR")
     _add_common(bm)
 
-    se = sub.add_parser("search", help="search a space through NNI by a proxy (no training); best architectures to DIR")
-    se.add_argument("--space", required=True, choices=("rnn", "bert"))
-    se.add_argument("--proxy", required=True, help="proxy spec to maximise")
-    se.add_argument("--extra-proxy", action="append", default=[], help="also report this proxy (repeatable)")
+    se = sub.add_parser("search", help="search a space through NNI by a proxy (no training); best architectures to DIR",
+                        formatter_class=_Help)
+    se.add_argument("--space", required=True, help="search space: rnn or bert")
+    se.add_argument("--proxy", required=True, metavar="SPEC", help="proxy spec to maximise")
+    se.add_argument("--extra-proxy", action="append", default=[], metavar="SPEC",
+                    help="also report this proxy (repeatable)")
     se.add_argument("--strategy", choices=("random", "evolution", "tpe", "ranking"), default="evolution",
                     help="NNI strategy: Random, RegularizedEvolution, TPE (maximising), or ranking (score "
                          "--budget candidates in-process, keep the best)")
@@ -81,16 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--top", type=int, default=5, help="architectures to keep as files")
     se.add_argument("--seed", type=int, default=0, help="seeds the strategy and the weights")
     se.add_argument("--corpus", default=None, help="rnn: PTB-style folder or text file (default: embedded batch)")
-    se.add_argument("--out", required=True, metavar="DIR")
+    se.add_argument("--out", required=True, metavar="DIR", help="output folder (candidates, top/, report)")
     se.add_argument("--store", default=None, help="results store (default as for score)")
-    se.add_argument("--no-store", action="store_true")
-    se.add_argument("--no-progress", action="store_true")
+    se.add_argument("--no-store", action="store_true", help="do not read or write the results store")
+    se.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    pl = sub.add_parser("plot", help="figures for a 'score --benchmark' output file against the benchmark's truth")
+    pl = sub.add_parser("plot", help="figures for a 'score --benchmark' output file against the benchmark's truth",
+                        formatter_class=_Help)
     pl.add_argument("results", help="JSONL written by 'nni-zerocost score --benchmark NAME'")
     pl.add_argument("--benchmark", required=True, help="benchmark the results belong to")
-    pl.add_argument("--data-dir", default=None)
-    pl.add_argument("--out", required=True, metavar="DIR")
+    pl.add_argument("--data-dir", default=None,
+                    help="benchmark data folder (default: $NNI_ZEROCOST_DATA, else ../shared/data)")
+    pl.add_argument("--out", required=True, metavar="DIR", help="folder for the figures (PNG + SVG)")
     return ap
 
 
@@ -99,6 +128,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return {"list": cmd_list, "score": cmd_score, "benchmark": cmd_benchmark, "plot": cmd_plot,
                 "search": cmd_search}[args.command](args)
+    except BadInputError as e:
+        subject = f" {e.subject}" if e.subject is not None else ""
+        print(f"nni-zerocost: error: {_flag(e.field)}{subject}: {e.problem}", file=sys.stderr)
+        return 2
     except ZeroCostError as e:
         print(f"nni-zerocost: error: {e}", file=sys.stderr)
         return 2
@@ -107,12 +140,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
 
 
+def _plural(n: int, word: str, plural: Optional[str] = None) -> str:
+    return f"{n:,} {word if n == 1 else (plural or word + 's')}"
+
+
 # -- list -----------------------------------------------------------------------------------
 def cmd_list(args) -> int:
     from .benchmarks.base import get_benchmark, list_benchmarks
     from .proxies import get_proxy, list_proxies
     from .spaces import get_space, list_spaces
 
+    if args.space is not None and args.space not in list_spaces():
+        raise BadInputError("space", f"unknown space; valid spaces: {', '.join(list_spaces())}", repr(args.space))
     if args.what == "spaces":
         for n in list_spaces():
             print(f"{n:<8} {(type(get_space(n)).__doc__ or '').strip().splitlines()[0]}")
@@ -126,34 +165,31 @@ def cmd_list(args) -> int:
             for space, impl in p.impls.items():
                 if args.space and space != args.space:
                     continue
-                opts = ",".join(f"{k}={v}" for k, v in impl.defaults.items())
-                print(f"{n:<26} {space:<5} {'higher' if p.higher_is_better else 'lower'}-is-better  "
-                      f"needs={impl.needs:<9} {('options: ' + opts) if opts else ''}")
+                print(f"{n} [{space}] {'higher' if p.higher_is_better else 'lower'} is better, needs {impl.needs}")
+                print(f"    {impl.summary}")
+                for opt in impl.options.values():
+                    print(f"    option {opt.name}={_show(opt.default)}: {opt.allowed()}")
     return 0
 
 
+def _show(v) -> str:
+    return "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
 # -- shared plumbing ---------------------------------------------------------------------------
-def _batch(space: str, corpus: Optional[str]):
-    from .spaces import get_space
+def _plan(args, space: str):
+    """The one checked door: every flag that shapes the scoring, checked before any work."""
+    from .plan import make_plan
 
-    if corpus is None:
-        return get_space(space).default_batch(0)
-    if space != "rnn":
-        raise ZeroCostError("--corpus is supported for the rnn space only (BERT uses token-id batches)")
-    from .data import corpus_batch
-
-    return corpus_batch(corpus, batch_size=50, seq_len=70)
+    return make_plan(space, args.proxy, seed=args.seed, corpus=args.corpus, init=args.init,
+                     as_trained=True if args.as_trained else None)
 
 
-def _job(args, space: str):
-    from .runner import ScoreJob
-
-    ctx_opts = {}
-    if space == "rnn" and args.init != "official":
-        ctx_opts["init"] = args.init
-    if space == "bert" and args.as_trained:
-        ctx_opts["as_trained"] = True
-    return ScoreJob(space, list(dict.fromkeys(args.proxy)), _batch(space, args.corpus), args.seed, ctx_opts)
+def _check_counts(args) -> None:
+    if args.workers < 1:
+        raise BadInputError("workers", f"must be at least 1, got {args.workers}")
+    if args.limit is not None and args.limit < 1:
+        raise BadInputError("limit", f"must be at least 1, got {args.limit}")
 
 
 def _store(args):
@@ -165,6 +201,30 @@ def _store(args):
 
 
 # -- score ----------------------------------------------------------------------------------------
+def _read_cells(path: str) -> Iterator[Tuple[Any, Any]]:
+    """``(id, architecture)`` per line of a JSONL file; an unreadable line becomes an
+    InvalidArchitectureError item carrying its line number, so the rest is still scored."""
+    from .errors import DataError
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError("no such file", str(p))
+    with open(p, "r", encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield f"line {lineno}", InvalidArchitectureError(f"line {lineno}: not a JSON object ({e.msg})")
+                continue
+            if not isinstance(obj, dict) or ("recipe" not in obj and "config" not in obj):
+                yield (obj.get("id", f"line {lineno}") if isinstance(obj, dict) else f"line {lineno}",
+                       InvalidArchitectureError(f"line {lineno}: expected an object with 'id' and 'recipe' (or 'config')"))
+                continue
+            yield obj.get("id", lineno), obj.get("recipe", obj.get("config"))
+
+
 def cmd_score(args) -> int:
     import numpy as np
 
@@ -173,7 +233,13 @@ def cmd_score(args) -> int:
     from .spaces import get_space
     from .store import read_jsonl
 
-    job = _job(args, args.space)
+    _check_counts(args)
+    if args.sample is not None:
+        if args.sample < 1:
+            raise BadInputError("sample", f"must be at least 1, got {args.sample}")
+        if args.limit is not None:
+            raise BadInputError("limit", "does not apply to --sample (ask for fewer samples instead)")
+    plan = _plan(args, args.space)
     sp = get_space(args.space)
     id_field = "id"
     if args.benchmark:
@@ -182,18 +248,14 @@ def cmd_score(args) -> int:
 
         bench = get_benchmark(args.benchmark)
         if bench.space != args.space:
-            raise ZeroCostError(f"benchmark {bench.name!r} is for the {bench.space!r} space, not {args.space!r}")
+            raise BadInputError("benchmark", f"is for the {bench.space!r} space, not {args.space!r}", repr(bench.name))
         entries = bench.load(data_dir(args.data_dir))
         if args.limit is not None:
             entries = select_entries(entries, bench, args.limit, args.seed)
         items: List[Tuple[Any, Any]] = [(e.arch_id, e.arch) for e in entries]
         id_field = "arch_id"
     elif args.cells:
-        items = []
-        for lineno, obj in read_jsonl(args.cells):
-            if not isinstance(obj, dict) or "recipe" not in obj and "config" not in obj:
-                raise ZeroCostError(f"{args.cells}, line {lineno}: expected an object with 'id' and 'recipe' (or 'config')")
-            items.append((obj.get("id", lineno), obj.get("recipe", obj.get("config"))))
+        items = list(_read_cells(args.cells))
         if args.limit is not None:
             items = items[: args.limit]
     else:
@@ -207,18 +269,25 @@ def cmd_score(args) -> int:
             done.add(json.dumps(obj.get(id_field)))
     todo = [(i, a) for i, a in items if json.dumps(i) not in done]
     if done:
-        print(f"resuming {out}: {len(items) - len(todo)} of {len(items)} architectures already there", file=sys.stderr)
+        print(f"resuming {out}: {len(items) - len(todo)} of {_plural(len(items), 'architecture')} already there",
+              file=sys.stderr)
     store = _store(args)
     out.parent.mkdir(parents=True, exist_ok=True)
-    counts = {}
+    counts: dict = {}
+    scored = 0
     with open(out, "w" if args.no_resume else "a", encoding="utf-8") as f:
-        for rec in score_many(job, todo, store, workers=args.workers, progress=not args.no_progress, total=len(todo)):
+        for rec in score_many(plan, todo, store, workers=args.workers, progress=not args.no_progress, total=len(todo)):
             f.write(json.dumps(rec.to_json(id_field)) + "\n")
             f.flush()
             os.fsync(f.fileno())
             counts[rec.status] = counts.get(rec.status, 0) + 1
-    print(f"wrote {sum(counts.values())} records to {out} ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items())) or 'nothing to do'})",
-          file=sys.stderr)
+            scored += any(v is not None for v in rec.values.values())
+    n = sum(counts.values())
+    detail = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(counts.items())) or "nothing to do"
+    print(f"wrote {_plural(n, 'record')} to {out} ({detail})", file=sys.stderr)
+    if n and not scored:
+        print("nni-zerocost: no architecture got a score (see the records' 'error')", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -228,31 +297,29 @@ def run_benchmark(args):
     from .benchmarks.base import get_benchmark
     from .benchmarks.study import select_entries, study
     from .data import data_dir
-    from .proxies import get_proxy
     from .runner import score_many
 
+    _check_counts(args)
     bench = get_benchmark(args.name)
-    job = _job(args, bench.space)
+    plan = _plan(args, bench.space)
     entries = select_entries(bench.load(data_dir(args.data_dir)), bench, args.limit, args.seed)
     store = _store(args)
-    specs = [s for s, _, _ in job.parsed]
-    scores = {s: [] for s in specs}
-    seconds = {s: [] for s in specs}
-    flags = {s: [] for s in specs}
-    for rec in score_many(job, [(e.arch_id, e.arch) for e in entries], store, workers=args.workers,
+    scores = {s: [] for s in plan.specs}
+    seconds = {s: [] for s in plan.specs}
+    flags = {s: [] for s in plan.specs}
+    for rec in score_many(plan, [(e.arch_id, e.arch) for e in entries], store, workers=args.workers,
                           progress=not args.no_progress, total=len(entries), desc=bench.name):
-        for s in specs:
-            scores[s].append(rec.values.get(s))
+        for s in plan.specs:
+            scores[s].append(rec.scores.get(s))
             seconds[s].append(rec.proxy_seconds.get(s))
-            flags[s].append(s in rec.flags or rec.values.get(s) is None)
-    hib = {s: get_proxy(n).higher_is_better for s, n, _ in job.parsed}
-    result = study(bench, entries, scores, seconds, flags, hib)
+            flags[s].append(s in rec.flags or rec.scores.get(s) is None)
+    result = study(bench, entries, scores, seconds, flags)
     if getattr(args, "plot", None):
         from .plots import plot_study
 
         written = plot_study(bench.name, bench.primary, [e.truth[bench.primary] for e in entries], scores, flags,
-                             args.plot, [e.group for e in entries], hib, bench.primary_higher_is_better)
-        print(f"wrote {len(written)} figures to {args.plot}", file=sys.stderr)
+                             args.plot, [e.group for e in entries], bench.primary_higher_is_better)
+        print(f"wrote {_plural(len(written), 'figure')} to {args.plot}", file=sys.stderr)
     return bench, entries, scores, result
 
 
@@ -271,22 +338,27 @@ def cmd_benchmark(args) -> int:
 
 def cmd_search(args) -> int:
     """Run an NNI search, stream every candidate to DIR/candidates.jsonl, keep the top K."""
-    import time
     import warnings
 
-    # NNI 3.0 warns on every import/trace with torch 2.x (torch.nn.Buffer, non-Module traces): harmless
-    warnings.filterwarnings("ignore", message=r".*(nn\.Buffer|not a nn\.Module).*")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-
-    try:
-        from .nas import run_search
-    except ImportError as e:  # pragma: no cover
-        raise ZeroCostError(f"search runs on NNI: pip install 'nni-zerocost[nni]' ({e})") from None
+    from .plan import make_plan
     from .spaces import get_space
     from .store import default_store_path
 
-    if args.budget < 1 or args.top < 1:
-        raise ZeroCostError("--budget and --top must be at least 1")
+    if args.budget < 1:
+        raise BadInputError("budget", f"must be at least 1, got {args.budget}")
+    if args.top < 1:
+        raise BadInputError("top", f"must be at least 1, got {args.top}")
+    # everything checked before NNI starts or the output folder exists
+    make_plan(args.space, [args.proxy, *args.extra_proxy], seed=args.seed, corpus=args.corpus)
+    # NNI 3.0 warns on every import/trace with torch 2.x (torch.nn.Buffer, non-Module traces): harmless
+    warnings.filterwarnings("ignore", message=r".*(nn\.Buffer|not a nn\.Module).*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    try:
+        from .nas.search import run_search
+        import nni  # noqa: F401
+    except ImportError as e:  # pragma: no cover
+        raise ZeroCostError(f"search runs on NNI: pip install 'nni-zerocost[nni]' ({e})") from None
+
     sp = get_space(args.space)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -299,17 +371,14 @@ def cmd_search(args) -> int:
 
         pbar = tqdm(total=args.budget, desc=f"search {args.space}", unit="cand", dynamic_ncols=True)
     records = []
-    last = [time.perf_counter()]
     best = [None]
 
     def on_trial(arch, metrics):
-        now = time.perf_counter()
         score = metrics.get("default")
         rec = {"index": len(records), "arch_hash": metrics.get("arch") or sp.arch_hash(arch), "arch": sp.to_dict(arch),
-               "score": score, "scores": {k: v for k, v in metrics.items() if k not in ("default", "flag", "arch")},
+               "score": score, "scores": {k: v for k, v in metrics.items() if k not in ("default", "flag", "arch", "seconds")},
                "status": "flagged" if metrics.get("flag") else "ok", "flag": metrics.get("flag") or None,
-               "seconds": round(now - last[0], 4)}
-        last[0] = now
+               "seconds": metrics.get("seconds")}
         records.append(rec)
         cand_file.write(json.dumps(rec) + "\n")
         cand_file.flush()
@@ -339,7 +408,8 @@ def cmd_search(args) -> int:
         (top_dir / f"{i:02d}_{rec['arch_hash'][:12]}.json").write_text(json.dumps(
             {"space": args.space, "arch": rec["arch"], "score": rec["score"], "proxy": args.proxy}, indent=1))
     (out / "report.md").write_text(_search_report(args, records, top, elapsed))
-    print(f"{len(records)} candidates in {elapsed:.1f} s ({len(ranked)} distinct); top {len(top)} by {args.proxy}:")
+    print(f"{_plural(len(records), 'candidate')} in {elapsed:.1f} s ({len(ranked)} distinct); "
+          f"top {len(top)} by {args.proxy}:")
     for i, rec in enumerate(top, start=1):
         print(f"  {i}. score {rec['score']:.6g}  hash {rec['arch_hash'][:12]}  {_summary(args.space, rec['arch'])}")
     print(f"results in {out}/ (candidates.jsonl, top/, report.md)")
@@ -387,27 +457,48 @@ def _search_report(args, records, top, elapsed) -> str:
 
 
 def cmd_plot(args) -> int:
+    """Figures of a results file against a benchmark, joined on the architecture hash."""
     from .benchmarks.base import get_benchmark
     from .data import data_dir
     from .plots import plot_study
-    from .proxies import get_proxy
-    from .proxies.base import parse_proxy_spec
+    from .spaces import get_space
     from .store import read_jsonl
 
     bench = get_benchmark(args.benchmark)
-    by_id = {json.dumps(e.arch_id): e for e in bench.load(data_dir(args.data_dir))}
+    sp = get_space(bench.space)
+    entries = bench.load(data_dir(args.data_dir))
+    by_id = {json.dumps(e.arch_id): e for e in entries}
+    by_hash: dict = {}
+    for e in entries:
+        by_hash.setdefault(sp.arch_hash(e.arch), e)
     rows = [obj for _, obj in read_jsonl(args.results)]
-    meta = {"arch_id", "id", "arch_hash", "status", "flags", "error", "seconds"}
-    specs = [k for k in (rows[0] if rows else {}) if k not in meta]
-    matched = [(by_id.get(json.dumps(r.get("arch_id", r.get("id")))), r) for r in rows]
-    matched = [(e, r) for e, r in matched if e is not None and e.truth.get(bench.primary) is not None]
+    if not rows:
+        raise ZeroCostError(f"{args.results}: no records")
+    if any("scores" not in r for r in rows):
+        raise ZeroCostError(f"{args.results}: records without 'scores' (written by an older version); "
+                            "re-run 'nni-zerocost score' (the store makes it cheap)")
+    matched, unmatched = [], 0
+    for r in rows:
+        h = r.get("arch_hash")
+        e = by_id.get(json.dumps(r.get("arch_id", r.get("id"))))
+        if e is None or sp.arch_hash(e.arch) != h:  # the id is not this architecture: join on the hash
+            e = by_hash.get(h)
+        if e is None:
+            if r.get("status") != "invalid":
+                unmatched += 1
+            continue
+        if e.truth.get(bench.primary) is not None:
+            matched.append((e, r))
+    if unmatched:
+        raise ZeroCostError(f"{args.results}: {unmatched} of {_plural(len(rows), 'row')} do not match an architecture "
+                            f"of {bench.name} (by architecture hash); plot only results scored on its architectures")
     if not matched:
         raise ZeroCostError(f"{args.results}: no record matches an architecture of {bench.name} with a known {bench.primary}")
-    scores = {s: [r.get(s) for _, r in matched] for s in specs}
-    flags = {s: [s in (r.get("flags") or {}) or r.get(s) is None for _, r in matched] for s in specs}
-    hib = {s: get_proxy(parse_proxy_spec(s)[0]).higher_is_better for s in specs}
+    specs = list(matched[0][1]["scores"])
+    scores = {s: [r["scores"].get(s) for _, r in matched] for s in specs}
+    flags = {s: [s in (r.get("flags") or {}) or r["scores"].get(s) is None for _, r in matched] for s in specs}
     written = plot_study(bench.name, bench.primary, [e.truth[bench.primary] for e, _ in matched], scores, flags,
-                         args.out, [e.group for e, _ in matched], hib, bench.primary_higher_is_better)
+                         args.out, [e.group for e, _ in matched], bench.primary_higher_is_better)
     print("\n".join(str(p) for p in written))
     return 0
 
@@ -423,7 +514,7 @@ def _write_report(result, path: Path) -> None:
             w.writerow(["proxy", "kendall_tau", "spearman", "pearson", "seconds_per_arch", "n_flagged"])
             w.writerows(rows)
     else:
-        lines = [f"| proxy | Kendall τ | Spearman ρ | Pearson r | s/arch | flagged |", "|---|---:|---:|---:|---:|---:|"]
+        lines = ["| proxy | Kendall τ | Spearman ρ | Pearson r | s/arch | flagged |", "|---|---:|---:|---:|---:|---:|"]
         for n, *v in rows:
             lines.append(f"| `{n}` | " + " | ".join("nan" if (isinstance(x, float) and math.isnan(x)) else (f"{x:.3f}" if isinstance(x, float) else str(x)) for x in v) + " |")
         path.write_text("\n".join(lines) + "\n")

@@ -49,3 +49,16 @@ class DataError(ZeroCostError, ValueError):
 
 class ProxyOptionError(ZeroCostError, ValueError):
     """A proxy option that the proxy does not have, or a malformed ``name:key=value`` spec."""
+
+
+class BadInputError(ZeroCostError, ValueError):
+    """A request refused before any work is done (:func:`nni_zerocost.make_plan`).
+
+    ``field`` is the keyword argument or CLI flag at fault (``proxy``, ``corpus``, ``init``,
+    ...), ``subject`` the value as shown to the user (quoted; or None) and ``problem`` what is wrong and what is
+    allowed, so a front end can name its own flag without parsing the message.
+    """
+
+    def __init__(self, field: str, problem: str, subject: str | None = None):
+        self.field, self.problem, self.subject = field, problem, subject
+        super().__init__(f"{field} {subject}: {problem}" if subject is not None else f"{field}: {problem}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence
 
 import numpy as np
 from scipy import stats
@@ -42,17 +42,18 @@ def plot_study(
     flagged: Mapping[str, Sequence[bool]],
     out_dir: str | Path,
     groups: Optional[Sequence] = None,
-    higher_is_better: Optional[Mapping[str, bool]] = None,
     truth_higher_is_better: bool = False,
 ) -> List[Path]:
-    """Write the study figures to ``out_dir``; returns the written paths."""
+    """Write the study figures to ``out_dir``; returns the written paths.
+
+    ``scores`` are sign-normalised (higher = better, as the runner's records hold them).  Axes
+    show the scores themselves; a wide range gets a symlog axis, whose ticks are real values."""
     plt = _plt()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t = np.asarray(truth, dtype=float)
     names = list(scores)
-    sign = {n: 1.0 if (higher_is_better or {}).get(n, True) else -1.0 for n in names}
-    S = {n: np.array([np.nan if v is None else sign[n] * v for v in scores[n]], dtype=float) for n in names}
+    S = {n: np.array([np.nan if v is None else v for v in scores[n]], dtype=float) for n in names}
     F = {n: np.asarray(flagged[n], dtype=bool) for n in names}
     written: List[Path] = []
     rows, cols = _grid(len(names))
@@ -70,14 +71,14 @@ def plot_study(
     for ax, n in zip(axes.flat, names):
         s, f = S[n], F[n]
         ok = np.isfinite(s) & np.isfinite(t)
-        x = _squash(s[ok])
+        x = s[ok]
         ax.scatter(x[~f[ok]], t[ok][~f[ok]], s=6, alpha=0.5, label="scored")
         if f[ok].any():
             ax.scatter(x[f[ok]], t[ok][f[ok]], s=12, marker="x", color="tab:red", alpha=0.7, label="flagged")
         tau = stats.kendalltau(s[ok], t[ok]).statistic if ok.sum() > 2 else float("nan")
         rho = stats.spearmanr(s[ok], t[ok]).statistic if ok.sum() > 2 else float("nan")
         ax.set_title(f"{n}\nτ={tau:.3f}  ρ={rho:.3f}  (n={ok.sum()})", fontsize=9)
-        ax.set_xlabel("proxy score (higher = better)" + (", symlog" if _needs_log(s[ok]) else ""), fontsize=8)
+        ax.set_xlabel("proxy score (higher = better)" + _scale(ax, x), fontsize=8)
         ax.set_ylabel(truth_name, fontsize=8)
         if f[ok].any():
             ax.legend(fontsize=7, loc="best")
@@ -109,12 +110,12 @@ def plot_study(
     for ax, n in zip(axes.flat, names):
         s, f = S[n], F[n]
         ok = np.isfinite(s)
-        x = _squash(s[ok])
-        bins = np.histogram_bin_edges(x, bins=40) if ok.any() else 10
+        x = s[ok]
+        bins = _bins(x)
         ax.hist(x[~f[ok]], bins=bins, alpha=0.6, label=f"ok ({(~f[ok]).sum()})")
         ax.hist(x[f[ok]], bins=bins, alpha=0.6, color="tab:red", label=f"flagged ({f[ok].sum()})")
         ax.set_title(f"{n}  (no score: {(~ok).sum()})", fontsize=9)
-        ax.set_xlabel("proxy score" + (" (symlog)" if _needs_log(s[ok]) else ""), fontsize=8)
+        ax.set_xlabel("proxy score (higher = better)" + _scale(ax, x), fontsize=8)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
@@ -129,7 +130,8 @@ def plot_study(
             for j, g in enumerate(keys):
                 ax = axes[i, j]
                 m = (garr == str(g)) & np.isfinite(S[n]) & np.isfinite(t)
-                ax.scatter(_squash(S[n][m]), t[m], s=6, alpha=0.5)
+                ax.scatter(S[n][m], t[m], s=6, alpha=0.5)
+                _scale(ax, S[n][m])
                 tau = stats.kendalltau(S[n][m], t[m]).statistic if m.sum() > 2 else float("nan")
                 ax.set_title(f"{n} | {'/'.join(map(str, g))}\nτ={tau:.3f} n={m.sum()}", fontsize=8)
                 ax.tick_params(labelsize=7)
@@ -139,16 +141,84 @@ def plot_study(
 
 
 def _needs_log(x: np.ndarray) -> bool:
+    """True when the values span several orders of magnitude (a linear axis would hide most)."""
     x = x[np.isfinite(x)]
-    if len(x) < 3:
+    if x.size < 2:
         return False
-    spread = np.max(np.abs(x)) / max(np.median(np.abs(x)), 1e-300)
-    return spread > 10
+    a = np.abs(x[x != 0])
+    return a.size > 1 and a.max() / max(a.min(), 1e-300) > 1e3
 
 
-def _squash(x: np.ndarray) -> np.ndarray:
-    """Symmetric log for heavy-tailed scores (hidden covariance spans 1e3..1e8)."""
-    x = np.asarray(x, dtype=float)
+def _linthresh(x: np.ndarray) -> float:
+    a = np.abs(x[np.isfinite(x) & (x != 0)])
+    return float(np.quantile(a, 0.05)) if a.size else 1.0
+
+
+def _scale(ax, x: np.ndarray) -> str:
+    """Symlog x axis for wide-ranging values (ticks stay real values); returns a label suffix."""
     if not _needs_log(x):
-        return x
-    return np.sign(x) * np.log10(1 + np.abs(x))
+        return ""
+    ax.set_xscale("symlog", linthresh=_linthresh(x))
+    return ", symlog axis"
+
+
+def _bins(x: np.ndarray):
+    """Histogram bins even on a symlog axis: edges spaced in the axis's own coordinates."""
+    if not x.size:
+        return 10
+    if not _needs_log(x):
+        return np.histogram_bin_edges(x, bins=40)
+    c = _linthresh(x)
+    f = lambda v: np.sign(v) * np.log1p(np.abs(v) / c)  # noqa: E731
+    edges = np.linspace(f(x.min()), f(x.max()), 41)
+    return np.sign(edges) * c * np.expm1(np.abs(edges))
+
+
+def plot_search(scores: Sequence[Optional[float]], top_indices: Sequence[int], proxy: str, out: str | Path,
+                title: str = "") -> Path:
+    """The search at a glance, one PNG: best score so far against candidates evaluated (left) and
+    the distribution of every candidate's score with the kept top-k marked (right).
+
+    ``scores`` in evaluation order, sign-normalised (higher = better), None for candidates
+    without a score (drawn as a count, not as a value); ``top_indices`` index into ``scores``.
+    """
+    plt = _plt()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    s = np.array([np.nan if v is None else v for v in scores], dtype=float)
+    ok = np.isfinite(s)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    x = np.arange(1, len(s) + 1)
+    best = np.fmax.accumulate(np.where(ok, s, -np.inf)) if len(s) else s
+    shown = np.isfinite(best)
+    a.scatter(x[ok], s[ok], s=10, alpha=0.5, color="tab:gray", label="candidate")
+    a.step(x[shown], best[shown], where="post", color="tab:blue", lw=1.8, label="best so far")
+    top = [i for i in top_indices if ok[i]]
+    a.scatter(x[top], s[top], s=40, marker="*", color="tab:red", zorder=3, label=f"kept top {len(top)}")
+    a.set_xlabel("candidates evaluated")
+    a.set_ylabel(f"{proxy} score (higher = better)")
+    a.set_title("best score so far", fontsize=10)
+    a.legend(fontsize=8, loc="lower right")
+    if ok.any():
+        suffix = _scale_y(a, s[ok])
+        a.set_ylabel(f"{proxy} score (higher = better){suffix}")
+        bins = _bins(s[ok])
+        b.hist(s[ok], bins=bins, color="tab:gray", alpha=0.7)
+        b.set_xlabel(f"{proxy} score (higher = better)" + _scale(b, s[ok]))
+        for i in top:
+            b.axvline(s[i], color="tab:red", lw=1, alpha=0.8)
+    b.set_ylabel("candidates")
+    b.set_title(f"score distribution (red: kept top {len(top)}; no score: {int((~ok).sum())})", fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _scale_y(ax, y: np.ndarray) -> str:
+    if not _needs_log(y):
+        return ""
+    ax.set_yscale("symlog", linthresh=_linthresh(y))
+    return ", symlog axis"

@@ -13,7 +13,6 @@ measurement, anything equal is answered from the store without model work.
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
 from pathlib import Path
@@ -132,7 +131,3 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[Tuple[int, Dict[str, Any]]]:
                 yield lineno, json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"not a JSON line ({e.msg})", str(p), lineno) from None
-
-
-def finite_or_none(x: float) -> Optional[float]:
-    return x if isinstance(x, (int, float)) and math.isfinite(x) else None

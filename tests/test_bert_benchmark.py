@@ -8,7 +8,7 @@ from nni_zerocost.benchmarks.base import get_benchmark, list_benchmarks
 from nni_zerocost.benchmarks.nasbench_bert import PUBLISHED_COLUMNS, TASKS
 from nni_zerocost.data import data_dir
 from nni_zerocost.errors import DataError
-from nni_zerocost.proxies.base import get_proxy, parse_proxy_spec
+from nni_zerocost.proxies.base import get_proxy, parse_proxy_spec  # noqa: F401
 
 FOLDER = data_dir() / "training_free_nas"
 needs_data = pytest.mark.skipif(not (FOLDER / "BERT_benchmark.json").is_file(),

@@ -36,15 +36,15 @@ def test_score_cells_writes_one_record_per_arch_and_rerun_does_no_model_work(tmp
     # a second, fresh run over a new output: every value comes from the store
     out2 = tmp_path / "out2.jsonl"
     args2 = [a if a != str(out) else str(out2) for a in args]
-    from nni_zerocost import runner
+    from nni_zerocost.plan import ScoringPlan
 
     calls = []
-    real = runner._evaluate
-    runner._evaluate = lambda *a, **k: calls.append(a) or real(*a, **k)
+    real = ScoringPlan.score
+    ScoringPlan.score = lambda *a, **k: calls.append(a) or real(*a, **k)
     try:
         assert main(args2) == 0
     finally:
-        runner._evaluate = real
+        ScoringPlan.score = real
     assert calls == []
     assert [r["hidden_covariance"] for r in _read(out2)] == [r["hidden_covariance"] for r in recs]
     assert len(ResultStore(store)) == 6
@@ -85,9 +85,12 @@ def test_benchmark_json_schema(tmp_path, data_dir, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["score", "--space", "rnn", "--proxy", "nope", "--sample", "1", "--out", "X"], "unknown proxy 'nope'; valid proxy names: "),
-        (["score", "--space", "cnn", "--proxy", "params", "--sample", "1", "--out", "X"], "unknown search space 'cnn'"),
-        (["score", "--space", "rnn", "--proxy", "hidden_covariance:depth=2", "--sample", "1", "--out", "X"], "no option(s) ['depth']"),
+        (["score", "--space", "rnn", "--proxy", "nope", "--sample", "1", "--out", "X"],
+         "--proxy 'nope': unknown proxy 'nope'; proxies for the 'rnn' space: activation_distance, "),
+        (["score", "--space", "cnn", "--proxy", "params", "--sample", "1", "--out", "X"],
+         "--space 'cnn': unknown space; valid spaces: bert, rnn"),
+        (["score", "--space", "rnn", "--proxy", "hidden_covariance:depth=2", "--sample", "1", "--out", "X"],
+         "proxy 'hidden_covariance' has no option 'depth'; its options: layer (one of 1, 2, 3), max_degree"),
         (["benchmark", "nasbench-nlp", "--proxy", "params", "--data-dir", "/nonexistent"], "/nonexistent/nasbench_nlp/nasbench_nlp.jsonl.gz"),
         (["score", "--space", "rnn", "--proxy", "params", "--cells", "/nonexistent.jsonl", "--out", "X"], "/nonexistent.jsonl: no such file"),
     ],
@@ -101,7 +104,8 @@ def test_errors_are_actionable(argv, message, capsys, tmp_path, monkeypatch):
 def test_list(capsys):
     assert main(["list", "proxies", "--space", "rnn"]) == 0
     out = capsys.readouterr().out
-    assert "hidden_covariance" in out and "layer=1" in out
+    assert "hidden_covariance [rnn] higher is better" in out and "option layer=1: one of 1, 2, 3" in out
+    assert "Eigen-spectrum score of the correlation matrix" in out  # one-line description
 
 
 def test_store_skips_torn_line_with_warning_and_keeps_the_rest(tmp_path):

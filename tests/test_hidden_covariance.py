@@ -2,14 +2,13 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 import nni_zerocost as nz
 from nni_zerocost.data import corpus_batch, zipf_batch
 from nni_zerocost.proxies.base import Flagged
 from nni_zerocost.proxies.linalg import correlation_eigen_score, eigen_score, spectral_score
 
-from conftest import GRU, LSTM, RNN
+from conftest import LSTM
 
 
 def reference_score(x):

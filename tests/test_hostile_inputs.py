@@ -2,7 +2,6 @@
 import json
 import math
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -134,7 +133,6 @@ def test_hostile_bert_configs_parse_or_raise_invalid_architecture(cfg):
 
 
 def test_valid_bert_configs_score_finite_or_flagged_on_a_tiny_batch():
-    from nni_zerocost.spaces import get_space
     from nni_zerocost.spaces.bert import zipf_bert_batch
 
     batch = zipf_bert_batch(batch_size=2, seq_len=16, seed=0)

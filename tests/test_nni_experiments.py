@@ -28,7 +28,7 @@ from nni.nas.strategy.middleware import Chain  # noqa: E402
 
 import nni_zerocost as nz  # noqa: E402
 from nni_zerocost.nas.codec import get_codec  # noqa: E402
-from nni_zerocost.nas.evaluator import ZeroCostEvaluator, proxy_metrics, token_batch  # noqa: E402
+from nni_zerocost.nas.evaluator import ZeroCostEvaluator, proxy_metrics  # noqa: E402
 from nni_zerocost.nas.spaces import model_space  # noqa: E402
 from nni_zerocost.nas.strategies import TPE as FastTPE  # noqa: E402
 from nni_zerocost.nas.strategies import ProxyPrescreen, ProxyRanking, TrialRecorder  # noqa: E402
@@ -78,7 +78,7 @@ def _sequential(space, evaluator, strategy, workdir, trials):
 def _standalone(space, sample, proxy, seed, **extra):
     """A fresh score of a sample, outside NNI, through the core."""
     arch = get_codec(space).decode(sample)
-    return nz.score(space, arch, proxy, batch=token_batch(space, None, **BATCH[space]), seed=seed, **extra)[proxy]
+    return nz.score(space, arch, proxy, seed=seed, **BATCH[space], **extra)[proxy]
 
 
 # -- sequential engine ---------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_run_search_returns_every_scored_candidate(tmp_path):
                    for arch, m in out)
         best_arch, best = max(out, key=lambda r: r[1]["default"])
         assert best["arch"] == best_arch.canonical_hash()
-        fresh = nz.score("rnn", best_arch, "hidden_covariance", batch=token_batch("rnn", None, 10, 20), seed=1)
+        fresh = nz.score("rnn", best_arch, "hidden_covariance", batch_size=10, seq_len=20, seed=1)
         assert best["default"] == fresh["hidden_covariance"].score, strategy
 
 
@@ -365,10 +365,11 @@ def test_hpo_experiment_from_the_yaml_config(tmp_path):
     expected = {}
     for row in result["data"]:
         assert row["parameter"]["_zerocost"]["proxy"] == "hidden_covariance"  # sent by ZeroCostTuner
-        metrics = proxy_metrics("rnn", get_codec("rnn").decode(row["parameter"]), "hidden_covariance",
-                                seed=0, **BATCH["rnn"])
+        plan = nz.make_plan("rnn", "hidden_covariance", seed=0, **BATCH["rnn"])
+        metrics = proxy_metrics(plan, get_codec("rnn").decode(row["parameter"]))
+        metrics.pop("seconds")
         expected[metrics["arch"]] = metrics
     assert sorted(expected) == sorted(row["value"]["arch"] for row in result["data"])
     for row in result["data"]:
-        assert row["value"] == expected[row["value"]["arch"]]
+        assert {k: v for k, v in row["value"].items() if k != "seconds"} == expected[row["value"]["arch"]]
     print(f"\n[HPO/YAML] 4 trials, 2 concurrent, {result['seconds']:.1f} s")

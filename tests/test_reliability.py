@@ -1,15 +1,12 @@
 """Determinism across workers, bounded memory, nothing left behind after scoring."""
 import gc
-import math
 import os
 
-import numpy as np
 import pytest
-import torch
 
 import nni_zerocost as nz
 from nni_zerocost.data import zipf_batch
-from nni_zerocost.runner import ScoreJob, score_many
+from nni_zerocost.runner import score_many
 from nni_zerocost.spaces.rnn.generator import CellGenerator
 
 SMALL = {"emsize": 16, "nhid": 32}
@@ -20,7 +17,8 @@ def _cells(n):
 
 
 def test_workers_give_bit_identical_results():
-    job = ScoreJob("rnn", ["hidden_covariance", "hidden_covariance:layer=3", "params"], zipf_batch(6, 12, seed=1), 3, SMALL)
+    job = nz.make_plan("rnn", ["hidden_covariance", "hidden_covariance:layer=3", "params"], batch=zipf_batch(6, 12, seed=1),
+                       seed=3, **SMALL)
     items = _cells(8)
     one = [r.values for r in score_many(job, items, None, workers=1, progress=False)]
     two = [r.values for r in score_many(job, items, None, workers=2, progress=False)]
@@ -31,7 +29,7 @@ def test_workers_give_bit_identical_results():
 
 
 def test_bad_architecture_does_not_stop_a_parallel_run():
-    job = ScoreJob("rnn", ["params"], zipf_batch(4, 6), 0, SMALL)
+    job = nz.make_plan("rnn", ["params"], batch=zipf_batch(4, 6), **SMALL)
     items = [(0, CellGenerator(1).sample(0)), (1, {"h_new_0": {"op": "nope", "input": ["x"]}}), (2, CellGenerator(2).sample(0))]
     recs = list(score_many(job, items, None, workers=2, progress=False))
     assert [r.status for r in recs] == ["ok", "invalid", "ok"]

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 import math
 import zipfile
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 from ..errors import DataError, InvalidArchitectureError
 from ..spaces.rnn.cell import Cell

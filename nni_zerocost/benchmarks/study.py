@@ -35,11 +35,11 @@ def study(
     scores: Mapping[str, Sequence[Optional[float]]],
     seconds: Mapping[str, Sequence[float]],
     flags: Mapping[str, Sequence[bool]],
-    higher_is_better: Mapping[str, bool],
 ) -> Dict[str, Any]:
-    """Signed correlations of each proxy's normalised score (higher = better) with the primary
-    ground truth, per training run (when the benchmark has runs; the paper's protocol) and per
-    architecture; within-group correlations when entries carry groups."""
+    """Signed correlations of each proxy's normalised score (higher = better, as the runner's
+    records hold it) with the primary ground truth, per training run (when the benchmark has
+    runs; the paper's protocol) and per architecture; within-group correlations when entries
+    carry groups."""
     truth = np.array([e.truth[benchmark.primary] for e in entries], dtype=np.float64)
     n_runs = sum(sum(r is not None for r in e.runs) for e in entries)
     n_diverged = sum(sum(r is None for r in e.runs) for e in entries)
@@ -54,8 +54,7 @@ def study(
     }
     groups = sorted({e.group for e in entries if e.group is not None})
     for name, vals in scores.items():
-        sign = 1.0 if higher_is_better[name] else -1.0
-        s = np.array([np.nan if v is None else sign * v for v in vals], dtype=np.float64)
+        s = np.array([np.nan if v is None else v for v in vals], dtype=np.float64)
         per_arch = correlations(s, truth)
         row: Dict[str, Any] = {}
         if n_runs:

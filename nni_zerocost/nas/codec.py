@@ -222,36 +222,31 @@ def _slot_index(name: str) -> int:
 # --------------------------------------------------------------------------------------------
 # BERT
 # --------------------------------------------------------------------------------------------
-BERT_HIDDEN_SIZES = (128, 256)
-BERT_NUM_LAYERS = (2, 4)
-#: operation type -> its parameter values (the published search_space.json)
-BERT_OPERATIONS = {"SA": ("SDP", "WMA"), "LT": ("DFT", "DCT"), "DSC": (5, 9)}
-BERT_OP_CHOICES = tuple(f"{t}:{p}" for t, ps in BERT_OPERATIONS.items() for p in ps)
-BERT_HEADS = (2, 4)
-BERT_FF_DIMS = (512, 1024)
-BERT_FF_LAYERS = (1, 3)
-
-
 class BertCodec:
-    """Encoding of FlexiBERT-style configurations as ``2 + 4 * max(BERT_NUM_LAYERS)`` labels.
+    """Encoding of FlexiBERT-style configurations as ``2 + 4 * max(num_layers)`` labels.
 
-    Decoding builds the dict format ``{"hidden_size", "nas_config": {"encoder_layers": [...]}}``
-    and hands it to the BERT space's ``parse``, so validation stays in one place.
+    The values of every label are the BERT space's own :meth:`~nni_zerocost.spaces.SearchSpace.choices`
+    (read on first use: importing the space pulls in torch).  Decoding builds the dict format
+    ``{"hidden_size", "nas_config": {"encoder_layers": [...]}}`` and hands it to the BERT space's
+    ``parse``, so validation stays in one place.
     """
 
     space = "bert"
 
-    def __init__(self):
-        self.max_layers = max(BERT_NUM_LAYERS)
-
     def choices(self) -> Dict[str, list]:
-        out: Dict[str, list] = {"hidden_size": list(BERT_HIDDEN_SIZES), "num_layers": list(BERT_NUM_LAYERS)}
+        c = _bert_space().choices()
+        ops = [f"{t}:{p}" for t, ps in c["operation"].items() for p in ps]
+        out: Dict[str, list] = {"hidden_size": list(c["hidden_size"]), "num_layers": list(c["num_layers"])}
         for i in range(self.max_layers):
-            out[f"layer_{i}_operation"] = list(BERT_OP_CHOICES)
-            out[f"layer_{i}_heads"] = list(BERT_HEADS)
-            out[f"layer_{i}_ff_dim"] = list(BERT_FF_DIMS)
-            out[f"layer_{i}_ff_layers"] = list(BERT_FF_LAYERS)
+            out[f"layer_{i}_operation"] = list(ops)
+            out[f"layer_{i}_heads"] = list(c["num_operation_heads"])
+            out[f"layer_{i}_ff_dim"] = list(c["feed_forward_dimension"])
+            out[f"layer_{i}_ff_layers"] = list(c["num_feed_forward"])
         return out
+
+    @property
+    def max_layers(self) -> int:
+        return max(_bert_space().choices()["num_layers"])
 
     def decode_dict(self, sample: Mapping[str, Any]) -> Dict[str, Any]:
         """The BERT space's dict format for a sample (needs no BERT space installed)."""
@@ -276,16 +271,17 @@ class BertCodec:
         outside the NNI space."""
         d = dict(_bert_space().to_dict(_bert_space().parse(config)))
         layers = list(d["nas_config"]["encoder_layers"])
+        choices = self.choices()
         sample: Dict[str, Any] = {"hidden_size": d["hidden_size"], "num_layers": len(layers)}
         for i in range(self.max_layers):
             layer = layers[i] if i < len(layers) else None
+            unused = {key: values[0] for key, values in choices.items() if key.startswith(f"layer_{i}_")}
             sample[f"layer_{i}_operation"] = (
-                f"{layer['operation_type']}:{layer['operation_parameter']}" if layer else BERT_OP_CHOICES[0]
+                f"{layer['operation_type']}:{layer['operation_parameter']}" if layer else unused[f"layer_{i}_operation"]
             )
-            sample[f"layer_{i}_heads"] = layer["num_operation_heads"] if layer else BERT_HEADS[0]
-            sample[f"layer_{i}_ff_dim"] = layer["feed_forward_dimension"] if layer else BERT_FF_DIMS[0]
-            sample[f"layer_{i}_ff_layers"] = layer["num_feed_forward"] if layer else BERT_FF_LAYERS[0]
-        choices = self.choices()
+            sample[f"layer_{i}_heads"] = layer["num_operation_heads"] if layer else unused[f"layer_{i}_heads"]
+            sample[f"layer_{i}_ff_dim"] = layer["feed_forward_dimension"] if layer else unused[f"layer_{i}_ff_dim"]
+            sample[f"layer_{i}_ff_layers"] = layer["num_feed_forward"] if layer else unused[f"layer_{i}_ff_layers"]
         for label, value in sample.items():
             if value not in choices[label]:
                 where = label.partition("_")[2].partition("_")[0] if label.startswith("layer_") else None

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import random
 from typing import Any, Dict, Mapping, Optional, Sequence
 
@@ -34,44 +33,11 @@ import numpy as np
 import torch
 from nni.nas.evaluator import Evaluator
 
-from ..proxies.base import ProxyResult, get_proxy, parse_proxy_spec
+from ..plan import ScoringPlan, make_plan, plans_for_any_space
+from ..proxies.base import ProxyResult
 
 #: the ``default`` metric of a candidate whose main proxy has no value (NaN)
 FLAGGED_SCORE = -1e100
-
-
-def check_proxy_specs(space: Optional[str], specs: Sequence[str]) -> None:
-    """Fail early (at construction, not in trial 1) on unknown proxies or wrong spaces."""
-    for spec in specs:
-        proxy = get_proxy(parse_proxy_spec(spec)[0])
-        if space is not None and not proxy.applies_to(space):
-            from ..errors import ProxyNotApplicableError
-
-            raise ProxyNotApplicableError(
-                f"proxy {proxy.name!r} does not apply to the {space!r} space (it applies to: {', '.join(proxy.spaces)})"
-            )
-
-
-@functools.lru_cache(maxsize=8)
-def token_batch(space: str, corpus: Optional[str] = None, batch_size: Optional[int] = None,
-                seq_len: Optional[int] = None):
-    """The input batch: the space's default, a PTB-style corpus (rnn), or a zipf batch of
-    another shape (rnn: 50 x 70 by default, bert: 128 x 128).
-
-    Cached per process (reading PTB once, not once per candidate); batches are immutable.
-    """
-    if corpus is None and batch_size is None and seq_len is None:
-        return None  # the space's embedded default batch
-    if space == "bert":
-        if corpus is not None:
-            raise ValueError("a corpus is supported for the 'rnn' space only; the bert space scores on zipf word pieces")
-        from ..spaces.bert import zipf_bert_batch
-
-        return zipf_bert_batch(batch_size or 128, seq_len or 128, seed=0)
-    from ..data import corpus_batch, zipf_batch
-
-    bs, sl = batch_size or 50, seq_len or 70
-    return corpus_batch(corpus, bs, sl) if corpus is not None else zipf_batch(bs, sl, seed=0)
 
 
 @contextlib.contextmanager
@@ -103,32 +69,35 @@ def metric_dict(results: Mapping[str, ProxyResult], main: str, arch_hash: Option
         if res.flag:
             flags.append(f"{spec}: {res.flag}")
     out["flag"] = "; ".join(flags)
+    out["seconds"] = float(sum(res.seconds for res in results.values()))
     if arch_hash is not None:
         out["arch"] = arch_hash
     return out
 
 
-def proxy_metrics(space: str, arch, proxy: str, *, extra_proxies: Sequence[str] = (), seed: int = 0,
-                  corpus: Optional[str] = None, batch_size: Optional[int] = None,
-                  seq_len: Optional[int] = None, store: Optional[str] = None) -> Dict[str, Any]:
-    """Score one architecture with the core and return the NNI metric dict.
+def proxy_metrics(plan: ScoringPlan, arch, *, store: Optional[str] = None) -> Dict[str, Any]:
+    """Score one architecture with a checked plan and return the NNI metric dict (the main
+    proxy is the plan's first).
 
     With ``store`` (a results-store path) the core's store-backed runner answers: a candidate
     scored before (same space, architecture, proxy, data, seed, version) costs no model work,
     which is what makes an interrupted search cheap to re-run.
     """
-    from .. import get_space, score
+    from .. import get_space
+    from ..errors import ZeroCostError
+    from ..runner import score_many
 
-    specs = list(dict.fromkeys([proxy, *extra_proxies]))
-    batch = token_batch(space, None if corpus is None else str(corpus), batch_size, seq_len)
-    sp = get_space(space)
+    sp = get_space(plan.space)
     parsed = sp.parse(arch)
-    with seeded(seed):
+    with seeded(plan.seed):
         if store is None:
-            results = score(space, parsed, specs, batch=batch, seed=seed)
+            results = plan.score(parsed)
         else:
-            results = _stored_results(space, parsed, specs, batch, seed, store)
-    return metric_dict(results, proxy, sp.arch_hash(parsed))
+            (rec,) = score_many(plan, [(0, parsed)], _open_store(str(store)), progress=False)
+            if rec.error:
+                raise ZeroCostError(rec.error)
+            results = rec.results
+    return metric_dict(results, plan.specs[0], sp.arch_hash(parsed))
 
 
 @functools.lru_cache(maxsize=4)
@@ -138,19 +107,36 @@ def _open_store(path: str):
     return ResultStore(path)
 
 
-def _stored_results(space, arch, specs, batch, seed, store_path) -> Dict[str, ProxyResult]:
-    from ..errors import ZeroCostError
-    from ..runner import ScoreJob, score_many
+class ProxySettings:
+    """The scoring keywords every NNI adapter takes, checked once through the core's door.
 
-    job = ScoreJob(space, specs, batch, seed)
-    (rec,) = score_many(job, [(0, arch)], _open_store(str(store_path)), progress=False)
-    if rec.error:
-        raise ZeroCostError(rec.error)
-    return {
-        spec: ProxyResult(name, math.nan if rec.values[spec] is None else rec.values[spec],
-                          get_proxy(name).higher_is_better, rec.flags.get(spec))
-        for spec, name, _ in job.parsed
-    }
+    The space is known only when a candidate arrives (it is read from the model), so the specs
+    are checked against every space they could apply to at construction, and the plan of a
+    space is made on first use.  Its arguments are plain values (paths, not tensors), so NNI
+    can ship an adapter to a trial as its arguments.
+    """
+
+    def __init__(self, proxy: str, extra_proxies: Sequence[str] = (), seed: int = 0, corpus: Optional[str] = None,
+                 batch_size: Optional[int] = None, seq_len: Optional[int] = None, store: Optional[str] = None,
+                 space: Optional[str] = None):
+        self.proxy, self.extra_proxies, self.seed = proxy, tuple(extra_proxies), seed
+        self.corpus = None if corpus is None else str(corpus)
+        self.batch_size, self.seq_len = batch_size, seq_len
+        self.store = None if store is None else str(store)
+        kw = dict(seed=seed, corpus=self.corpus, batch_size=batch_size, seq_len=seq_len)
+        specs = [proxy, *self.extra_proxies]
+        self._plans: Dict[str, ScoringPlan] = (
+            {space: make_plan(space, specs, **kw)} if space is not None else plans_for_any_space(specs, **kw)
+        )
+
+    def plan(self, space: str) -> ScoringPlan:
+        if space not in self._plans:
+            self._plans[space] = make_plan(space, [self.proxy, *self.extra_proxies], seed=self.seed,
+                                           corpus=self.corpus, batch_size=self.batch_size, seq_len=self.seq_len)
+        return self._plans[space]
+
+    def metrics(self, space: str, arch) -> Dict[str, Any]:
+        return proxy_metrics(self.plan(space), arch, store=self.store)
 
 
 @nni.trace
@@ -169,27 +155,19 @@ class ZeroCostEvaluator(Evaluator):
     def __init__(self, proxy: str = "hidden_covariance", *, extra_proxies: Sequence[str] = (), seed: int = 0,
                  corpus: Optional[str] = None, batch_size: Optional[int] = None, seq_len: Optional[int] = None,
                  store: Optional[str] = None):
-        check_proxy_specs(None, [proxy, *extra_proxies])
-        self.store = None if store is None else str(store)
-        self.proxy = proxy
-        self.extra_proxies = tuple(extra_proxies)
-        self.seed = int(seed)
-        self.corpus = None if corpus is None else str(corpus)
-        self.batch_size = batch_size
-        self.seq_len = seq_len
+        self.settings = ProxySettings(proxy, extra_proxies, seed, corpus, batch_size, seq_len, store)
 
     def extra_repr(self) -> str:
-        return f"proxy={self.proxy!r}, extra_proxies={self.extra_proxies!r}, seed={self.seed}"
+        s = self.settings
+        return f"proxy={s.proxy!r}, extra_proxies={s.extra_proxies!r}, seed={s.seed}"
 
     def score(self, model) -> Dict[str, Any]:
         """Metric dict of an ExecutableModelSpace, a frozen module of ours, or ``(space, arch)``."""
         from .spaces import space_of
 
-        with seeded(self.seed):  # the seed is set before the candidate is frozen
+        with seeded(self.settings.seed):  # the seed is set before the candidate is frozen
             space, arch = model if isinstance(model, tuple) else space_of(model)
-            return proxy_metrics(space, arch, self.proxy, extra_proxies=self.extra_proxies, seed=self.seed,
-                                 corpus=self.corpus, batch_size=self.batch_size, seq_len=self.seq_len,
-                                 store=self.store)
+            return self.settings.metrics(space, arch)
 
     def _execute(self, model) -> Dict[str, Any]:
         # NNI's default would build the full network first (executable_model) only for us to

@@ -62,15 +62,22 @@ def run_search(
     ``default`` (main proxy, higher is better, :data:`FLAGGED_SCORE` when it has no value),
     one entry per proxy spec and ``flag``.
     """
+    from ..errors import BadInputError
+    from ..plan import make_plan
+
+    # the whole request is checked before NNI starts
+    make_plan(space, [proxy, *extra_proxies], seed=seed, corpus=corpus, batch_size=batch_size, seq_len=seq_len)
+    if strategy not in STRATEGIES:
+        raise BadInputError("strategy", f"unknown strategy; valid: {', '.join(STRATEGIES)}", repr(strategy))
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise BadInputError("budget", f"must be an integer >= 1, got {budget!r}")
+
     from nni.nas.experiment import NasExperiment, NasExperimentConfig
     from nni.nas.strategy.middleware import Chain
 
     from .evaluator import ZeroCostEvaluator
     from .spaces import model_space
     from .strategies import TrialRecorder
-
-    if budget < 1:
-        raise ValueError(f"budget must be >= 1, got {budget}")
     proxy_options = dict(extra_proxies=tuple(extra_proxies), corpus=corpus, batch_size=batch_size, seq_len=seq_len,
                          store=None if store is None else str(store))
     ms = model_space(space)

@@ -11,7 +11,7 @@
   the proxy in-process, and submits only the ``top_k`` best to the experiment's evaluator
   (typically a real training evaluator).
 
-Both score with :func:`~nni_zerocost.nas.evaluator.proxy_metrics` (the same numbers the
+Both score through :class:`~nni_zerocost.nas.evaluator.ProxySettings` (the same numbers the
 :class:`~nni_zerocost.nas.evaluator.ZeroCostEvaluator` reports) and support NNI checkpoints
 through ``state_dict``/``load_state_dict``.
 """
@@ -28,27 +28,10 @@ from nni.nas.strategy import Strategy
 from nni.nas.strategy import TPE as _NNITPE
 from nni.nas.strategy.middleware import Filter, StrategyMiddleware
 
-from .evaluator import check_proxy_specs, proxy_metrics
+from .evaluator import ProxySettings
 from .spaces import space_class_of, space_of
 
 _logger = logging.getLogger(__name__)
-
-
-class _ScoringOptions:
-    """Proxy settings shared by the strategies (same keywords as ZeroCostEvaluator)."""
-
-    def __init__(self, proxy: str, extra_proxies: Sequence[str], seed: int, corpus: Optional[str],
-                 batch_size: Optional[int], seq_len: Optional[int], store: Optional[str] = None):
-        check_proxy_specs(None, [proxy, *extra_proxies])
-        self.store = None if store is None else str(store)
-        self.proxy, self.extra_proxies, self.seed = proxy, tuple(extra_proxies), int(seed)
-        self.corpus = None if corpus is None else str(corpus)
-        self.batch_size, self.seq_len = batch_size, seq_len
-
-    def metrics(self, space: str, arch) -> Dict[str, Any]:
-        return proxy_metrics(space, arch, self.proxy, extra_proxies=self.extra_proxies, seed=self.seed,
-                             corpus=self.corpus, batch_size=self.batch_size, seq_len=self.seq_len,
-                             store=self.store)
 
 
 class ProxyPrescreen(Filter):
@@ -67,7 +50,7 @@ class ProxyPrescreen(Filter):
         if not 0.0 < top_fraction <= 1.0:
             raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}")
         super().__init__(self._passes, metric_for_invalid=None, patience=patience)
-        self.options = _ScoringOptions(proxy, extra_proxies, seed, corpus, batch_size, seq_len)
+        self.options = ProxySettings(proxy, extra_proxies, seed, corpus, batch_size, seq_len)
         self.top_fraction = float(top_fraction)
         self._seen: List[float] = []
         self.last_metrics: Optional[Dict[str, Any]] = None
@@ -113,7 +96,7 @@ class ProxyRanking(Strategy):
             raise ValueError(f"sampler must be 'labels' or 'space', got {sampler!r}")
         if top_k < 1 or n_candidates < 1:
             raise ValueError(f"n_candidates and top_k must be >= 1, got {n_candidates}, {top_k}")
-        self.options = _ScoringOptions(proxy, extra_proxies, seed, corpus, batch_size, seq_len, store)
+        self.options = ProxySettings(proxy, extra_proxies, seed, corpus, batch_size, seq_len, store)
         self.n_candidates = int(n_candidates) if candidates is None else len(candidates)
         self.top_k = int(top_k)
         self.candidates = None if candidates is None else list(candidates)

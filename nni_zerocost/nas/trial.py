@@ -4,7 +4,7 @@
 
 Reads ``nni.get_next_parameter()`` (a sample of the space's labels, see
 :func:`~nni_zerocost.nas.codec.search_space_json`), decodes it to a validated architecture,
-scores it with :func:`~nni_zerocost.nas.evaluator.proxy_metrics` and reports the metric dict
+scores it through the core's checked plan (:func:`nni_zerocost.make_plan`) and reports the metric dict
 (``default`` = the proxy score, higher is better).  Settings sent by :class:`ZeroCostTuner`
 (parameter key ``_zerocost``) fill in the flags not given; a flag that contradicts them is an
 error.  ``--sample JSON`` scores a sample without NNI (for debugging a configuration).
@@ -55,6 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     import nni
 
+    from ..plan import make_plan
     from .codec import get_codec
     from .evaluator import proxy_metrics
     from .tuner import SETTINGS_KEY
@@ -71,10 +72,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             print("no parameters from NNI: run inside an NNI experiment, or pass --sample", file=sys.stderr)
             return 2
     settings = resolve_settings(args, params.get(SETTINGS_KEY))
+    plan = make_plan(settings["space"], [settings["proxy"], *settings["extra_proxies"]], seed=settings["seed"],
+                     corpus=settings["corpus"], batch_size=settings["batch_size"], seq_len=settings["seq_len"])
     arch = get_codec(settings["space"]).decode(params)
-    metrics = proxy_metrics(settings["space"], arch, settings["proxy"], extra_proxies=settings["extra_proxies"],
-                            seed=settings["seed"], corpus=settings["corpus"], batch_size=settings["batch_size"],
-                            seq_len=settings["seq_len"])
+    metrics = proxy_metrics(plan, arch)
     nni.report_final_result(metrics)
     print(json.dumps({"metrics": metrics}))
     return 0

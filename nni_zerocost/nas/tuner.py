@@ -69,11 +69,13 @@ class ZeroCostTuner(Tuner):
         return {k: v for k, v in params.items() if k != SETTINGS_KEY} if isinstance(params, dict) else params
 
     def update_search_space(self, search_space) -> None:
-        # validated here, not in __init__: NNI gives the tuner process 10 s to connect, and
+        # checked here, not in __init__: NNI gives the tuner process 10 s to connect, and
         # loading the proxies imports torch
-        from .evaluator import check_proxy_specs
+        from ..plan import make_plan
 
-        check_proxy_specs(self.settings["space"], [self.settings["proxy"], *self.settings["extra_proxies"]])
+        st = self.settings
+        make_plan(st["space"], [st["proxy"], *st["extra_proxies"]], seed=st["seed"], corpus=st["corpus"],
+                  batch_size=st["batch_size"], seq_len=st["seq_len"])
         expected = self.codec.choices()
         missing = [label for label in expected if label not in (search_space or {})]
         if missing:

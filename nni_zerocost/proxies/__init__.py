@@ -1,17 +1,4 @@
 """Proxy registry: ``list_proxies()``, ``get_proxy(name)``, ``register_proxy``."""
-from .base import (
-    Flagged,
-    Proxy,
-    ProxyResult,
-    ScoringContext,
-    compute,
-    get_proxy,
-    list_proxies,
-    register_proxy,
-    score_all,
-)
+from .base import Flagged, Option, Proxy, ProxyResult, compute, get_proxy, list_proxies, register_proxy
 
-__all__ = [
-    "Flagged", "Proxy", "ProxyResult", "ScoringContext", "compute", "get_proxy",
-    "list_proxies", "register_proxy", "score_all",
-]
+__all__ = ["Flagged", "Option", "Proxy", "ProxyResult", "compute", "get_proxy", "list_proxies", "register_proxy"]

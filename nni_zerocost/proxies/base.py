@@ -1,7 +1,8 @@
-"""Proxy registry, result type and the shared scoring context.
+"""Proxy registry, options and result type.
 
 A proxy is a plain function ``fn(ctx, **options) -> float`` registered with
-:func:`register_proxy`.  ``ctx`` is a :class:`ScoringContext` for one architecture and one input
+:func:`register_proxy`.  ``ctx`` is a :class:`~nni_zerocost.spaces.base.ScoringContext` (its
+space's context) for one architecture and one input
 batch; it builds the model lazily and caches the forward/backward passes that several proxies
 share, so asking for many proxies of one model costs one pass where possible.
 
@@ -15,14 +16,17 @@ the package unflagged.
 """
 from __future__ import annotations
 
-import abc
 import dataclasses
+import inspect
 import math
+import re
 import time
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+import typing
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import ProxyNotApplicableError, ProxyOptionError
 from ..registry import Registry
+from ..spaces.base import ScoringContext
 
 
 class Flagged(Exception):
@@ -59,6 +63,107 @@ class ProxyResult:
         return self.raw if self.higher_is_better else -self.raw
 
 
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One option of a proxy, read from the proxy function's signature.
+
+    ``type`` is the annotation (int, float, str or bool); ``optional`` when it also admits
+    None (``Optional[int] = None`` means "off").  ``choices`` (allowed values) and ``bounds``
+    (inclusive ``(low, high)``, None = open) come from :func:`register_proxy`.
+    """
+
+    name: str
+    type: type
+    default: Any
+    optional: bool = False
+    choices: Optional[Tuple[Any, ...]] = None
+    bounds: Optional[Tuple[Any, Any]] = None
+
+    def allowed(self) -> str:
+        """What values are allowed, in words (for errors and ``list proxies``)."""
+        if self.choices is not None:
+            text = "one of " + ", ".join(_show(c) for c in self.choices)
+        elif self.bounds is not None:
+            lo, hi = self.bounds
+            rng = f"in {lo}..{hi}" if lo is not None and hi is not None else f">= {lo}" if lo is not None else f"<= {hi}"
+            text = f"{_TYPE_NAMES[self.type]} {rng}"
+        else:
+            text = _TYPE_NAMES[self.type]
+        return text + (" or null (off)" if self.optional else "")
+
+    def check(self, value: Any) -> Any:
+        """``value`` converted to the option's type, or OptionValueError saying what is allowed."""
+        if value is None:
+            if self.optional:
+                return None
+            raise OptionValueError(self, value)
+        if self.type is bool:
+            ok = isinstance(value, bool)
+        elif self.type is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif self.type is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        else:  # str: numbers given in a spec ("kernel=5") are compared as their text
+            ok = isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool))
+            value = str(value) if ok else value
+        if not ok:
+            raise OptionValueError(self, value)
+        if self.choices is not None and value not in self.choices:
+            raise OptionValueError(self, value)
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise OptionValueError(self, value)
+        return value
+
+
+class OptionValueError(ProxyOptionError):
+    """An option value of the wrong type or outside the allowed values."""
+
+    def __init__(self, option: Option, value: Any):
+        self.option, self.value = option, value
+        super().__init__(f"option {option.name!r} must be {option.allowed()}, got {_show(value)}")
+
+
+def _show(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def options_from_signature(fn: Callable, choices: Mapping[str, Sequence[Any]],
+                           bounds: Mapping[str, Tuple[Any, Any]]) -> Dict[str, Option]:
+    """``{name: Option}`` for every keyword parameter of ``fn`` after the context."""
+    hints = typing.get_type_hints(fn)
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    out: Dict[str, Option] = {}
+    for p in params:
+        if p.default is inspect.Parameter.empty:
+            raise TypeError(f"{fn.__qualname__}: option {p.name!r} needs a default value")
+        tp, optional = hints.get(p.name), False
+        if typing.get_origin(tp) is typing.Union:
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            optional = len(args) < len(typing.get_args(tp))
+            tp = args[0] if len(args) == 1 else None
+        if tp not in _TYPE_NAMES:
+            raise TypeError(f"{fn.__qualname__}: annotate option {p.name!r} as int, float, str or bool "
+                            f"(or Optional[...] of one), got {hints.get(p.name)!r}")
+        out[p.name] = Option(p.name, tp, p.default, optional,
+                             tuple(choices[p.name]) if p.name in choices else None, bounds.get(p.name))
+    unknown = (set(choices) | set(bounds)) - set(out)
+    if unknown:
+        raise TypeError(f"{fn.__qualname__}: choices/bounds given for unknown option(s) {sorted(unknown)}")
+    for opt in out.values():  # the defaults themselves must be allowed
+        opt.check(opt.default)
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class ProxyImpl:
     """How a proxy is computed on one space: function, needs, mode, NaN policy, options."""
@@ -68,7 +173,27 @@ class ProxyImpl:
     mode: str  # e.g. "eval (no dropout)"
     nan_policy: str
     description: str
-    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    options: Mapping[str, Option] = dataclasses.field(default_factory=dict)
+
+    @property
+    def defaults(self) -> Dict[str, Any]:
+        return {name: opt.default for name, opt in self.options.items()}
+
+    @property
+    def summary(self) -> str:
+        """The first sentence of the description (``list proxies`` prints it)."""
+        first = " ".join(self.description.split("\n\n")[0].split())
+        return re.split(r"(?<!\bal)(?<!e\.g)\.\s+(?=[A-Z`(])", first)[0].rstrip(".") + "."
+
+    def check_options(self, proxy: str, given: Mapping[str, Any]) -> Dict[str, Any]:
+        """Every option, defaults filled in, each value checked; ProxyOptionError otherwise."""
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            raise ProxyOptionError(
+                f"proxy {proxy!r} has no option {', '.join(map(repr, unknown))}; its options: "
+                + (", ".join(f"{o.name} ({o.allowed()})" for o in self.options.values()) or "none")
+            )
+        return {name: opt.check(given[name]) if name in given else opt.default for name, opt in self.options.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +236,7 @@ class Proxy:
     defaults = property(lambda self: self._first().defaults)
     fn = property(lambda self: self._first().fn)
 
-    def __call__(self, ctx: "ScoringContext", **options) -> "ProxyResult":
+    def __call__(self, ctx: ScoringContext, **options) -> "ProxyResult":
         return compute(self, ctx, **options)
 
 
@@ -127,18 +252,23 @@ def register_proxy(
     needs: str,
     mode: str,
     nan_policy: str,
-    **defaults,
+    choices: Optional[Mapping[str, Sequence[Any]]] = None,
+    bounds: Optional[Mapping[str, Tuple[Any, Any]]] = None,
 ):
     """Decorator registering ``fn(ctx, **options) -> float`` as the proxy ``name`` on ``spaces``.
 
-    The docstring of ``fn`` becomes the description; ``defaults`` are its options.  A name may
+    The one way to add a proxy.  Its options are ``fn``'s keyword parameters after ``ctx``:
+    name, annotated type (int, float, str, bool, or Optional of one) and default, so
+    ``def f(ctx, layer: int = 1)`` has the option ``layer``; ``choices`` / ``bounds`` name the
+    allowed values of an option.  The docstring of ``fn`` becomes the description.  A name may
     be registered again for *other* spaces (same sign), adding a per-space implementation.
     """
     if needs not in NEEDS:
         raise ValueError(f"needs must be one of {NEEDS}, got {needs!r}")
 
     def deco(fn):
-        impl = ProxyImpl(fn, needs, mode, nan_policy, (fn.__doc__ or "").strip(), dict(defaults))
+        options = options_from_signature(fn, dict(choices or {}), dict(bounds or {}))
+        impl = ProxyImpl(fn, needs, mode, nan_policy, inspect.cleandoc(fn.__doc__ or ""), options)
         if name in PROXIES:
             old = PROXIES.get(name)
             clash = set(old.impls) & set(spaces)
@@ -169,47 +299,10 @@ def _load_builtin_proxies() -> None:
     from . import _builtin  # noqa: F401  (import registers the built-in proxies)
 
 
-class ScoringContext(abc.ABC):
-    """One architecture + one batch + one seed; caches shared passes.
-
-    Subclasses (one per space) expose the model and the passes their proxies need.  ``cache``
-    holds derived tensors keyed by what produced them; :meth:`close` drops everything so no
-    tensor, graph or hook outlives a scoring call.
-    """
-
-    space: str = ""
-
-    def __init__(self, arch, batch, *, seed: int = 0):
-        self.arch = arch
-        self.batch = batch
-        self.seed = int(seed)
-        self.cache: Dict[Any, Any] = {}
-
-    def cached(self, key, compute: Callable[[], Any]):
-        if key not in self.cache:
-            self.cache[key] = compute()
-        return self.cache[key]
-
-    def close(self) -> None:
-        self.cache.clear()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
 def compute(proxy: Proxy, ctx: ScoringContext, **options) -> ProxyResult:
     """Run one proxy on a context, applying its defaults and the package-wide NaN policy."""
     impl = proxy.impl(ctx.space)
-    unknown = set(options) - set(impl.defaults)
-    if unknown:
-        raise ProxyOptionError(
-            f"proxy {proxy.name!r} got unknown option(s) {sorted(unknown)} on the {ctx.space!r} space; "
-            f"valid options: {sorted(impl.defaults) or 'none'}"
-        )
-    opts = {**impl.defaults, **options}
+    opts = impl.check_options(proxy.name, options)
     start = time.perf_counter()
     flag = None
     try:
@@ -226,19 +319,11 @@ def compute_many(ctx: ScoringContext, parsed: Sequence[Tuple[str, str, Mapping[s
     """Compute ``(key, proxy name, options)`` triples on one context; ``{key: result}`` in input
     order.  Gradient proxies run first: a backward pass records its forward statistics too
     (BERT), so forward-only proxies asked after it cost nothing, while asked before it they
-    pay for a forward pass of their own (measured on the BERT benchmark: 0.9 of 3.6 s per
-    architecture).  Values do not depend on the order (conformance test)."""
+    pay for a forward pass of their own.  Values do not depend on the order (conformance
+    test)."""
     order = sorted(range(len(parsed)), key=lambda i: get_proxy(parsed[i][1]).impl(ctx.space).needs != "gradients")
     done = {parsed[i][0]: compute(get_proxy(parsed[i][1]), ctx, **parsed[i][2]) for i in order}
     return {key: done[key] for key, _, _ in parsed}
-
-
-def score_all(
-    ctx: ScoringContext, proxies: Iterable[str], options: Optional[Mapping[str, Mapping]] = None
-) -> Dict[str, ProxyResult]:
-    """Compute several proxies on one context (passes are shared through ``ctx.cache``)."""
-    options = options or {}
-    return compute_many(ctx, [(name, name, options.get(name, {})) for name in proxies])
 
 
 def parse_proxy_spec(spec: str) -> Tuple[str, Dict[str, Any]]:

@@ -1,8 +1,7 @@
 """NASWOT-family proxies for the BERT space: activation distance and Jacobian covariance.
 
-The implementations are plain functions (``bert_activation_distance``,
-``bert_jacobian_covariance``) so that one registration per name can dispatch on ``ctx.space``
-when the RNN versions of the same proxies are merged in.
+The same proxy names have RNN implementations in ``naswot.py``; the registry keeps one
+implementation per space under one name.
 """
 from __future__ import annotations
 
@@ -10,6 +9,7 @@ import math
 
 import torch
 
+from ..spaces.bert.context import CODE_ROWS
 from .base import Flagged, register_proxy
 from .linalg import correlation_eigen_score
 
@@ -17,6 +17,13 @@ FORMS_ACTIVATION = ("logdet", "paper")
 FORMS_JACOBIAN = ("naswot", "paper")
 
 
+@register_proxy(
+    "activation_distance", spaces=("bert",), higher_is_better=True, needs="forward",
+    mode="eval (no dropout); no autograd (reuses the gradient pass's forward when it ran)",
+    nan_policy="a singular token kernel (two tokens with identical activation patterns) gives NaN, "
+               "flagged; never NaN with form='paper'",
+    choices={"form": FORMS_ACTIVATION}, bounds={"rows": (1, CODE_ROWS)},
+)
 def bert_activation_distance(ctx, form: str = "logdet", rows: int = 8, normalize: bool = False) -> float:
     """NASWOT (Mellor et al. 2021) on the feed-forward GELU units.
 
@@ -27,8 +34,6 @@ def bert_activation_distance(ctx, form: str = "logdet", rows: int = 8, normalize
     the entries of ``K`` for the first row (it grows with the layer width).
     ``normalize=True`` divides by the number of feed-forward layers.
     """
-    if form not in FORMS_ACTIVATION:
-        raise ValueError(f"form must be one of {FORMS_ACTIVATION}, got {form!r}")
     stats = ctx.forward_stats()
     n_rows = 1 if form == "paper" else int(rows)
     if not 1 <= n_rows <= stats.code_rows:
@@ -58,6 +63,13 @@ def bert_activation_distance(ctx, form: str = "logdet", rows: int = 8, normalize
     return total / len(stats.codes) if normalize else total
 
 
+@register_proxy(
+    "jacobian_covariance", spaces=("bert",), higher_is_better=True, needs="gradients",
+    mode="eval (no dropout); one shared forward+backward pass, replaced-token-detection loss by default",
+    nan_policy="sequences with an all-zero Jacobian count as zero eigenvalues, flagged with the "
+               "finite fallback; a non-finite loss or Jacobian gives NaN, flagged",
+    choices={"form": FORMS_JACOBIAN},
+)
 def bert_jacobian_covariance(ctx, form: str = "naswot") -> float:
     """Jacobian covariance (NASWOT v1, Mellor et al. 2020) with the pass's loss gradient.
 
@@ -67,8 +79,6 @@ def bert_jacobian_covariance(ctx, form: str = "naswot") -> float:
     differently).  ``form="paper"``: the paper's code, the gradient of the position-embedding table
     (= that Jacobian summed over the batch), correlation between its 128 columns across positions.
     """
-    if form not in FORMS_JACOBIAN:
-        raise ValueError(f"form must be one of {FORMS_JACOBIAN}, got {form!r}")
     passed = ctx.gradients()
     if not math.isfinite(passed.loss):
         raise Flagged(f"non-finite loss ({passed.loss})")
@@ -78,24 +88,3 @@ def bert_jacobian_covariance(ctx, form: str = "naswot") -> float:
     else:
         samples = jac.reshape(jac.shape[0], -1).T  # (T*E, B): columns = sequences
     return correlation_eigen_score(samples.double().numpy())
-
-
-_NASWOT_MODE = "eval (no dropout); {}"
-
-# The same proxy names have RNN implementations in naswot.py; the registry keeps one
-# implementation per space under one name.
-register_proxy(
-    "activation_distance", spaces=("bert",), higher_is_better=True, needs="forward",
-    mode=_NASWOT_MODE.format("no autograd (reuses the gradient pass's forward when it ran)"),
-    nan_policy="a singular token kernel (two tokens with identical activation patterns) gives NaN, "
-               "flagged; never NaN with form='paper'",
-    form="logdet", rows=8, normalize=False,
-)(bert_activation_distance)
-
-register_proxy(
-    "jacobian_covariance", spaces=("bert",), higher_is_better=True, needs="gradients",
-    mode=_NASWOT_MODE.format("one shared forward+backward pass, replaced-token-detection loss by default"),
-    nan_policy="sequences with an all-zero Jacobian count as zero eigenvalues, flagged with the "
-               "finite fallback; a non-finite loss or Jacobian gives NaN, flagged",
-    form="naswot",
-)(bert_jacobian_covariance)

@@ -45,7 +45,7 @@ def _total(values: Iterable[float], count: int, normalize: bool) -> float:
 
 @register_proxy(
     "head_importance", spaces=("bert",), higher_is_better=True, needs="gradients",
-    mode=GRAD_MODE, nan_policy=GRAD_NAN, normalize=False,
+    mode=GRAD_MODE, nan_policy=GRAD_NAN,
 )
 def head_importance(ctx, normalize: bool = False) -> float:
     """Head importance (Michel et al. 2019) as the paper computed it: ``sum |W * dL/dW|`` over the
@@ -60,7 +60,7 @@ def head_importance(ctx, normalize: bool = False) -> float:
 
 @register_proxy(
     "synaptic_diversity", spaces=("bert",), higher_is_better=True, needs="gradients",
-    mode=GRAD_MODE, nan_policy=GRAD_NAN, normalize=False,
+    mode=GRAD_MODE, nan_policy=GRAD_NAN,
 )
 def synaptic_diversity(ctx, normalize: bool = False) -> float:
     """Synaptic diversity (TF-TAS, Zhou et al. 2022): ``sum ||W||_* ||dL/dW||_*`` (nuclear norms)
@@ -79,7 +79,7 @@ def synaptic_diversity(ctx, normalize: bool = False) -> float:
 
 @register_proxy(
     "synaptic_saliency", spaces=("bert",), higher_is_better=True, needs="gradients",
-    mode=GRAD_MODE, nan_policy=GRAD_NAN, normalize=False,
+    mode=GRAD_MODE, nan_policy=GRAD_NAN,
 )
 def synaptic_saliency(ctx, normalize: bool = False) -> float:
     """Synaptic saliency (SynFlow-style, TF-TAS's MLP term): ``sum |W * dL/dW|`` over every
@@ -91,16 +91,11 @@ def synaptic_saliency(ctx, normalize: bool = False) -> float:
     return _total(((w * g).abs().sum().item() for w, g in pairs), len(pairs), normalize)
 
 
-def _check_axis(axis):
-    if axis not in AXES:
-        raise ValueError(f"axis must be one of {AXES}, got {axis!r}")
-
-
 @register_proxy(
     "head_confidence", spaces=("bert",), higher_is_better=True, needs="forward", mode=FORWARD_MODE,
     nan_policy="an architecture without attention heads (only LT layers) has no confidence: NaN, "
                "flagged (axis='keys'); axis='paper' is never NaN",
-    axis="keys", normalize=False,
+    choices={"axis": AXES},
 )
 def head_confidence(ctx, axis: str = "keys", normalize: bool = False) -> float:
     """Head confidence (Voita et al. 2019): per attention head, the mean over real query tokens of
@@ -111,7 +106,6 @@ def head_confidence(ctx, axis: str = "keys", normalize: bool = False) -> float:
     at all: for each query/key/value (LT: input) projection output it took the max over sequence
     positions and averaged it; summed over projections (``normalize=True``: mean).
     """
-    _check_axis(axis)
     stats = ctx.forward_stats()
     if axis == "paper":
         vals = [v for _, _, v in stats.projection_paper]
@@ -127,7 +121,7 @@ def head_confidence(ctx, axis: str = "keys", normalize: bool = False) -> float:
     mode=FORWARD_MODE,
     nan_policy="an architecture without any softmax mixing (only LT layers) gives NaN, flagged "
                "(axis='keys'); axis='paper' is never NaN",
-    axis="keys", normalize=False,
+    choices={"axis": AXES},
 )
 def head_softmax_confidence(ctx, axis: str = "keys", normalize: bool = False) -> float:
     """Softmax confidence: Voita's confidence over every softmax distribution a token mixer uses,
@@ -140,7 +134,6 @@ def head_softmax_confidence(ctx, axis: str = "keys", normalize: bool = False) ->
     on a softmax over the transformed features (which their model computed and discarded); summed
     over layers (``normalize=True``: mean).
     """
-    _check_axis(axis)
     stats = ctx.forward_stats()
     if axis == "paper":
         vals = list(stats.attention_paper.values()) + list(stats.transform_paper.values())

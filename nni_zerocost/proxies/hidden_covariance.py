@@ -1,7 +1,7 @@
 """Hidden covariance (Serianni & Kalita 2023), the paper's RNN proxy."""
 from __future__ import annotations
 
-import numpy as np
+from typing import Optional
 
 from .base import Flagged, register_proxy
 from .linalg import correlation_eigen_score
@@ -19,10 +19,10 @@ from .linalg import correlation_eigen_score
         "(exploding cells) give NaN, flagged; with max_degree, a cell whose recurrence degree "
         "exceeds it gets NaN, flagged as a divergence risk (ranked last in searches)"
     ),
-    layer=1,
-    max_degree=None,
+    choices={"layer": (1, 2, 3)},
+    bounds={"max_degree": (0, None)},
 )
-def hidden_covariance(ctx, layer: int = 1, max_degree=None) -> float:
+def hidden_covariance(ctx, layer: int = 1, max_degree: Optional[int] = None) -> float:
     """Eigen-spectrum score of the correlation matrix of the hidden units of ``layer``.
 
     Input: the recurrent state ``h_prev_0`` entering every step of the layer over one batch

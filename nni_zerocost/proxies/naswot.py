@@ -18,7 +18,7 @@ import numpy as np
 
 from .base import Flagged, register_proxy
 from .linalg import correlation_eigen_score
-from .rnn_passes import NOISE_AMPLITUDES
+from ..spaces.rnn.passes import NOISE_AMPLITUDES
 
 NOISE_OPTIONS = ("none", "small", "large", "more")
 
@@ -117,7 +117,7 @@ def _noise_variant(ctx, score: Callable[[np.ndarray], float], noise: str, more_s
         "flagged); a non-finite Jacobian (exploding cell) gives NaN, flagged; a noise variant "
         "carries the flags of its parts"
     ),
-    noise="none",
+    choices={"noise": NOISE_OPTIONS},
 )
 def jacobian_covariance(ctx, noise: str = "none") -> float:
     """NASWOT v1 Jacobian covariance of the per-sequence Jacobians.
@@ -148,7 +148,7 @@ def jacobian_covariance(ctx, noise: str = "none") -> float:
         "a sequence with an all-zero Jacobian has no cosine, and a non-finite Jacobian "
         "(exploding cell) none either: NaN, flagged; a noise variant carries the flags of its parts"
     ),
-    noise="none",
+    choices={"noise": NOISE_OPTIONS},
 )
 def jacobian_cosine(ctx, noise: str = "none") -> float:
     """Jacobian cosine similarity score of the per-sequence Jacobians (paper's variant).

@@ -9,7 +9,7 @@ Abdelfattah et al. (2021), adapted to a recurrent model:
   its gradient summed over steps by autograd;
 * the loss is the real language-modelling loss by default (next-token cross-entropy through
   the tied decoder), the paper's label-free losses are options (``loss="lm"|"sum"|"square"``,
-  see :data:`nni_zerocost.proxies.rnn_passes.LOSSES`);
+  see :data:`nni_zerocost.spaces.rnn.passes.LOSSES`);
 * ``fisher`` uses the activation-gradient formulation on the hidden states (NASLib's
   per-module hooks break on modules reused across time steps).
 
@@ -18,12 +18,11 @@ other proxy of the same loss (GraSP adds one double-backward of its own).
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import List
 
-import torch
 
+from ..spaces.rnn.passes import LOSSES
 from .base import Flagged, register_proxy
 
 PARAM_SETS = {
@@ -37,10 +36,7 @@ _MODE = "eval (no dropout); one forward + backward of the chosen loss (shared pe
 _NAN = "non-finite loss or gradients (an exploding cell) give NaN, flagged"
 
 
-#: every proxy of this module: RNN, sign as the method defines it, one shared gradient pass
-_gradient_proxy = functools.partial(
-    register_proxy, spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE, nan_policy=_NAN
-)
+_LOSS = {"loss": tuple(LOSSES)}
 
 def parameter_names(ctx, which: str = "cell") -> List[str]:
     """``named_parameters`` names of one of :data:`PARAM_SETS`."""
@@ -80,10 +76,9 @@ def _saliency(ctx, loss: str, params: str) -> float:
     return _finite(total, "saliency")
 
 
-@_gradient_proxy(
-    "synaptic_saliency",
-    loss="sum",
-    params="cell",
+@register_proxy(
+    "synaptic_saliency", spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE, nan_policy=_NAN,
+    choices={**_LOSS, "params": tuple(PARAM_SETS)},
 )
 def synaptic_saliency(ctx, loss: str = "sum", params: str = "cell") -> float:
     """Synaptic saliency ``Σ |θ ⊙ ∂L/∂θ|`` (synflow-style, as the paper ran it).
@@ -97,9 +92,9 @@ def synaptic_saliency(ctx, loss: str = "sum", params: str = "cell") -> float:
     return _saliency(ctx, loss, params)
 
 
-@_gradient_proxy(
-    "snip",
-    loss="lm",
+@register_proxy(
+    "snip", spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE, nan_policy=_NAN,
+    choices=_LOSS,
 )
 def snip(ctx, loss: str = "lm") -> float:
     """SNIP connection sensitivity ``Σ |θ ⊙ ∂L/∂θ|`` over every recurrent parameter (Lee et al.
@@ -107,9 +102,9 @@ def snip(ctx, loss: str = "lm") -> float:
     return _saliency(ctx, loss, "cell")
 
 
-@_gradient_proxy(
-    "grad_norm",
-    loss="lm",
+@register_proxy(
+    "grad_norm", spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE, nan_policy=_NAN,
+    choices=_LOSS,
 )
 def grad_norm(ctx, loss: str = "lm") -> float:
     """Sum over the recurrent parameter tensors of the Euclidean norm of ``∂L/∂θ``."""
@@ -118,10 +113,9 @@ def grad_norm(ctx, loss: str = "lm") -> float:
     return _finite(total, "gradient norm")
 
 
-@_gradient_proxy(
-    "grasp",
-    mode=_MODE + ", plus one forward and double backward for the Hessian-gradient product",
-    loss="lm",
+@register_proxy(
+    "grasp", spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE + ", plus one forward and double backward for the Hessian-gradient product", nan_policy=_NAN,
+    choices=_LOSS,
 )
 def grasp(ctx, loss: str = "lm") -> float:
     """GraSP ``Σ -θ ⊙ (H g)`` over every recurrent parameter (Wang et al. 2020), ``g = ∂L/∂θ``
@@ -134,9 +128,9 @@ def grasp(ctx, loss: str = "lm") -> float:
     return _finite(total, "Hessian-gradient product")
 
 
-@_gradient_proxy(
-    "fisher",
-    loss="lm",
+@register_proxy(
+    "fisher", spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE, nan_policy=_NAN,
+    choices=_LOSS,
 )
 def fisher(ctx, loss: str = "lm") -> float:
     """Fisher information of the hidden units (Theis et al. 2018, as in Abdelfattah et al.).
@@ -154,9 +148,9 @@ def fisher(ctx, loss: str = "lm") -> float:
     return _finite(total, "Fisher information")
 
 
-@_gradient_proxy(
-    "hidden_synaptic_saliency",
-    loss="sum",
+@register_proxy(
+    "hidden_synaptic_saliency", spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE, nan_policy=_NAN,
+    choices=_LOSS,
 )
 def hidden_synaptic_saliency(ctx, loss: str = "sum") -> float:
     """Saliency of the hidden states ``Σ |h ⊙ ∂L/∂h|`` (the paper's hidden synaptic saliency).

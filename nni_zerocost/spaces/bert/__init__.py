@@ -1,13 +1,16 @@
 """The FlexiBERT-style BERT space of Serianni & Kalita's 500-architecture benchmark."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
 from ..base import SearchSpace, register_space
-from .config import BertConfig, LayerConfig, space_size
-from .context import BertContext, ForwardRecorder, GradientPass
+from .config import (
+    FEED_FORWARD_DIMS, HEADS, HIDDEN_SIZES, NUM_FEED_FORWARD, NUM_LAYERS, OPERATIONS, BertConfig, LayerConfig,
+    space_size,
+)
+from .context import LOSSES, BertContext, ForwardRecorder, GradientPass
 from .inputs import BertBatch, batch_from_texts, zipf_bert_batch
 from .model import BertModel, param_count
 
@@ -36,9 +39,32 @@ class BertSpace(SearchSpace[BertConfig]):
     def arch_hash(self, arch: BertConfig) -> str:
         return arch.canonical_hash()
 
+    def choices(self) -> Dict[str, Sequence[Any]]:
+        """The published ``search_space.json``: per-model ``hidden_size`` and layer count, per
+        layer an operation (type -> parameters), heads and the feed-forward stack."""
+        return {
+            "hidden_size": HIDDEN_SIZES, "num_layers": NUM_LAYERS, "operation": dict(OPERATIONS),
+            "num_operation_heads": HEADS, "feed_forward_dimension": FEED_FORWARD_DIMS,
+            "num_feed_forward": NUM_FEED_FORWARD,
+        }
+
     def default_batch(self, seed: int = 0) -> BertBatch:
         """128 rows x 128 positions of Zipf-distributed word pieces (see :mod:`.inputs`)."""
         return zipf_bert_batch(batch_size=128, seq_len=128, seed=seed)
+
+    def batch(self, corpus: Optional[str] = None, *, batch_size: Optional[int] = None,
+              seq_len: Optional[int] = None) -> BertBatch:
+        """Zipf word pieces of the given shape (default 128 x 128).  There is no corpus reader
+        for word pieces: a corpus is refused here, before any model is built."""
+        if corpus is not None:
+            raise ValueError("a corpus is supported for the 'rnn' space only; the bert space scores on "
+                             "Zipf-distributed word pieces (change the shape with batch_size/seq_len)")
+        if batch_size is None and seq_len is None:
+            return self.default_batch()
+        return zipf_bert_batch(batch_size or 128, seq_len or 128, seed=0)
+
+    def context_options(self) -> Dict[str, Sequence[Any]]:
+        return {"as_trained": (False, True), "loss": LOSSES}
 
     def context(self, arch: Any, batch: Optional[BertBatch] = None, *, seed: int = 0,
                 as_trained: bool = False, loss: str = "rtd") -> BertContext:

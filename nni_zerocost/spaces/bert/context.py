@@ -33,7 +33,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ...proxies.base import ScoringContext
+from ..base import ScoringContext
 from .config import BertConfig
 from .inputs import CLS_ID, SEP_ID, BertBatch
 from .model import PAD_ID, BertModel, Packing, embedding_param_count, param_count

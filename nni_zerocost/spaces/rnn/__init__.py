@@ -1,21 +1,22 @@
 """The NAS-Bench-NLP recurrent-cell search space."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+import functools
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
-import torch
 
-from ...data import TokenBatch, zipf_batch
-from ...errors import DataError
-from ...proxies import rnn_passes
-from ...proxies.base import ScoringContext
+from ...data import TokenBatch, corpus_batch, zipf_batch
 from ..base import SearchSpace, register_space
-from .cell import Cell, Node
+from .cell import ACTIVATIONS, ARITY, OPS, Cell, Node
+from .context import RNNContext
 from .generator import CellGenerator
-from .model import EMSIZE, INIT_MODES, NHID, NLAYERS, RNNLanguageModel, layer_sizes
+from .model import INIT_MODES, RNNLanguageModel
 
 __all__ = ["Cell", "Node", "CellGenerator", "RNNLanguageModel", "RNNSpace", "RNNContext"]
+
+#: the paper's protocol: 50 columns of the batchified test split, first 70 steps
+BATCH_SIZE, SEQ_LEN = 50, 70
 
 
 @register_space
@@ -39,129 +40,50 @@ class RNNSpace(SearchSpace[Cell]):
     def arch_hash(self, arch: Cell) -> str:
         return arch.canonical_hash()
 
-    def default_batch(self, seed: int = 0) -> TokenBatch:
-        return zipf_batch(batch_size=50, seq_len=70, seed=seed)
+    def arch_key(self, arch: Cell, **context_options) -> str:
+        """``compat`` replays the official recipe-order random stream, so its scores depend on
+        the exact recipe; every other init builds the canonical cell (isomorphic cells score
+        bit-identically) and is keyed by the canonical hash."""
+        if context_options.get("init") == "compat":
+            return arch.exact_hash()
+        return arch.canonical_hash()
 
-    def context(self, arch: Any, batch: Optional[TokenBatch] = None, *, seed: int = 0, init: str = "official", **sizes):
+    def choices(self) -> Dict[str, Sequence[Any]]:
+        """``op``: every node op; ``arity``: (min, max) inputs per op (None = unbounded);
+        ``hidden_tuple_size``: the sizes NAS-Bench-NLP's generator draws."""
+        return {"hidden_tuple_size": (1, 2, 3), "op": OPS, "activation": ACTIVATIONS, "arity": dict(ARITY)}
+
+    def default_batch(self, seed: int = 0) -> TokenBatch:
+        return zipf_batch(batch_size=BATCH_SIZE, seq_len=SEQ_LEN, seed=seed)
+
+    def batch(self, corpus: Optional[str] = None, *, batch_size: Optional[int] = None,
+              seq_len: Optional[int] = None) -> TokenBatch:
+        """A PTB-style folder or text file (its test split, ``batch_size`` columns, the first
+        ``seq_len`` steps; the paper's 50 x 70 by default), or the Zipf batch of that shape."""
+        bs, sl = batch_size or BATCH_SIZE, seq_len or SEQ_LEN
+        if bs < 1 or sl < 2:
+            raise ValueError(f"need batch_size >= 1 and seq_len >= 2, got {bs} x {sl}")
+        if corpus is None:
+            return self.default_batch() if (bs, sl) == (BATCH_SIZE, SEQ_LEN) else zipf_batch(bs, sl, seed=0)
+        return _corpus_batch(str(corpus), bs, sl)
+
+    def context_options(self) -> Dict[str, Any]:
+        """``init`` (see :mod:`.model`); ``emsize``/``nhid`` shrink the model for quick checks."""
+        return {"init": INIT_MODES, "emsize": int, "nhid": int}
+
+    def context(self, arch: Any, batch: Optional[TokenBatch] = None, *, seed: int = 0, init: str = "official",
+                **sizes) -> RNNContext:
         """``sizes`` (emsize, nhid) shrink the model for quick checks; default: official PTB sizes."""
-        return RNNContext(self.parse(arch), batch if batch is not None else self.default_batch(), seed=seed, init=init, **sizes)
+        return RNNContext(self.parse(arch), batch if batch is not None else self.default_batch(), seed=seed,
+                          init=init, **sizes)
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_batch(corpus: str, batch_size: int, seq_len: int) -> TokenBatch:
+    """Read once per process: every front end checks a corpus through the plan, and NNI
+    adapters make a plan per candidate space (batches are immutable)."""
+    return corpus_batch(corpus, batch_size, seq_len)
 
 
 def _looks_like_recipe(d: dict) -> bool:
     return all(isinstance(v, dict) and "op" in v for v in d.values())
-
-
-class RNNContext(ScoringContext):
-    """Scoring context of one cell: lazily built model and cached passes.
-
-    Mode: the model is always evaluated without dropout (the official model in ``eval()``),
-    which is what the paper did.
-
-    Passes shared by several proxies (:mod:`nni_zerocost.proxies.rnn_passes`) run once per
-    context and are cached: :meth:`activation_kernel`, :meth:`gradients` (one per loss and
-    input noise), :meth:`hessian_gradient`.  None of them writes the model's weights or
-    ``.grad`` fields or leaves a hook behind.
-    """
-
-    space = "rnn"
-
-    def __init__(self, cell: Cell, batch: TokenBatch, *, seed: int = 0, init: str = "official",
-                 emsize: int = EMSIZE, nhid: int = NHID):
-        super().__init__(cell, batch, seed=seed)
-        self.emsize, self.nhid = int(emsize), int(nhid)
-        if init not in INIT_MODES:
-            raise ValueError(f"init must be one of {INIT_MODES}, got {init!r}")
-        self.init = init
-        self.tokens = batch.tokens
-        if self.tokens.dim() != 2:
-            raise DataError(f"token batch must be (T, B), got shape {tuple(self.tokens.shape)}")
-        if self.tokens.numel() == 0:
-            raise DataError("token batch is empty")
-        if int(self.tokens.max()) >= batch.vocab_size or int(self.tokens.min()) < 0:
-            raise DataError(f"token ids must lie in [0, {batch.vocab_size}); got {int(self.tokens.min())}..{int(self.tokens.max())}")
-
-    @property
-    def cell(self) -> Cell:
-        return self.arch
-
-    def model(self, depth: Optional[int] = None) -> RNNLanguageModel:
-        """The model with at least ``depth`` layers built (all layers when None)."""
-        want = NLAYERS if depth is None or self.init == "compat" else depth
-        m = self.cache.get("model")
-        if m is None:
-            m = RNNLanguageModel(self.cell, vocab_size=self.batch.vocab_size, emsize=self.emsize, nhid=self.nhid,
-                                 seed=self.seed, init=self.init, depth=want)
-            m.eval()
-            self.cache["model"] = m
-        elif m.depth < want:
-            m.grow(want)
-        return m
-
-    def incoming_states(self, layer: int) -> torch.Tensor:
-        """``h_prev_0`` entering every step of ``layer`` (1-based): (T, B, H), no autograd."""
-        if not 1 <= layer <= NLAYERS:
-            raise ValueError(f"layer must be in 1..{NLAYERS}, got {layer}")
-        key = ("incoming", layer)
-        if key not in self.cache:
-            model = self.model(layer)
-            done = max([i for i in range(1, layer) if ("output", i) in self.cache], default=0)
-            with torch.no_grad():
-                out = self.cache[("output", done)] if done else model.embed(self.tokens)
-                for i in range(done + 1, layer + 1):  # continue from the deepest layer already run
-                    out, _, inc = model.layers[i - 1](out, record_inputs=True)
-                    self.cache[("output", i)] = out
-                    self.cache[("incoming", i)] = inc
-        return self.cache[key]
-
-    def activation_kernel(self):
-        """``(K, n_codes)``: the NASWOT binary-code kernel over all layers (B, B) and the number
-        of codes per sequence.  Its forward also caches the entering states of every layer."""
-        if "activation_kernel" not in self.cache:
-            K, n_codes, incoming = rnn_passes.activation_kernel(self.model(), self.tokens)
-            self.cache["activation_kernel"] = (K, n_codes)
-            for i, inc in enumerate(incoming, start=1):
-                self.cache.setdefault(("incoming", i), inc)
-        return self.cache["activation_kernel"]
-
-    def layer_input(self, noise: float = 0.0) -> torch.Tensor:
-        """The embedding output (T, B, E), or the paper's noised copy
-        ``emb + noise * var_batch(emb) * N(0, 1)`` (one N(0, 1) draw per context, seeded)."""
-        key = ("layer_input", float(noise))
-        if key not in self.cache:
-            with torch.no_grad():
-                emb = self.model().embed(self.tokens)
-            if noise:
-                draw = self.cached("noise", lambda: rnn_passes.standard_noise(emb.shape, self.seed))
-                emb = rnn_passes.noised_input(emb, float(noise), draw)
-            self.cache[key] = emb
-        return self.cache[key]
-
-    def gradients(self, loss: str = "lm", noise: float = 0.0) -> "rnn_passes.GradientPass":
-        """One forward + backward of ``loss`` (see ``rnn_passes.LOSSES``), cached per (loss,
-        noise): gradients w.r.t. the layer-1 input, every parameter and every entering state.
-        ``noise`` > 0 feeds the noised layer input (:meth:`layer_input`) instead of the
-        embedding."""
-        rnn_passes.check_loss(loss)
-        key = ("gradients", loss, float(noise))
-        if key not in self.cache:
-            x = self.layer_input(noise) if noise else None
-            self.cache[key] = rnn_passes.gradient_pass(self.model(), self.tokens, loss, x, float(noise))
-        return self.cache[key]
-
-    def hessian_gradient(self, loss: str, names) -> Dict[str, torch.Tensor]:
-        """GraSP's Hessian-gradient product ``H g`` over the parameters ``names`` (cached)."""
-        names = tuple(names)
-        key = ("hessian_gradient", loss, names)
-        if key not in self.cache:
-            g = self.gradients(loss).param_grads
-            self.cache[key] = rnn_passes.hessian_gradient(self.model(), self.tokens, loss, names, g)
-        return self.cache[key]
-
-    def param_count(self) -> int:
-        """Parameters of the full official PTB model (embedding tied with the decoder)."""
-        n = self.batch.vocab_size * self.emsize + self.batch.vocab_size  # embedding + decoder bias
-        for inp, hid in layer_sizes(self.emsize, self.nhid):
-            for name, node in self.cell.nodes:
-                if node.op == "linear":
-                    n += hid + sum(hid * (inp if s == "x" else hid) for s in node.inputs)
-        return n

@@ -84,7 +84,7 @@ class Cell:
         if outputs != list(range(len(outputs))):
             missing = sorted(set(range(max(outputs) + 1)) - set(outputs))
             raise InvalidArchitectureError(
-                f"h_new_* outputs must be numbered 0..k-1 without gaps; missing "
+                "h_new_* outputs must be numbered 0..k-1 without gaps; missing "
                 + ", ".join(f"h_new_{i}" for i in missing),
                 node=f"h_new_{max(outputs)}",
             )
@@ -179,13 +179,9 @@ class Cell:
                 return max(degree[f"h_new_{s}"] for s in range(k))
             bounded_prev = now
 
-    def canonical_hash(self) -> str:
-        """Hash invariant to node names and to input order of commutative ops.
-
-        Each node gets a Merkle hash of its op and its inputs' hashes (sorted for commutative
-        ops); the cell hash covers the multiset of all node hashes, so two distinct but
-        identical-looking nodes (independent weights) differ from one shared node.
-        """
+    def _node_hashes(self) -> Dict[str, str]:
+        """Merkle hash of every node (and input): its op, output tag and its inputs' hashes,
+        sorted for commutative ops."""
         nodes = self.node_map
         memo: Dict[str, str] = {"x": "x"}
         for i in range(self.hidden_tuple_size):
@@ -198,6 +194,79 @@ class Cell:
             out = _H_NEW.match(name)
             tag = f"out{out.group(1)}:" if out else ""
             memo[name] = _sha(tag + node.op + "(" + ",".join(ins) + ")")
+        return memo
+
+    def canonical(self, rename: bool = False) -> "Cell":
+        """This cell in its isomorphism class's canonical form: nodes listed in a canonical
+        dependency order and the inputs of commutative ops in a canonical order (``x`` first,
+        then the states, then nodes by canonical position).
+
+        Isomorphic cells (equal :meth:`canonical_hash`) give the same form up to node names, so
+        a model built from it has the same parameters in the same order and computes in the same
+        order: a seeded initialisation gives bit-identical weights and scores.  Names only label
+        parameters and are kept, unless ``rename`` (then intermediate nodes become ``n<i>``, and
+        isomorphic cells give equal recipes).  Order key of a node: its Merkle hash, then where
+        it is used (consumer hash and input position, ``*`` for commutative consumers), which
+        tells apart identical-looking nodes used differently; nodes that still tie are
+        interchangeable.
+        """
+        nodes = self.node_map
+        memo = self._node_hashes()
+        uses: Dict[str, List[str]] = {n: [] for n in nodes}
+        for name, node in self.nodes:
+            for pos, src in enumerate(node.inputs):
+                if src in uses:
+                    uses[src].append(memo[name] + ("*" if node.op in COMMUTATIVE else str(pos)))
+        key = {n: (memo[n], _sha("|".join(sorted(uses[n])))) for n in nodes}
+        index = {n: i for i, (n, _) in enumerate(self.nodes)}
+        users: Dict[str, List[str]] = {n: [] for n in nodes}
+        pending: Dict[str, int] = {}
+        for n, v in nodes.items():
+            deps = {s for s in v.inputs if s in nodes}
+            pending[n] = len(deps)
+            for d in deps:
+                users[d].append(n)
+        ready = sorted((key[n], index[n], n) for n in nodes if pending[n] == 0)
+        order: List[str] = []
+        while ready:
+            _, _, n = ready.pop(0)
+            order.append(n)
+            for u in users[n]:
+                pending[u] -= 1
+                if pending[u] == 0:
+                    ready.append((key[u], index[u], u))
+                    ready.sort()
+        position = {n: i for i, n in enumerate(order)}
+
+        def rank(src: str):
+            if src == "x":
+                return (0, 0)
+            if src in position:
+                return (2, position[src])
+            return (1, int(src[len("h_prev_"):]))
+
+        rename_to = {n: (n if (not rename or _H_NEW.match(n)) else f"n{position[n]}") for n in order}
+        recipe: Dict[str, Dict[str, Any]] = {}
+        for n in order:
+            node = nodes[n]
+            ins = sorted(node.inputs, key=rank) if node.op in COMMUTATIVE else list(node.inputs)
+            recipe[rename_to[n]] = {"op": node.op, "input": [rename_to.get(i, i) for i in ins]}
+        return Cell.parse(recipe)
+
+    def exact_hash(self) -> str:
+        """Hash of the exact recipe (names and node order included): what the ``compat``
+        initialisation, which replays the official recipe-order random stream, depends on."""
+        return _sha("exact|" + self.to_json())[:32]
+
+    def canonical_hash(self) -> str:
+        """Hash invariant to node names and to input order of commutative ops.
+
+        Each node gets a Merkle hash of its op and its inputs' hashes (sorted for commutative
+        ops); the cell hash covers the multiset of all node hashes, so two distinct but
+        identical-looking nodes (independent weights) differ from one shared node.
+        """
+        nodes = self.node_map
+        memo = self._node_hashes()
         body = ";".join(sorted(memo[n] for n in nodes))
         outs = ",".join(memo[f"h_new_{i}"] for i in range(self.hidden_tuple_size))
         return _sha(f"k={self.hidden_tuple_size}|{outs}|{body}")[:32]

@@ -14,11 +14,12 @@ Initialisation modes:
 
 * ``"official"`` (default): the official distributions, each layer and the embedding drawn
   from its own generator stream derived from the seed, so a layer's weights do not depend on
-  which other layers were built.
+  which other layers were built.  The scoring context builds the cell's canonical form
+  (:meth:`Cell.canonical`), so isomorphic cells get bit-identical models.
 * ``"compat"``: consumes one ``torch`` random stream in exactly the order of the official
   ``AWDRNNModel`` constructor, so with the same seed it yields the same weights as the code the
-  paper ran (their per-run scores are reproduced).  Costs ~0.1 s more (it draws every
-  discarded tensor of the original constructor).
+  paper ran (their per-run scores are reproduced).  It costs more (it draws every discarded
+  tensor of the original constructor), and it builds the exact recipe, not the canonical cell.
 """
 from __future__ import annotations
 
@@ -316,15 +317,24 @@ class RNNLanguageModel(nn.Module):
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         return F.embedding(tokens, self.encoder.weight)
 
-    def run_layers(self, emb: torch.Tensor, upto: Optional[int] = None, record_inputs: bool = False, observers=()):
-        """Run layers 1..upto on embeddings; returns per-layer (outputs, incoming_h0)."""
+    def run_layers(self, x: torch.Tensor, *, first: int = 1, upto: Optional[int] = None,
+                   record_inputs: bool = False, observers=(), state_observers=()):
+        """The one loop over the layers: run layers ``first..upto`` (1-based) on ``x``, the
+        input of layer ``first``; returns per-layer ``(outputs, incoming_h0)``.
+
+        ``observers``: ``obs(node, op, tensor)`` on every activation output;
+        ``state_observers``: ``obs(layer_index, t, state)`` (0-based layer) with the state tuple
+        entering step ``t``, the tensors themselves (gradient proxies differentiate w.r.t. them).
+        """
         upto = self.depth if upto is None else upto
         if upto > self.depth:
             raise ValueError(f"layer {upto} requested but only {self.depth} layer(s) were built")
-        out = emb
+        out = x
         trace = []
-        for layer in list(self.layers)[:upto]:
-            out, _, inc = layer(out, record_inputs=record_inputs, observers=observers)
+        for i in range(first - 1, upto):
+            per_layer = tuple(functools.partial(obs, i) for obs in state_observers)
+            out, _, inc = self.layers[i](out, record_inputs=record_inputs, observers=observers,
+                                         state_observers=per_layer)
             trace.append((out, inc))
         return trace
 

@@ -1,6 +1,6 @@
 """The forward/backward passes the RNN proxies share, run once per context and cached.
 
-A proxy never runs the model itself: it asks its :class:`~nni_zerocost.spaces.rnn.RNNContext`
+A proxy never runs the model itself: it asks its :class:`~.context.RNNContext`
 for a pass (``ctx.activation_kernel()``, ``ctx.gradients(loss, noise)``,
 ``ctx.hessian_gradient(loss)``), which runs here the first time and comes from the context's
 cache afterwards.  So asking for many proxies of one model costs one pass per *kind* of pass:
@@ -78,14 +78,10 @@ def _loss_value(model, last: torch.Tensor, tokens: torch.Tensor, loss: str, n_to
 
 def _forward(model, layer_input: torch.Tensor, record_states: bool):
     """Run every layer; return the last layer's outputs and the per-layer entering states."""
-    states: List[List[torch.Tensor]] = []
-    out = layer_input
-    for layer in model.layers:
-        seen: List[torch.Tensor] = []
-        observers = (lambda t, state, seen=seen: t > 0 and seen.append(state[0]),) if record_states else ()
-        out, _, _ = layer(out, state_observers=observers)
-        states.append(seen)
-    return out, states
+    states: List[List[torch.Tensor]] = [[] for _ in model.layers]
+    observers = ((lambda layer, t, state: t > 0 and states[layer].append(state[0])),) if record_states else ()
+    trace = model.run_layers(layer_input, state_observers=observers)
+    return trace[-1][0], states
 
 
 def gradient_pass(model, tokens: torch.Tensor, loss: str, layer_input: Optional[torch.Tensor] = None,
