@@ -36,7 +36,7 @@ import json
 import math
 import os
 import re
-import tempfile
+import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -499,12 +499,12 @@ def write_files(folder: Path, files: Dict[str, bytes]) -> List[Path]:
         for name, data in files.items():
             if name.startswith("__"):
                 continue
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-            with os.fdopen(fd, "wb") as f:
+            tmp = folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+            with open(tmp, "xb") as f:  # ordinary permissions (umask), unlike mkstemp's 0600
+                temps.append((name, tmp))
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            temps.append((name, Path(tmp)))
         written = []
         for name, tmp in temps:
             os.replace(tmp, folder / name)
