@@ -30,6 +30,7 @@ a temporary file and renamed, so a failed run leaves the previous tables in plac
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import json
@@ -118,7 +119,13 @@ class Arch:
 
 
 def read_recipe_map(path: Path = RECIPE_IDS_PATH) -> Tuple[Dict[int, int], List[Arch]]:
-    """(recipe id -> arch_id, the cells in arch_id order with their recipes)."""
+    """(recipe id -> arch_id, the cells in arch_id order with their recipes); cached per file."""
+    st = Path(path).stat() if Path(path).is_file() else None
+    return _read_recipe_map(str(path), st.st_mtime_ns if st else None, st.st_size if st else None)
+
+
+@functools.lru_cache(maxsize=2)
+def _read_recipe_map(path: str, _mtime, _size) -> Tuple[Dict[int, int], List[Arch]]:
     by_recipe: Dict[int, int] = {}
     rows: Dict[int, List[dict]] = {}
     try:
