@@ -168,7 +168,7 @@ def data_dir(explicit: Optional[str] = None, benchmark=None) -> Path:
     if env:
         return Path(env).expanduser()
     user = user_data_dir()
-    if benchmark is None:
+    if not benchmark:
         return user if user.is_dir() else PACKAGE_DATA
     if isinstance(benchmark, str):
         from .benchmarks.base import get_benchmark
