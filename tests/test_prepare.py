@@ -7,7 +7,6 @@ tables and the error paths need none.
 import csv
 import gzip
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -19,8 +18,8 @@ import pytest
 
 from nni_zerocost import cli
 from nni_zerocost.benchmarks.base import get_benchmark
-from nni_zerocost.benchmarks.prepare import (HANDCRAFTED, RECIPE_IDS, RUNS, TABLE, build_nasbench_nlp,
-                                             param_count, prepare, read_recipe_map)
+from nni_zerocost.benchmarks.prepare import (HANDCRAFTED, RECIPE_IDS, RUNS, TABLE, param_count, prepare,
+                                             read_recipe_map)
 from nni_zerocost.data import PACKAGE_DATA, data_dir, prepare_dir, user_data_dir
 from nni_zerocost.errors import DataError
 from nni_zerocost.spaces.rnn.cell import Cell
