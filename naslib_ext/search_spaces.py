@@ -195,12 +195,12 @@ def _table(benchmark_name: str, folder: str) -> BenchmarkTable:
 
 def benchmark_table(benchmark_name: str, dataset_api=None) -> BenchmarkTable:
     """The (cached) table; ``dataset_api`` may be ``{"data_dir": path}``, else ``data_dir()``."""
-    return _table(benchmark_name, _folder(dataset_api))
+    return _table(benchmark_name, _folder(dataset_api, benchmark_name))
 
 
-def _folder(dataset_api) -> str:
+def _folder(dataset_api, benchmark_name=None) -> str:
     folder = dataset_api.get("data_dir") if isinstance(dataset_api, dict) else None
-    return str(folder or default_data_dir())
+    return str(folder or default_data_dir(None, benchmark_name))
 
 
 def _finite(x) -> bool:
@@ -327,7 +327,7 @@ class _CoreGraph:
 
     def _labeled_neighbours(self, parent, dataset_api) -> list:
         """The table architectures nearest to ``parent`` in the one-hot encoding (Hamming)."""
-        archs, codes = _labeled_encodings(type(self), _folder(dataset_api))
+        archs, codes = _labeled_encodings(type(self), _folder(dataset_api, self.benchmark_name))
         me = np.asarray(self.one_hot(parent.get_compact()), dtype=np.int16)
         dist = np.abs(codes - me).sum(axis=1).astype(np.float64)
         dist[[i for i, a in enumerate(archs) if a == parent.core_arch()]] = np.inf

@@ -43,7 +43,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="weight-initialisation seed (and subset seed for --limit)")
     p.add_argument("--limit", type=int, default=None, help="score a reproducible random subset of N architectures")
     p.add_argument("--data-dir", default=None,
-                   help="benchmark data folder (default: $NNI_ZEROCOST_DATA, else ../shared/data)")
+                   help="benchmark data folder (default: $NNI_ZEROCOST_DATA, else the user data folder if "
+                        "'data prepare' filled it, else the tables shipped with the package)")
     p.add_argument("--corpus", default=None,
                    help="rnn: PTB-style folder (train/valid/test, 'ptb.' prefix or not; its test split is batched) "
                         "or one text file (default: the embedded Zipf batch)")
@@ -118,8 +119,31 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("results", help="JSONL written by 'nni-zerocost score --benchmark NAME'")
     pl.add_argument("--benchmark", required=True, help="benchmark the results belong to")
     pl.add_argument("--data-dir", default=None,
-                    help="benchmark data folder (default: $NNI_ZEROCOST_DATA, else ../shared/data)")
+                    help="benchmark data folder (default: $NNI_ZEROCOST_DATA, else the user data folder if "
+                         "'data prepare' filled it, else the tables shipped with the package)")
     pl.add_argument("--out", required=True, metavar="DIR", help="folder for the figures (PNG + SVG)")
+
+    da = sub.add_parser("data", help="build benchmark tables from the public releases; show where data is read from")
+    dsub = da.add_subparsers(dest="data_command", required=True)
+    dp = dsub.add_parser(
+        "prepare", help="build a benchmark's compact tables into the data folder",
+        description="Build a benchmark's compact tables from its public release and write them to the data "
+                    "folder (--data-dir, else $NNI_ZEROCOST_DATA, else the user data folder: "
+                    "$XDG_DATA_HOME/nni-zerocost or ~/.local/share/nni-zerocost). 'benchmark' then reads "
+                    "them without any data flag.")
+    dp.add_argument("name", choices=("nasbench-nlp", "nasbench-bert"), help="benchmark to build")
+    dp.add_argument("--from", dest="src", required=True, metavar="PATH",
+                    help="nasbench-nlp: the official multi-run PTB logs (train_logs_multi_runs/logs.zip or its "
+                         "unzipped folder); nasbench-bert: the folder holding BERT_benchmark.json and search_space.json")
+    dp.add_argument("--single-run", default=None, metavar="PATH",
+                    help="nasbench-nlp: also import the single-run logs (zip or folder) as ptb_single_runs")
+    dp.add_argument("--published", default=None, metavar="CSV",
+                    help="nasbench-nlp: Serianni & Kalita's RNN_results.csv, for their published per-run scores")
+    dp.add_argument("--any-corpus", action="store_true",
+                    help="nasbench-nlp: accept logs of runs on other corpora (e.g. WikiText-2); only for testing "
+                         "the format, the table's truth is PTB")
+    dp.add_argument("--data-dir", default=None, help="write here (default: $NNI_ZEROCOST_DATA or the user data folder)")
+    dsub.add_parser("where", help="print, per benchmark, the folder 'benchmark' reads and where 'prepare' writes")
     return ap
 
 
@@ -127,7 +151,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"list": cmd_list, "score": cmd_score, "benchmark": cmd_benchmark, "plot": cmd_plot,
-                "search": cmd_search}[args.command](args)
+                "search": cmd_search, "data": cmd_data}[args.command](args)
     except BadInputError as e:
         subject = f" {e.subject}" if e.subject is not None else ""
         print(f"nni-zerocost: error: {_flag(e.field)}{subject}: {e.problem}", file=sys.stderr)
@@ -249,7 +273,7 @@ def cmd_score(args) -> int:
         bench = get_benchmark(args.benchmark)
         if bench.space != args.space:
             raise BadInputError("benchmark", f"is for the {bench.space!r} space, not {args.space!r}", repr(bench.name))
-        entries = bench.load(data_dir(args.data_dir))
+        entries = bench.load(data_dir(args.data_dir, bench))
         if args.limit is not None:
             entries = select_entries(entries, bench, args.limit, args.seed)
         items: List[Tuple[Any, Any]] = [(e.arch_id, e.arch) for e in entries]
@@ -302,7 +326,7 @@ def run_benchmark(args):
     _check_counts(args)
     bench = get_benchmark(args.name)
     plan = _plan(args, bench.space)
-    entries = select_entries(bench.load(data_dir(args.data_dir)), bench, args.limit, args.seed)
+    entries = select_entries(bench.load(data_dir(args.data_dir, bench)), bench, args.limit, args.seed)
     store = _store(args)
     scores = {s: [] for s in plan.specs}
     seconds = {s: [] for s in plan.specs}
@@ -466,7 +490,7 @@ def cmd_plot(args) -> int:
 
     bench = get_benchmark(args.benchmark)
     sp = get_space(bench.space)
-    entries = bench.load(data_dir(args.data_dir))
+    entries = bench.load(data_dir(args.data_dir, bench))
     by_id = {json.dumps(e.arch_id): e for e in entries}
     by_hash: dict = {}
     for e in entries:
@@ -500,6 +524,30 @@ def cmd_plot(args) -> int:
     written = plot_study(bench.name, bench.primary, [e.truth[bench.primary] for e, _ in matched], scores, flags,
                          args.out, [e.group for e, _ in matched], bench.primary_higher_is_better)
     print("\n".join(str(p) for p in written))
+    return 0
+
+
+# -- data ---------------------------------------------------------------------------------------
+def cmd_data(args) -> int:
+    from .benchmarks.base import get_benchmark
+    from .data import PACKAGE_DATA, data_dir, prepare_dir
+
+    if args.data_command == "where":
+        for name in ("nasbench-nlp", "nasbench-bert"):
+            root = data_dir(None, name)
+            origin = "shipped with the package" if root == PACKAGE_DATA else "data folder"
+            print(f"{name:<14} reads {root / get_benchmark(name).subdir} ({origin})")
+        print(f"{'prepare':<14} writes to {prepare_dir(None)}")
+        return 0
+    from .benchmarks.prepare import prepare
+
+    root = prepare_dir(args.data_dir)
+    written, summary = prepare(args.name, Path(args.src), root, single_run=args.single_run,
+                               published=args.published, any_corpus=args.any_corpus)
+    facts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items())
+    print(f"{args.name}: {facts}", file=sys.stderr)
+    for p in written:
+        print(p)
     return 0
 
 

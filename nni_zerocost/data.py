@@ -127,11 +127,55 @@ def zipf_batch(
     return TokenBatch(torch.from_numpy(ids).long(), vocab_size, f"zipf:{exponent}:{seed}")
 
 
-def data_dir(explicit: Optional[str] = None) -> Path:
-    """Where the reference data lives: explicit > $NNI_ZEROCOST_DATA > ../shared/data."""
+#: the package's own copy of the compact benchmark tables (see benchmarks/data/NOTICE.md)
+PACKAGE_DATA = Path(__file__).resolve().parent / "benchmarks" / "data"
+
+
+def user_data_dir() -> Path:
+    """The user's data folder: ``$XDG_DATA_HOME/nni-zerocost`` or ``~/.local/share/nni-zerocost``.
+
+    Plain XDG rules on every platform except Windows (``%LOCALAPPDATA%\\nni-zerocost``), on purpose
+    without platformdirs: the folder must not move when an unrelated package gets installed.
+    """
+    xdg = os.environ.get("XDG_DATA_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "nni-zerocost"
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "nni-zerocost"
+    return Path.home() / ".local" / "share" / "nni-zerocost"
+
+
+def prepare_dir(explicit: Optional[str] = None) -> Path:
+    """Where ``data prepare`` writes: explicit > $NNI_ZEROCOST_DATA > the user data folder."""
     if explicit:
-        return Path(explicit)
+        return Path(explicit).expanduser()
+    env = os.environ.get("NNI_ZEROCOST_DATA")
+    return Path(env).expanduser() if env else user_data_dir()
+
+
+def data_dir(explicit: Optional[str] = None, benchmark=None) -> Path:
+    """The folder to read benchmark tables from (it holds ``nasbench_nlp/``, ``training_free_nas/``).
+
+    Order: ``explicit`` (``--data-dir``) > ``$NNI_ZEROCOST_DATA`` > the user data folder
+    (:func:`user_data_dir`, filled by ``nni-zerocost data prepare``) > the tables shipped inside
+    the package.  With ``benchmark`` (a name or a Benchmark) the user folder is used only when
+    it holds that benchmark's table; without it, whenever the folder exists.  An explicit
+    folder or the environment variable is used as given, never silently replaced.
+    """
+    if explicit:
+        return Path(explicit).expanduser()
     env = os.environ.get("NNI_ZEROCOST_DATA")
     if env:
-        return Path(env)
-    return Path.cwd().parent / "shared" / "data"
+        return Path(env).expanduser()
+    user = user_data_dir()
+    if not benchmark:
+        return user if user.is_dir() else PACKAGE_DATA
+    if isinstance(benchmark, str):
+        from .benchmarks.base import get_benchmark
+
+        benchmark = get_benchmark(benchmark)
+    rel = Path(benchmark.subdir) / getattr(benchmark, "table", "")
+    for root in (user, PACKAGE_DATA):
+        if (root / rel).is_file():
+            return root
+    return user

@@ -165,14 +165,13 @@ def test_ranking_submits_exactly_the_top_k_and_resumes_without_rescoring(tmp_pat
     assert again == trained[1:]
 
 
-def test_ranking_benchmark_candidates_find_a_better_than_median_cell(tmp_path):
+def test_ranking_benchmark_candidates_find_a_better_than_median_cell(tmp_path, data_dir):
     """Light version of examples/nni_ranking_nasbench.py: 3 seeds x 40 table cells, PTB batch."""
     from nni_zerocost.benchmarks.base import get_benchmark
-    from nni_zerocost.data import data_dir
 
     import numpy as np
 
-    root = data_dir()
+    root = data_dir  # the reference data (conftest): the package's default folder holds no PTB text
     if not (root / "nasbench_nlp").is_dir() or not (root / "ptb").is_dir():
         pytest.skip(f"NAS-Bench-NLP / PTB data not found under {root} (set NNI_ZEROCOST_DATA)")
     entries = get_benchmark("nasbench-nlp").load(root)

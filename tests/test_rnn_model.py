@@ -141,7 +141,7 @@ def test_layers_are_run_once_across_hidden_covariance_layers():
     batch = zipf_batch(4, 6)
     ctx = sp.context(LSTM, batch, emsize=8, nhid=8)
     calls = []
-    r1 = nz_score(ctx, 1)
+    nz_score(ctx, 1)
     model = ctx.model()
     for layer in model.layers:
         layer.register_forward_pre_hook(lambda m, a: calls.append(m))

@@ -21,9 +21,11 @@ TABLE = "BERT_benchmark.json"
 PUBLISHED = "BERT_results_activation.csv"
 TASKS = ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst", "sts")
 HOW_TO_GET = (
-    "The BERT benchmark ships with the paper's code (github.com/aaronserianni/training-free-nas, "
-    "data/BERT_benchmark.json, CC BY 4.0). Put it in a folder training_free_nas/ and point "
-    "--data-dir or $NNI_ZEROCOST_DATA at the folder that contains training_free_nas/."
+    "The package ships this table; to build it from the paper's repository "
+    "(github.com/aaronserianni/training-free-nas, CC BY 4.0), run 'nni-zerocost data prepare "
+    "nasbench-bert --from DIR' on the folder holding BERT_benchmark.json and search_space.json "
+    "(and optionally BERT_results_activation.csv). Or point --data-dir or $NNI_ZEROCOST_DATA at a "
+    "folder that contains training_free_nas/."
 )
 #: our proxy spec -> the authors' column in BERT_results_activation.csv
 PUBLISHED_COLUMNS = {
@@ -51,6 +53,7 @@ class NASBenchBERT(Benchmark):
     primary = "glue"
     primary_higher_is_better = True
     subdir = "training_free_nas"
+    table = TABLE
     how_to_get = HOW_TO_GET
 
     def load(self, data_dir: Path) -> List[Entry]:

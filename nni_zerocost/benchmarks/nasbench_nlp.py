@@ -16,9 +16,11 @@ from .base import Benchmark, Entry, register_benchmark
 TABLE = "nasbench_nlp.jsonl.gz"
 RUNS = "nasbench_nlp_ptb_runs.csv.gz"
 HOW_TO_GET = (
-    "NAS-Bench-NLP logs are published in the nas-bench-nlp-release repository "
-    "(train_logs_multi_runs/logs.zip); the compact table lives in shared/data/nasbench_nlp. "
-    "Point --data-dir or $NNI_ZEROCOST_DATA at the folder that contains nasbench_nlp/."
+    "The package ships this table; to build it from the official release, download "
+    "train_logs_multi_runs/logs.zip from github.com/fmsnew/nas-bench-nlp-release (Apache-2.0) and run "
+    "'nni-zerocost data prepare nasbench-nlp --from logs.zip' (add --published RNN_results.csv for "
+    "Serianni & Kalita's scores). Or point --data-dir or $NNI_ZEROCOST_DATA at a folder that "
+    "contains nasbench_nlp/."
 )
 #: published per-run scores of Serianni & Kalita, by our proxy spec
 PUBLISHED = {
@@ -46,6 +48,7 @@ class NASBenchNLP(Benchmark):
     primary = "test_loss"
     primary_higher_is_better = False
     subdir = "nasbench_nlp"
+    table = TABLE
     how_to_get = HOW_TO_GET
 
     def load(self, data_dir: Path) -> List[Entry]:
