@@ -31,7 +31,8 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
     """Shows every default in ``--help`` (except for flags without one)."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False, argparse.SUPPRESS) or action.help is None:
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS \
+                or action.help is None:
             return action.help
         return super()._get_help_string(action)
 
@@ -46,8 +47,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="benchmark data folder (default: $NNI_ZEROCOST_DATA, else the user data folder if "
                         "'data prepare' filled it, else the tables shipped with the package)")
     p.add_argument("--corpus", default=None,
-                   help="rnn: PTB-style folder (train/valid/test, 'ptb.' prefix or not; its test split is batched) "
-                        "or one text file (default: the embedded Zipf batch)")
+                   help="rnn: PTB-style folder (train/valid/test, 'ptb.' prefix or not; its test split is batched), "
+                        "one text file, or the name of such a folder in the data folder (e.g. 'ptb') "
+                        "(default: the embedded Zipf batch)")
     p.add_argument("--init", choices=("official", "compat"), default=None,
                    help="rnn weight init: 'official' distributions, built from the canonical cell (default), or "
                         "'compat' = the official code's exact random stream (reproduces the paper's scores with --seed 0)")
@@ -108,8 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--budget", type=int, default=50, help="candidates to score")
     se.add_argument("--top", type=int, default=5, help="architectures to keep as files")
     se.add_argument("--seed", type=int, default=0, help="seeds the strategy and the weights")
-    se.add_argument("--corpus", default=None, help="rnn: PTB-style folder or text file (default: embedded batch)")
-    se.add_argument("--out", required=True, metavar="DIR", help="output folder (candidates, top/, report)")
+    se.add_argument("--corpus", default=None,
+                    help="rnn: PTB-style folder, text file, or a folder name in --data-dir (default: embedded batch)")
+    se.add_argument("--data-dir", default=None,
+                    help="data folder where --corpus names are looked up (default: $NNI_ZEROCOST_DATA)")
+    se.add_argument("--workers", type=int, default=1,
+                    help="worker processes scoring candidates (--strategy ranking; NNI's sequential engine "
+                         "scores the other strategies' candidates one at a time)")
+    se.add_argument("--out", required=True, metavar="DIR",
+                    help="output folder: candidates.jsonl, top/, report.md, search.png, nni/ (NNI's own files)")
     se.add_argument("--store", default=None, help="results store (default as for score)")
     se.add_argument("--no-store", action="store_true", help="do not read or write the results store")
     se.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -203,8 +212,10 @@ def _show(v) -> str:
 # -- shared plumbing ---------------------------------------------------------------------------
 def _plan(args, space: str):
     """The one checked door: every flag that shapes the scoring, checked before any work."""
+    from .data import resolve_corpus
     from .plan import make_plan
 
+    args.corpus = resolve_corpus(args.corpus, args.data_dir)
     return make_plan(space, args.proxy, seed=args.seed, corpus=args.corpus, init=args.init,
                      as_trained=True if args.as_trained else None)
 
@@ -257,6 +268,7 @@ def cmd_score(args) -> int:
     from .spaces import get_space
     from .store import read_jsonl
 
+    started = time.perf_counter()
     _check_counts(args)
     if args.sample is not None:
         if args.sample < 1:
@@ -298,7 +310,7 @@ def cmd_score(args) -> int:
     store = _store(args)
     out.parent.mkdir(parents=True, exist_ok=True)
     counts: dict = {}
-    scored = 0
+    scored, work = 0, 0.0
     with open(out, "w" if args.no_resume else "a", encoding="utf-8") as f:
         for rec in score_many(plan, todo, store, workers=args.workers, progress=not args.no_progress, total=len(todo)):
             f.write(json.dumps(rec.to_json(id_field)) + "\n")
@@ -306,9 +318,15 @@ def cmd_score(args) -> int:
             os.fsync(f.fileno())
             counts[rec.status] = counts.get(rec.status, 0) + 1
             scored += any(v is not None for v in rec.values.values())
+            work += rec.seconds
     n = sum(counts.values())
     detail = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(counts.items())) or "nothing to do"
     print(f"wrote {_plural(n, 'record')} to {out} ({detail})", file=sys.stderr)
+    if n:
+        elapsed = time.perf_counter() - started
+        print(f"{elapsed:.1f} s wall: model work {work:.1f} s ({work / n:.3f} s per architecture"
+              f"{', summed over workers' if args.workers > 1 else ''}), the rest start-up, data and store",
+              file=sys.stderr)
     if n and not scored:
         print("nni-zerocost: no architecture got a score (see the records' 'error')", file=sys.stderr)
         return 1
@@ -362,8 +380,10 @@ def cmd_benchmark(args) -> int:
 
 def cmd_search(args) -> int:
     """Run an NNI search, stream every candidate to DIR/candidates.jsonl, keep the top K."""
+    import shutil
     import warnings
 
+    from .data import resolve_corpus
     from .plan import make_plan
     from .spaces import get_space
     from .store import default_store_path
@@ -372,6 +392,12 @@ def cmd_search(args) -> int:
         raise BadInputError("budget", f"must be at least 1, got {args.budget}")
     if args.top < 1:
         raise BadInputError("top", f"must be at least 1, got {args.top}")
+    if args.workers < 1:
+        raise BadInputError("workers", f"must be at least 1, got {args.workers}")
+    if args.workers > 1 and args.strategy != "ranking":
+        raise BadInputError("workers", "applies to --strategy ranking only (NNI's sequential engine scores the "
+                                       "other strategies' candidates one at a time)")
+    args.corpus = resolve_corpus(args.corpus, args.data_dir)
     # everything checked before NNI starts or the output folder exists
     make_plan(args.space, [args.proxy, *args.extra_proxy], seed=args.seed, corpus=args.corpus)
     # NNI 3.0 warns on every import/trace with torch 2.x (torch.nn.Buffer, non-Module traces): harmless
@@ -386,6 +412,8 @@ def cmd_search(args) -> int:
     sp = get_space(args.space)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    nni_dir = out / "nni"
+    shutil.rmtree(nni_dir, ignore_errors=True)  # one NNI experiment folder per output folder, not per run
     store = None if args.no_store else str(args.store or default_store_path())
     cand_path = out / "candidates.jsonl"
     cand_file = open(cand_path, "w", encoding="utf-8")  # rewritten: a re-run replays from the store
@@ -399,14 +427,16 @@ def cmd_search(args) -> int:
 
     def on_trial(arch, metrics):
         score = metrics.get("default")
+        scored = score is not None and score > -1e90  # FLAGGED_SCORE: the proxy has no value
         rec = {"index": len(records), "arch_hash": metrics.get("arch") or sp.arch_hash(arch), "arch": sp.to_dict(arch),
-               "score": score, "scores": {k: v for k, v in metrics.items() if k not in ("default", "flag", "arch", "seconds")},
-               "status": "flagged" if metrics.get("flag") else "ok", "flag": metrics.get("flag") or None,
-               "seconds": metrics.get("seconds")}
+               "score": score if scored else None,
+               "scores": {k: v for k, v in metrics.items() if k not in ("default", "flag", "arch", "seconds")},
+               "status": ("flagged" if metrics.get("flag") else "ok") if scored else "no_score",
+               "flag": metrics.get("flag") or None, "seconds": metrics.get("seconds")}
         records.append(rec)
         cand_file.write(json.dumps(rec) + "\n")
         cand_file.flush()
-        if score is not None and (best[0] is None or score > best[0]):
+        if scored and (best[0] is None or score > best[0]):
             best[0] = score
         if pbar is not None:
             pbar.update(1)
@@ -416,7 +446,7 @@ def cmd_search(args) -> int:
     try:
         run_search(args.space, args.proxy, args.strategy, args.budget, seed=args.seed, corpus=args.corpus,
                    extra_proxies=args.extra_proxy, on_trial=on_trial, store=store,
-                   experiment_dir=str(out / "nni"))
+                   experiment_dir=str(nni_dir), workers=args.workers)
     finally:
         cand_file.close()
         if pbar is not None:
@@ -431,13 +461,30 @@ def cmd_search(args) -> int:
     for i, rec in enumerate(top, start=1):
         (top_dir / f"{i:02d}_{rec['arch_hash'][:12]}.json").write_text(json.dumps(
             {"space": args.space, "arch": rec["arch"], "score": rec["score"], "proxy": args.proxy}, indent=1))
-    (out / "report.md").write_text(_search_report(args, records, top, elapsed))
-    print(f"{_plural(len(records), 'candidate')} in {elapsed:.1f} s ({len(ranked)} distinct); "
-          f"top {len(top)} by {args.proxy}:")
+    figure = _search_figure(args, records, top, out / "search.png")
+    (out / "report.md").write_text(_search_report(args, records, top, elapsed, figure, nni_dir))
+    work = sum(r["seconds"] or 0.0 for r in records)
+    print(f"{_plural(len(records), 'candidate')} in {elapsed:.1f} s ({len(ranked)} distinct; scoring "
+          f"{work:.1f} s, start-up and NNI {max(elapsed - work, 0.0):.1f} s); top {len(top)} by {args.proxy}:")
     for i, rec in enumerate(top, start=1):
-        print(f"  {i}. score {rec['score']:.6g}  hash {rec['arch_hash'][:12]}  {_summary(args.space, rec['arch'])}")
-    print(f"results in {out}/ (candidates.jsonl, top/, report.md)")
+        score = "no score" if rec["score"] is None else f"score {rec['score']:.6g}"
+        print(f"  {i}. {score}  hash {rec['arch_hash'][:12]}  {_summary(args.space, rec['arch'])}")
+    print(f"results in {out}/ (candidates.jsonl, top/, report.md{', search.png' if figure else ''}, nni/)")
     return 0
+
+
+def _search_figure(args, records, top, path: Path) -> Optional[Path]:
+    """Best-so-far and score-distribution figure; None (said in the report) without matplotlib."""
+    try:
+        from .plots import plot_search
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        index = {id(r): i for i, r in enumerate(records)}
+        return plot_search([r["score"] for r in records], [index[id(r)] for r in top], args.proxy, path,
+                           f"{args.space} space, {args.strategy}, budget {args.budget}, seed {args.seed}")
+    except ImportError:
+        return None
 
 
 def _rank_unique(records):
@@ -451,32 +498,50 @@ def _rank_unique(records):
 
 
 def _summary(space: str, arch) -> str:
+    """One line naming every field that tells architectures apart."""
     if space == "rnn":
         ops = [v["op"] for v in arch.values()]
         k = sum(1 for n in arch if n.startswith("h_new_"))
-        return f"{len(arch)} nodes, {ops.count('linear')} linear, hidden tuple {k}"
+        acts = ", ".join(f"{ops.count(a)} {a[len('activation_'):]}" for a in sorted(set(ops)) if a.startswith("activation_"))
+        other = ", ".join(f"{ops.count(o)} {o}" for o in ("blend", "elementwise_prod", "elementwise_sum") if o in ops)
+        return f"{len(arch)} nodes: {ops.count('linear')} linear" + (f", {acts}" if acts else "") + \
+            (f", {other}" if other else "") + f"; hidden tuple {k}; h_new_0 = {arch['h_new_0']['op']}"
     layers = arch.get("nas_config", {}).get("encoder_layers", []) if isinstance(arch, dict) else []
-    return f"hidden {arch.get('hidden_size')}, {len(layers)} layers: " + ", ".join(
-        f"{l.get('operation_type')}/{l.get('operation_parameter')}" for l in layers)
+    return f"hidden {arch.get('hidden_size')}, {len(layers)} layers: " + "; ".join(
+        f"{l.get('operation_type')}/{l.get('operation_parameter')} x{l.get('num_operation_heads')} heads, "
+        f"FF {l.get('num_feed_forward')}x{l.get('feed_forward_dimension')}" for l in layers)
 
 
-def _search_report(args, records, top, elapsed) -> str:
-    scored = [r["score"] for r in records if r["score"] is not None and r["score"] > -1e90]
+def _search_report(args, records, top, elapsed, figure, nni_dir) -> str:
+    scored = sorted(r["score"] for r in records if r["score"] is not None)
+    work = sum(r["seconds"] or 0.0 for r in records)
     lines = [
         f"# Search report: {args.space} space, proxy `{args.proxy}`",
         "",
         f"- strategy: {args.strategy} (NNI, sequential engine), budget {args.budget}, seed {args.seed}",
         f"- data: {args.corpus or 'embedded default batch'}",
-        f"- candidates scored: {len(records)} in {elapsed:.1f} s; flagged: {sum(r['status'] == 'flagged' for r in records)}",
-        f"- score (higher = better): best {max(scored):.6g}, median {sorted(scored)[len(scored) // 2]:.6g}" if scored else "- no finite score",
+        f"- candidates scored: {len(records)} in {elapsed:.1f} s wall (scoring {work:.1f} s; the rest is "
+        f"start-up, NNI and the store); flagged: {sum(r['status'] == 'flagged' for r in records)}; "
+        f"no score: {sum(r['score'] is None for r in records)}",
+        f"- score (higher = better): best {scored[-1]:.6g}, median {scored[len(scored) // 2]:.6g}" if scored
+        else "- no candidate got a score",
         "",
-        "| rank | score | hash | architecture |",
-        "|---:|---:|---|---|",
     ]
+    if figure is not None:
+        lines += [f"![best score so far and score distribution]({figure.name})", "",
+                  "Left: every candidate's score in evaluation order and the best so far; right: the "
+                  "distribution of scores, the kept top architectures in red.", ""]
+    else:
+        lines += ["(No figure: install the plot extra, `pip install 'nni-zerocost[plot]'`.)", ""]
+    lines += ["| rank | score | hash | architecture |", "|---:|---:|---|---|"]
     for i, r in enumerate(top, start=1):
-        lines.append(f"| {i} | {r['score']:.6g} | `{r['arch_hash'][:12]}` | {_summary(args.space, r['arch'])} |")
+        score = "no score" if r["score"] is None else f"{r['score']:.6g}"
+        lines.append(f"| {i} | {score} | `{r['arch_hash'][:12]}` | {_summary(args.space, r['arch'])} |")
     lines += ["", "Each file in `top/` holds `{space, arch, score, proxy}`; load the architecture with",
-              "`nni_zerocost.get_space(space).parse(arch)`."]
+              "`nni_zerocost.get_space(space).parse(arch)`. `candidates.jsonl` has every candidate.", "",
+              f"NNI's own experiment folder is `{nni_dir.name}/<experiment id>/` (its checkpoint and log): NNI "
+              "writes it for every experiment, and `nnictl` can read it. A re-run into this folder replaces it, "
+              "so there is one per output folder."]
     return "\n".join(lines) + "\n"
 
 

@@ -179,3 +179,18 @@ def data_dir(explicit: Optional[str] = None, benchmark=None) -> Path:
         if (root / rel).is_file():
             return root
     return user
+
+
+def resolve_corpus(corpus: Optional[str], data_folder: Optional[str] = None) -> Optional[str]:
+    """A ``--corpus`` value as a path: an existing file or folder as given, else a folder of that
+    name (any case: ``PTB`` -> ``ptb/``) inside the data folder (``data_folder``, else
+    ``$NNI_ZEROCOST_DATA``), so ``--corpus ptb --data-dir DATA`` finds ``DATA/ptb``.  Anything
+    else is returned unchanged for the plan to refuse with its own message."""
+    if corpus is None or Path(corpus).exists():
+        return corpus
+    root = data_folder or os.environ.get("NNI_ZEROCOST_DATA")
+    if root and Path(root).is_dir() and "/" not in corpus:
+        for child in Path(root).expanduser().iterdir():
+            if child.name.lower() == corpus.lower():
+                return str(child)
+    return corpus

@@ -196,15 +196,14 @@ def plot_search(scores: Sequence[Optional[float]], top_indices: Sequence[int], p
     top = [i for i in top_indices if ok[i]]
     a.scatter(x[top], s[top], s=40, marker="*", color="tab:red", zorder=3, label=f"kept top {len(top)}")
     a.set_xlabel("candidates evaluated")
-    a.set_ylabel(f"{proxy} score (higher = better)")
-    a.set_title("best score so far", fontsize=10)
+    a.set_ylabel("score (higher = better)")
+    a.set_title(f"{proxy}: best score so far", fontsize=10)
     a.legend(fontsize=8, loc="lower right")
     if ok.any():
-        suffix = _scale_y(a, s[ok])
-        a.set_ylabel(f"{proxy} score (higher = better){suffix}")
+        a.set_ylabel("score (higher = better)" + _scale_y(a, s[ok]))
         bins = _bins(s[ok])
         b.hist(s[ok], bins=bins, color="tab:gray", alpha=0.7)
-        b.set_xlabel(f"{proxy} score (higher = better)" + _scale(b, s[ok]))
+        b.set_xlabel("score (higher = better)" + _scale(b, s[ok]))
         for i in top:
             b.axvline(s[i], color="tab:red", lw=1, alpha=0.8)
     b.set_ylabel("candidates")

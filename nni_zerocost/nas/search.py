@@ -47,6 +47,7 @@ def run_search(
     on_trial: Optional[Callable[[Any, Dict[str, Any]], None]] = None,
     experiment_dir: Optional[str] = None,
     store: Optional[str] = None,
+    workers: int = 1,
 ) -> List[Tuple[Any, Dict[str, Any]]]:
     """Search ``space`` ("rnn" | "bert") by ``proxy`` with an NNI strategy; no training.
 
@@ -56,6 +57,8 @@ def run_search(
     batch).  ``on_trial(arch, metrics)`` is called as each candidate is scored.  NNI writes its
     logs and checkpoint under ``experiment_dir`` (default: NNI's ``~/nni-experiments``).
     ``store``: a results-store path; candidates already in it cost no model work.
+    ``workers``: processes scoring ``ranking``'s candidates (the other strategies run on NNI's
+    sequential engine, one candidate at a time).
 
     Returns ``[(architecture, metrics), ...]`` in evaluation order (for ``ranking``: every
     scored candidate, best first), where ``metrics`` is the dict the evaluator reported:
@@ -71,6 +74,8 @@ def run_search(
         raise BadInputError("strategy", f"unknown strategy; valid: {', '.join(STRATEGIES)}", repr(strategy))
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise BadInputError("budget", f"must be an integer >= 1, got {budget!r}")
+    if workers != 1 and strategy != "ranking":
+        raise BadInputError("workers", "applies to the 'ranking' strategy only", repr(workers))
 
     from nni.nas.experiment import NasExperiment, NasExperimentConfig
     from nni.nas.strategy.middleware import Chain
@@ -88,8 +93,8 @@ def run_search(
             on_trial(codec.decode(sample), metrics)
 
     recorder = TrialRecorder(report)
-    main = make_strategy(strategy, budget, seed, proxy=proxy, **proxy_options) if strategy == "ranking" \
-        else make_strategy(strategy, budget, seed)
+    main = make_strategy(strategy, budget, seed, proxy=proxy, workers=workers, **proxy_options) \
+        if strategy == "ranking" else make_strategy(strategy, budget, seed)
     config = NasExperimentConfig("sequential", "simplified")
     config.max_trial_number = 1 if strategy == "ranking" else budget
     if experiment_dir is not None:

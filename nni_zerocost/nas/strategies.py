@@ -90,8 +90,12 @@ class ProxyRanking(Strategy):
     def __init__(self, proxy: str = "hidden_covariance", *, n_candidates: int = 100, top_k: int = 5,
                  candidates: Optional[Sequence[Any]] = None, sampler: str = "labels", seed: int = 0,
                  extra_proxies: Sequence[str] = (), corpus: Optional[str] = None,
-                 batch_size: Optional[int] = None, seq_len: Optional[int] = None, store: Optional[str] = None):
+                 batch_size: Optional[int] = None, seq_len: Optional[int] = None, store: Optional[str] = None,
+                 workers: int = 1):
         super().__init__()
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        self.workers = workers
         if sampler not in ("labels", "space"):
             raise ValueError(f"sampler must be 'labels' or 'space', got {sampler!r}")
         if top_k < 1 or n_candidates < 1:
@@ -144,15 +148,9 @@ class ProxyRanking(Strategy):
     # -- run ----------------------------------------------------------------------------------
     def _run(self) -> None:
         if self.ranking is None:  # not restored from a checkpoint
-            scored = []
             start = time.perf_counter()
             samples = self._candidate_samples()
-            for i, sample in enumerate(samples, start=1):
-                space, arch = space_of(self.model_space.freeze(sample))
-                scored.append((sample, self.options.metrics(space, arch)))
-                if i % max(1, len(samples) // 10) == 0:
-                    _logger.info("[ranking] %d/%d candidates scored (%.1f s)", i, len(samples),
-                                 time.perf_counter() - start)
+            scored = list(zip(samples, self._score(samples, start)))
             order = sorted(range(len(scored)), key=lambda i: -scored[i][1]["default"])
             self.ranking = [scored[i] for i in order]
             _logger.info("[ranking] scored %d candidates in %.1f s; submitting the top %d",
@@ -165,6 +163,34 @@ class ProxyRanking(Strategy):
             self._submitted += 1
             self.engine.submit_models(self.model_space.freeze(sample))
         self.engine.wait_models()
+
+    def _score(self, samples, start: float) -> List[Dict[str, Any]]:
+        """Metric dicts of the samples, in order: in-process, or over ``workers`` processes
+        through the core's runner (the same plan, the same numbers)."""
+        if self.workers == 1:
+            out = []
+            for i, sample in enumerate(samples, start=1):
+                space, arch = space_of(self.model_space.freeze(sample))
+                out.append(self.options.metrics(space, arch))
+                if i % max(1, len(samples) // 10) == 0:
+                    _logger.info("[ranking] %d/%d candidates scored (%.1f s)", i, len(samples),
+                                 time.perf_counter() - start)
+            return out
+        from ..errors import ZeroCostError
+        from ..runner import score_many
+        from ..store import ResultStore
+        from .evaluator import metric_dict
+
+        codec = self._codec()
+        plan = self.options.plan(codec.space)
+        store = None if self.options.store is None else ResultStore(self.options.store)
+        out = []
+        for rec in score_many(plan, [(i, codec.decode(s)) for i, s in enumerate(samples)], store,
+                              workers=self.workers, progress=False):
+            if rec.error:
+                raise ZeroCostError(rec.error)
+            out.append(metric_dict(rec.results, plan.specs[0], rec.arch_hash))
+        return out
 
     def state_dict(self) -> dict:
         return {"ranking": self.ranking, "submitted": self._submitted,
