@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from .errors import BadInputError, DataError, ProxyOptionError, UnknownNameError
@@ -116,7 +117,7 @@ def make_plan(
     if not specs:
         raise BadInputError("proxy", f"no proxy given; proxies for the {space!r} space: {', '.join(list_proxies(space))}")
     requests = tuple(_request(space, spec) for spec in specs)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise BadInputError("seed", f"must be an integer >= 0, got {seed!r}")
     ctx_opts = _context_options(space, sp.context_options(), context_options)
     if batch is None:
@@ -171,10 +172,11 @@ def _context_options(space: str, allowed: Mapping[str, Any], given: Mapping[str,
 
 def _batch(space: str, sp, corpus, batch_size, seq_len):
     for field, v in (("batch_size", batch_size), ("seq_len", seq_len)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1):
             raise BadInputError(field, f"must be a positive integer, got {v!r}")
     try:
-        return sp.batch(None if corpus is None else str(corpus), batch_size=batch_size, seq_len=seq_len)
+        return sp.batch(None if corpus is None else str(corpus), batch_size=None if batch_size is None else int(batch_size),
+                        seq_len=None if seq_len is None else int(seq_len))
     except DataError as e:  # its message names the path already
         raise BadInputError("corpus", str(e)) from None
     except ValueError as e:
