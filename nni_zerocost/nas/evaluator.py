@@ -69,7 +69,7 @@ def metric_dict(results: Mapping[str, ProxyResult], main: str, arch_hash: Option
         if res.flag:
             flags.append(f"{spec}: {res.flag}")
     out["flag"] = "; ".join(flags)
-    out["seconds"] = float(sum(res.seconds for res in results.values()))
+    out["seconds"] = float(sum(res.seconds for res in results.values()))  # model work for this candidate
     if arch_hash is not None:
         out["arch"] = arch_hash
     return out
@@ -96,7 +96,9 @@ def proxy_metrics(plan: ScoringPlan, arch, *, store: Optional[str] = None) -> Di
             (rec,) = score_many(plan, [(0, parsed)], _open_store(str(store)), progress=False)
             if rec.error:
                 raise ZeroCostError(rec.error)
-            results = rec.results
+            metrics = metric_dict(rec.results, plan.specs[0], sp.arch_hash(parsed))
+            metrics["seconds"] = rec.seconds  # work done now: nothing when the store answered
+            return metrics
     return metric_dict(results, plan.specs[0], sp.arch_hash(parsed))
 
 
