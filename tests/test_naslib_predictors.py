@@ -16,7 +16,7 @@ import nni_zerocost  # noqa: E402
 from naslib_ext import predictors as P  # noqa: E402
 from naslib_ext.driver import evaluate, naslib_metrics  # noqa: E402
 from naslib_ext.search_spaces import NasBenchNLPSpace  # noqa: E402
-from nni_zerocost.errors import ProxyNotApplicableError, UnknownNameError  # noqa: E402
+from nni_zerocost.errors import BadInputError, ProxyNotApplicableError  # noqa: E402
 from nni_zerocost.proxies import ProxyResult  # noqa: E402
 
 from conftest import GRU, LSTM  # noqa: E402
@@ -82,10 +82,12 @@ def test_measure_refuses_foreign_networks():
 
 
 def test_no_score_is_finite_and_ranks_last(monkeypatch):
+    # the plan computes each proxy through nni_zerocost.plan.compute: make it find no score
     nan = ProxyResult("hidden_covariance", math.nan, True, "non-finite hidden states")
-    monkeypatch.setattr(P.nni_zerocost, "score", lambda *a, **k: {"hidden_covariance": nan})
+    monkeypatch.setattr(nni_zerocost.plan, "compute", lambda *a, **k: nan)
     pred = P.ZeroCostProxyPredictor()
     assert pred.query(_space(GRU)) == P.NO_SCORE == -1e8
+    assert pred.query([_space(GRU), _space(LSTM)]).tolist() == [-1e8, -1e8]
     assert pred.query_results([_space(GRU)])[0].flag == "non-finite hidden states"
 
 
@@ -95,8 +97,16 @@ def test_predictor_metadata():
     reqs = pred.get_data_reqs()
     assert not reqs["requires_partial_lc"] and not reqs["requires_hyperparameters"] and not reqs["unlabeled"]
     assert pred.method_type == "hidden_covariance" and pred.space == "rnn"
-    with pytest.raises(UnknownNameError, match="hidden_covariance"):
+    assert P.ZeroCostProxyPredictor("head_confidence").space == "bert"
+    # specs are checked at construction, through the core's door, before any model is built
+    with pytest.raises(BadInputError, match="unknown proxy 'no_such_proxy'") as e:
         P.ZeroCostProxyPredictor("no_such_proxy")
+    assert e.value.field == "proxy"
+    with pytest.raises(BadInputError, match="layer") as e:
+        P.ZeroCostProxyPredictor("hidden_covariance:layer=9")
+    assert e.value.field == "proxy"
+    with pytest.raises(BadInputError, match="does not apply to the 'bert' space"):
+        P.ZeroCostProxyPredictor("hidden_covariance", space="bert")
     with pytest.raises(ValueError, match="space="):
         P.ZeroCostProxyPredictor("params", space=None).query(GRU)
 
@@ -115,7 +125,7 @@ def test_naslib_metrics_on_known_rankings():
 def test_driver_matches_the_core_on_benchmark_cells(data_dir):
     # 'params' needs no forward pass, so 30 cells stay fast; hidden covariance equality per
     # architecture is covered above
-    r = evaluate("nlp", "params", n=30, seed=1, data_dir=str(data_dir))
+    r = evaluate("nlp", "params", n=30, seed=1, data_dir=str(data_dir), check_core=True)
     assert r["n"] == 30 and r["core_match"] is True and r["max_abs_score_difference"] == 0.0
     assert r["query_time"] > 0 and r["n_excluded"] == 0
     for k in ("pearson", "spearman", "kendalltau", "precision_10", "precision_20"):
