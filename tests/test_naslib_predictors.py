@@ -1,5 +1,6 @@
 """ZeroCostProxyPredictor, NASLib's ZeroCost on our measures, and the driver (need NASLib)."""
 import importlib.util
+import json
 import math
 
 import numpy as np
@@ -150,3 +151,80 @@ def test_naslib_predictor_evaluator_runs_on_our_space_and_predictor(data_dir, tm
     assert len(y) == 15 and np.all((90 < y) & (y < 97))  # 100 - PTB test loss
     assert np.all(pred > 5e6)  # parameter counts of the PTB model
     assert res["spearman"] == pytest.approx(stats.spearmanr(y, pred).statistic)
+
+
+# -- the driver (python -m naslib_ext.driver) ---------------------------------------------------
+def test_driver_bert_defaults_to_head_confidence(data_dir, capsys):
+    from naslib_ext.driver import main
+    from naslib_ext.search_spaces import benchmark_table
+    from nni_zerocost.benchmarks.study import select_entries
+
+    assert main(["--space", "bert", "--n", "6", "--data-dir", str(data_dir), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["proxy"] == "head_confidence" and r["benchmark"] == "nasbench-bert"
+    assert r["n"] == 6 and r["n_excluded"] == 0 and "core" not in r
+    # the figures are those of head_confidence scored by the core on the same six configs
+    table = benchmark_table("nasbench-bert", {"data_dir": str(data_dir)})
+    entries = select_entries(table.entries, table.benchmark, 6, 0)
+    core = [nni_zerocost.score("bert", e.arch, ["head_confidence"])["head_confidence"].score for e in entries]
+    sign = 1.0 if table.benchmark.primary_higher_is_better else -1.0
+    expected = naslib_metrics(core, [sign * e.truth[table.benchmark.primary] for e in entries])
+    for k in ("pearson", "spearman", "kendalltau"):
+        assert r[k] == pytest.approx(expected[k], abs=1e-12)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--space", "bert", "--proxy", "hidden_covariance"], "'hidden_covariance' does not apply to the 'bert' space"),
+    (["--proxy", "hidden_covariance:layer=9"], "proxy 'hidden_covariance:layer=9'"),
+    (["--proxy", "hidden_covariance:nope=1"], "proxy 'hidden_covariance:nope=1'"),
+    (["--n", "0"], "n: must be an integer >= 1, got 0"),
+])
+def test_driver_bad_input_is_one_line_before_any_work(argv, says, monkeypatch, capsys):
+    from naslib_ext import driver
+
+    def no_work(*a, **k):
+        raise AssertionError("the benchmark table was loaded for a refused request")
+
+    monkeypatch.setattr(driver, "benchmark_table", no_work)
+    assert driver.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("python -m naslib_ext.driver: error: ")
+    assert says in err
+
+
+def test_driver_unknown_proxy_exits_2_with_one_line_and_no_traceback(data_dir):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import naslib
+
+    path = [str(Path(naslib.__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path + [os.environ.get("PYTHONPATH", "")]),
+               NNI_ZEROCOST_DATA=str(data_dir))
+    p = subprocess.run([sys.executable, "-m", "naslib_ext.driver", "--proxy", "nope"], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("python -m naslib_ext.driver: error: proxy 'nope': unknown proxy 'nope'; ")
+    assert "hidden_covariance" in p.stderr  # it lists the proxies of the space
+
+
+def test_driver_scores_each_architecture_once_unless_asked_to_check(data_dir, monkeypatch):
+    from nni_zerocost.plan import ScoringPlan
+
+    scored = []
+    original = ScoringPlan.score
+
+    def counting(self, arch, *a, **k):
+        scored.append(str(getattr(arch, "to_recipe", lambda: arch)()))
+        return original(self, arch, *a, **k)
+
+    monkeypatch.setattr(ScoringPlan, "score", counting)
+    r = evaluate("nlp", "params", n=12, seed=2, data_dir=str(data_dir))
+    assert r["n"] == 12 and len(scored) == 12 and "core" not in r
+    scored.clear()
+    r = evaluate("nlp", "params", n=12, seed=2, data_dir=str(data_dir), check_core=True)
+    assert len(scored) == 24 and r["core_match"] is True  # adapter once + core once
+    assert sorted(scored[:12]) == sorted(scored[12:])
