@@ -228,3 +228,24 @@ def test_driver_scores_each_architecture_once_unless_asked_to_check(data_dir, mo
     r = evaluate("nlp", "params", n=12, seed=2, data_dir=str(data_dir), check_core=True)
     assert len(scored) == 24 and r["core_match"] is True  # adapter once + core once
     assert sorted(scored[:12]) == sorted(scored[12:])
+
+
+def test_driver_counts_drawn_scored_and_excluded_apart(data_dir, monkeypatch):
+    # three of ten cells get no score: the report still says ten were drawn, the metrics use seven
+    from naslib_ext.driver import format_report
+    from nni_zerocost.plan import ScoringPlan
+
+    original, calls = ScoringPlan.score, []
+
+    def some_fail(self, arch, *a, **k):
+        calls.append(arch)
+        out = original(self, arch, *a, **k)
+        if len(calls) <= 3:
+            out = {spec: ProxyResult(r.name, math.nan, r.higher_is_better, "test: no score") for spec, r in out.items()}
+        return out
+
+    monkeypatch.setattr(ScoringPlan, "score", some_fail)
+    r = evaluate("nlp", "params", n=10, seed=3, data_dir=str(data_dir))
+    assert (r["n"], r["n_scored"], r["n_excluded"], r["n_flagged"]) == (10, 7, 3, 3)
+    assert format_report(r).splitlines()[0].endswith(
+        "proxy params on 10 architectures (seed 3; 3 without a score excluded, 3 flagged)")
