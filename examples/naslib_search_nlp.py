@@ -55,17 +55,21 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--population", type=int, default=None,
                     help="RegularizedEvolution's population (default: a quarter of --epochs, at least 4 and at "
-                         "most 20); the first population // 2 architectures are random samples")
+                         "most 20); RE samples its first `population` architectures at random, LocalSearch its "
+                         "first population // 2")
     args = ap.parse_args()
     population = args.population or min(20, max(4, args.epochs // 4))
-    if population > args.epochs:
-        ap.error(f"--population {population} exceeds --epochs {args.epochs}: the search would only sample at random")
+    n_random = population if args.optimizer == "re" else population // 2
+    if population < 1 or n_random >= args.epochs:
+        ap.error(f"--population {population} with --epochs {args.epochs}: {args.optimizer.upper()} would only "
+                 f"sample at random (its first {n_random} architectures are random samples)")
 
     best = run(args.optimizer, args.proxy, args.epochs, args.seed, population)
     loss = best.query(Metric.TEST_LOSS)
     table = benchmark_table(best.benchmark_name)
     losses = np.array([e.truth["test_loss"] for e in table.labeled])
-    print(f"best cell found by {args.optimizer.upper()} guided by {args.proxy} ({args.epochs} evaluations):")
+    print(f"best cell found by {args.optimizer.upper()} guided by {args.proxy} ({args.epochs} evaluations, "
+          f"{n_random} of them random samples; population {population}):")
     print(json.dumps(best.cell.to_recipe()))
     print(f"proxy score          : {best.query(Metric.VAL_ACCURACY):.4f}")
     print(f"true PTB test loss   : {loss:.4f} nats/token (NAS-Bench-NLP, mean of its training runs)")

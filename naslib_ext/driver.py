@@ -12,8 +12,9 @@ spearman, kendalltau, precision_10, precision_20 and query_time (seconds per arc
 
 Metrics are computed with scipy (``nni_zerocost.benchmarks.metrics.correlations``), signed
 (positive = the proxy ranks good architectures high), architectures without a score excluded
-and counted.  NASLib's own ``PredictorEvaluator.compare`` is not used: with scikit-learn >= 1.6
-it silently returns NaN for every metric, and it reports |pearson|.
+and counted (``n`` drawn = ``n_scored`` + ``n_excluded``).  NASLib's own
+``PredictorEvaluator.compare`` is not used: with scikit-learn >= 1.6 it silently returns NaN for
+every metric, and it reports |pearson|.
 
 With ``--check-core`` the same architectures are also scored by the core directly
 (``nni_zerocost.score`` on the table's architectures, truth from the table) and both sets of
@@ -90,10 +91,13 @@ def evaluate(space: str = "nlp", proxy: Optional[str] = None, n: int = 300, seed
     query_time = (time.perf_counter() - start) / max(1, len(graphs))
     scores = [r.score for r in results]  # NaN where the proxy has no score: excluded, counted
 
+    metrics = naslib_metrics(scores, truth)
     out: Dict[str, Any] = {
-        "space": space, "benchmark": table.benchmark.name, "proxy": proxy, "n": len(entries),
+        "space": space, "benchmark": table.benchmark.name, "proxy": proxy,
+        "n": len(entries),  # architectures drawn and scored; the metrics use the n_scored with a score
         "seed": seed, "proxy_seed": proxy_seed,
-        **naslib_metrics(scores, truth),
+        **{k: v for k, v in metrics.items() if k != "n"},
+        "n_scored": metrics["n"],
         "query_time": query_time,
         "n_flagged": sum(r.flag is not None for r in results),
     }
@@ -108,7 +112,7 @@ def evaluate(space: str = "nlp", proxy: Optional[str] = None, n: int = 300, seed
         a, b = np.asarray(scores), np.asarray(core_scores)
         same_nan = bool(np.array_equal(np.isnan(a), np.isnan(b)))
         diff = float(np.nanmax(np.abs(a - b))) if np.isfinite(a - b).any() else 0.0
-        out["core"] = {k: core[k] for k in METRICS + ("n", "n_excluded")}
+        out["core"] = {**{k: core[k] for k in METRICS + ("n_excluded",)}, "n_scored": core["n"]}
         out["max_abs_score_difference"] = diff if same_nan else math.inf
         out["core_match"] = same_nan and diff == 0.0 and all(
             _close(out[k], core[k]) for k in METRICS

@@ -1,5 +1,6 @@
 """ZeroCostProxyPredictor, NASLib's ZeroCost on our measures, and the driver (need NASLib)."""
 import importlib.util
+import json
 import math
 
 import numpy as np
@@ -16,7 +17,7 @@ import nni_zerocost  # noqa: E402
 from naslib_ext import predictors as P  # noqa: E402
 from naslib_ext.driver import evaluate, naslib_metrics  # noqa: E402
 from naslib_ext.search_spaces import NasBenchNLPSpace  # noqa: E402
-from nni_zerocost.errors import ProxyNotApplicableError, UnknownNameError  # noqa: E402
+from nni_zerocost.errors import BadInputError, ProxyNotApplicableError  # noqa: E402
 from nni_zerocost.proxies import ProxyResult  # noqa: E402
 
 from conftest import GRU, LSTM  # noqa: E402
@@ -82,10 +83,12 @@ def test_measure_refuses_foreign_networks():
 
 
 def test_no_score_is_finite_and_ranks_last(monkeypatch):
+    # the plan computes each proxy through nni_zerocost.plan.compute: make it find no score
     nan = ProxyResult("hidden_covariance", math.nan, True, "non-finite hidden states")
-    monkeypatch.setattr(P.nni_zerocost, "score", lambda *a, **k: {"hidden_covariance": nan})
+    monkeypatch.setattr(nni_zerocost.plan, "compute", lambda *a, **k: nan)
     pred = P.ZeroCostProxyPredictor()
     assert pred.query(_space(GRU)) == P.NO_SCORE == -1e8
+    assert pred.query([_space(GRU), _space(LSTM)]).tolist() == [-1e8, -1e8]
     assert pred.query_results([_space(GRU)])[0].flag == "non-finite hidden states"
 
 
@@ -95,8 +98,16 @@ def test_predictor_metadata():
     reqs = pred.get_data_reqs()
     assert not reqs["requires_partial_lc"] and not reqs["requires_hyperparameters"] and not reqs["unlabeled"]
     assert pred.method_type == "hidden_covariance" and pred.space == "rnn"
-    with pytest.raises(UnknownNameError, match="hidden_covariance"):
+    assert P.ZeroCostProxyPredictor("head_confidence").space == "bert"
+    # specs are checked at construction, through the core's door, before any model is built
+    with pytest.raises(BadInputError, match="unknown proxy 'no_such_proxy'") as e:
         P.ZeroCostProxyPredictor("no_such_proxy")
+    assert e.value.field == "proxy"
+    with pytest.raises(BadInputError, match="layer") as e:
+        P.ZeroCostProxyPredictor("hidden_covariance:layer=9")
+    assert e.value.field == "proxy"
+    with pytest.raises(BadInputError, match="does not apply to the 'bert' space"):
+        P.ZeroCostProxyPredictor("hidden_covariance", space="bert")
     with pytest.raises(ValueError, match="space="):
         P.ZeroCostProxyPredictor("params", space=None).query(GRU)
 
@@ -115,7 +126,7 @@ def test_naslib_metrics_on_known_rankings():
 def test_driver_matches_the_core_on_benchmark_cells(data_dir):
     # 'params' needs no forward pass, so 30 cells stay fast; hidden covariance equality per
     # architecture is covered above
-    r = evaluate("nlp", "params", n=30, seed=1, data_dir=str(data_dir))
+    r = evaluate("nlp", "params", n=30, seed=1, data_dir=str(data_dir), check_core=True)
     assert r["n"] == 30 and r["core_match"] is True and r["max_abs_score_difference"] == 0.0
     assert r["query_time"] > 0 and r["n_excluded"] == 0
     for k in ("pearson", "spearman", "kendalltau", "precision_10", "precision_20"):
@@ -140,3 +151,101 @@ def test_naslib_predictor_evaluator_runs_on_our_space_and_predictor(data_dir, tm
     assert len(y) == 15 and np.all((90 < y) & (y < 97))  # 100 - PTB test loss
     assert np.all(pred > 5e6)  # parameter counts of the PTB model
     assert res["spearman"] == pytest.approx(stats.spearmanr(y, pred).statistic)
+
+
+# -- the driver (python -m naslib_ext.driver) ---------------------------------------------------
+def test_driver_bert_defaults_to_head_confidence(data_dir, capsys):
+    from naslib_ext.driver import main
+    from naslib_ext.search_spaces import benchmark_table
+    from nni_zerocost.benchmarks.study import select_entries
+
+    assert main(["--space", "bert", "--n", "6", "--data-dir", str(data_dir), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["proxy"] == "head_confidence" and r["benchmark"] == "nasbench-bert"
+    assert r["n"] == 6 and r["n_excluded"] == 0 and "core" not in r
+    # the figures are those of head_confidence scored by the core on the same six configs
+    table = benchmark_table("nasbench-bert", {"data_dir": str(data_dir)})
+    entries = select_entries(table.entries, table.benchmark, 6, 0)
+    core = [nni_zerocost.score("bert", e.arch, ["head_confidence"])["head_confidence"].score for e in entries]
+    sign = 1.0 if table.benchmark.primary_higher_is_better else -1.0
+    expected = naslib_metrics(core, [sign * e.truth[table.benchmark.primary] for e in entries])
+    for k in ("pearson", "spearman", "kendalltau"):
+        assert r[k] == pytest.approx(expected[k], abs=1e-12)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--space", "bert", "--proxy", "hidden_covariance"], "'hidden_covariance' does not apply to the 'bert' space"),
+    (["--proxy", "hidden_covariance:layer=9"], "proxy 'hidden_covariance:layer=9'"),
+    (["--proxy", "hidden_covariance:nope=1"], "proxy 'hidden_covariance:nope=1'"),
+    (["--n", "0"], "n: must be an integer >= 1, got 0"),
+])
+def test_driver_bad_input_is_one_line_before_any_work(argv, says, monkeypatch, capsys):
+    from naslib_ext import driver
+
+    def no_work(*a, **k):
+        raise AssertionError("the benchmark table was loaded for a refused request")
+
+    monkeypatch.setattr(driver, "benchmark_table", no_work)
+    assert driver.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and err.startswith("python -m naslib_ext.driver: error: ")
+    assert says in err
+
+
+def test_driver_unknown_proxy_exits_2_with_one_line_and_no_traceback(data_dir):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import naslib
+
+    path = [str(Path(naslib.__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path + [os.environ.get("PYTHONPATH", "")]),
+               NNI_ZEROCOST_DATA=str(data_dir))
+    p = subprocess.run([sys.executable, "-m", "naslib_ext.driver", "--proxy", "nope"], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith("python -m naslib_ext.driver: error: proxy 'nope': unknown proxy 'nope'; ")
+    assert "hidden_covariance" in p.stderr  # it lists the proxies of the space
+
+
+def test_driver_scores_each_architecture_once_unless_asked_to_check(data_dir, monkeypatch):
+    from nni_zerocost.plan import ScoringPlan
+
+    scored = []
+    original = ScoringPlan.score
+
+    def counting(self, arch, *a, **k):
+        scored.append(str(getattr(arch, "to_recipe", lambda: arch)()))
+        return original(self, arch, *a, **k)
+
+    monkeypatch.setattr(ScoringPlan, "score", counting)
+    r = evaluate("nlp", "params", n=12, seed=2, data_dir=str(data_dir))
+    assert r["n"] == 12 and len(scored) == 12 and "core" not in r
+    scored.clear()
+    r = evaluate("nlp", "params", n=12, seed=2, data_dir=str(data_dir), check_core=True)
+    assert len(scored) == 24 and r["core_match"] is True  # adapter once + core once
+    assert sorted(scored[:12]) == sorted(scored[12:])
+
+
+def test_driver_counts_drawn_scored_and_excluded_apart(data_dir, monkeypatch):
+    # three of ten cells get no score: the report still says ten were drawn, the metrics use seven
+    from naslib_ext.driver import format_report
+    from nni_zerocost.plan import ScoringPlan
+
+    original, calls = ScoringPlan.score, []
+
+    def some_fail(self, arch, *a, **k):
+        calls.append(arch)
+        out = original(self, arch, *a, **k)
+        if len(calls) <= 3:
+            out = {spec: ProxyResult(r.name, math.nan, r.higher_is_better, "test: no score") for spec, r in out.items()}
+        return out
+
+    monkeypatch.setattr(ScoringPlan, "score", some_fail)
+    r = evaluate("nlp", "params", n=10, seed=3, data_dir=str(data_dir))
+    assert (r["n"], r["n_scored"], r["n_excluded"], r["n_flagged"]) == (10, 7, 3, 3)
+    assert format_report(r).splitlines()[0].endswith(
+        "proxy params on 10 architectures (seed 3; 3 without a score excluded, 3 flagged)")
