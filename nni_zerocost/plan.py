@@ -188,6 +188,11 @@ def plans_for_any_space(proxies: Union[str, Sequence[str]], **options: Any) -> D
     from their first candidate check here at construction); the most relevant error when no
     space does: that of a space the first proxy applies to."""
     specs = [proxies] if isinstance(proxies, str) else list(proxies)
+    for spec in specs:  # a name no space knows: list every proxy, not one space's
+        name = parse_proxy_spec(spec)[0] if isinstance(spec, str) and spec.strip() else None
+        if name is not None and name not in list_proxies():
+            raise BadInputError("proxy", f"unknown proxy {name!r}; valid proxies: {', '.join(list_proxies())}",
+                                repr(spec))
     plans: Dict[str, ScoringPlan] = {}
     errors = []
     for space in list_spaces():

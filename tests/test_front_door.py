@@ -238,3 +238,12 @@ def test_store_interrupted_and_resumed_equals_no_store_bit_for_bit(nlp_entries, 
     resumed = list(score_many(plan, items, ResultStore(path), progress=False))
     assert sum(r.computed > 0 for r in resumed) < len(items)  # the store answered some
     assert [r.values for r in resumed] == fresh
+
+
+def test_space_free_adapters_name_every_proxy_for_an_unknown_name():
+    from nni_zerocost.plan import plans_for_any_space
+
+    with pytest.raises(nz.BadInputError, match="unknown proxy 'nope'; valid proxies: activation_distance, .*hidden_covariance"):
+        plans_for_any_space(["nope"])
+    assert set(plans_for_any_space(["params"])) == {"bert", "rnn"}
+    assert set(plans_for_any_space(["hidden_covariance"])) == {"rnn"}
