@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     bm.add_argument("--report", default=None, help="also write the table as Markdown (.md) or CSV (.csv)")
     bm.add_argument("--plot", default=None, metavar="DIR", help="also write scatter/rank/flagged figures (PNG+SVG) to DIR")
+    bm.add_argument("--all-cells", action="store_true",
+                    help="nasbench-nlp: every cell with 3 runs, diverged ones included; adds the all-cells "
+                         "Kendall tau-b (median run loss, diverged run = worst, missing score = worst)")
     _add_common(bm)
 
     se = sub.add_parser("search", help="search a space through NNI by a proxy (no training); best architectures to DIR")
@@ -233,7 +236,12 @@ def run_benchmark(args):
 
     bench = get_benchmark(args.name)
     job = _job(args, bench.space)
-    entries = select_entries(bench.load(data_dir(args.data_dir)), bench, args.limit, args.seed)
+    if getattr(args, "all_cells", False):
+        from .benchmarks.extra import select_all_cells
+
+        entries = select_all_cells(bench.load(data_dir(args.data_dir)), args.limit, args.seed)
+    else:
+        entries = select_entries(bench.load(data_dir(args.data_dir)), bench, args.limit, args.seed)
     store = _store(args)
     specs = [s for s, _, _ in job.parsed]
     scores = {s: [] for s in specs}
@@ -247,6 +255,9 @@ def run_benchmark(args):
             flags[s].append(s in rec.flags or rec.values.get(s) is None)
     hib = {s: get_proxy(n).higher_is_better for s, n, _ in job.parsed}
     result = study(bench, entries, scores, seconds, flags, hib)
+    from .benchmarks.extra import augment  # issue #14 metrics (all-cells tau-b, group means, baselines)
+
+    augment(result, bench, entries, scores, hib, all_cells=getattr(args, "all_cells", False))
     if getattr(args, "plot", None):
         from .plots import plot_study
 
