@@ -166,7 +166,8 @@ def edge_of_chaos(ctx, gain: float = UNIT_RADIUS_GAIN, rows: int = 10) -> float:
     nan_policy=(
         "as hidden_covariance for its part (constant units flagged fallback; non-finite states "
         "NaN, flagged); a cell with lambda > 0 at the gain is not dropped but pushed below every "
-        "stable cell (score - VETO), flagged"
+        "stable cell (score - VETO), flagged; a cell whose untrained states are already "
+        "non-finite scores -2 VETO (the worst), flagged: finite always"
     ),
     layer=1,
     gain=UNIT_RADIUS_GAIN,
@@ -185,8 +186,8 @@ def hidden_covariance_stable(ctx, layer: int = 1, gain: float = UNIT_RADIUS_GAIN
         hc, flag = hidden_covariance(ctx, layer=layer), None
     except Flagged as f:
         hc, flag = f.value, f.reason
-    if not math.isfinite(hc):
-        raise Flagged(flag or "hidden covariance is not finite")
+    if not math.isfinite(hc):  # the untrained cell already explodes: below every vetoed cell
+        raise Flagged(f"divergence veto: {flag or 'hidden covariance is not finite'}", -2 * VETO)
     d = dynamics(ctx, gain, rows)
     if d["exploded"] or d["lyapunov"] > 0:
         raise Flagged(f"divergence veto: lambda > 0 at gain {gain:g}" + (f"; {flag}" if flag else ""), hc - VETO)
