@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--all-cells", action="store_true",
                     help="nasbench-nlp: every cell with 3 runs, diverged ones included; adds the all-cells "
                          "Kendall tau-b (median run loss, diverged run = worst, missing score = worst)")
+    bm.add_argument("--rank-average", action="append", default=[], metavar="A+B",
+                    help="also report the label-free rank average of proxy specs A and B (each also given "
+                         "with --proxy; ranks over the architectures benchmarked; repeatable)")
     _add_common(bm)
 
     se = sub.add_parser("search", help="search a space through NNI by a proxy (no training); best architectures to DIR")
@@ -257,7 +260,8 @@ def run_benchmark(args):
     result = study(bench, entries, scores, seconds, flags, hib)
     from .benchmarks.extra import augment  # issue #14 metrics (all-cells tau-b, group means, baselines)
 
-    augment(result, bench, entries, scores, hib, all_cells=getattr(args, "all_cells", False))
+    augment(result, bench, entries, scores, hib, all_cells=getattr(args, "all_cells", False),
+            rank_averages=getattr(args, "rank_average", []))
     if getattr(args, "plot", None):
         from .plots import plot_study
 

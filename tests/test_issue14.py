@@ -170,3 +170,25 @@ def test_cli_benchmark_json_has_extras(data_dir, tmp_path, capsys):
     assert out["n_archs"] == 12 and out["all_cells"] is True
     assert "kendall_tau_b" in out["proxies"]["params"]["all_cells"]
     assert set(out["trivial_baselines"]) == {"h_new_0 is sigmoid", "n_params (official PTB model)", "n_nodes"}
+
+
+#: h <- (W x + U h + b) * h + h: degree 2, but the zero initial state stays zero when untrained
+SELF_GATED = {
+    "a": {"op": "linear", "input": ["x", "h_prev_0"]},
+    "b": {"op": "elementwise_prod", "input": ["a", "h_prev_0"]},
+    "h_new_0": {"op": "elementwise_sum", "input": ["b", "h_prev_0"]},
+}
+
+
+def test_bounded_veto_catches_degree_two_cells_that_look_harmless_untrained():
+    from nni_zerocost.spaces.rnn.cell import Cell
+
+    assert Cell.parse(SELF_GATED).recurrence_degree == 2
+    names = ["hidden_covariance", "hidden_covariance_bounded"]
+    lstm = nz.score("rnn", LSTM, names, seed=0)
+    gated = nz.score("rnn", SELF_GATED, names, seed=0)
+    assert lstm["hidden_covariance_bounded"].raw == lstm["hidden_covariance"].raw
+    assert lstm["hidden_covariance_bounded"].flag is None
+    v = gated["hidden_covariance_bounded"]
+    assert v.ok and "veto" in v.flag
+    assert v.score < lstm["hidden_covariance_bounded"].score - 1e8

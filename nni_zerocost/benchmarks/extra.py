@@ -96,11 +96,50 @@ def baseline_features(benchmark: Benchmark, entries: Sequence[Entry]) -> Dict[st
     return {}
 
 
+def rank_average(columns: Sequence[Sequence[Optional[float]]], higher_is_better: Sequence[bool]) -> List[float]:
+    """Label-free combination: the mean of each proxy's normalised rank over the architectures
+    being ranked (average ranks for ties; a missing value ranks lowest).  Higher = better."""
+    ranks = []
+    for vals, hib in zip(columns, higher_is_better):
+        s = np.array([np.nan if v is None else (1.0 if hib else -1.0) * float(v) for v in vals], dtype=np.float64)
+        s = np.where(np.isnan(s), -np.inf, s)
+        ranks.append(stats.rankdata(s) / len(s))
+    return [float(x) for x in np.mean(ranks, axis=0)]
+
+
+def add_rank_averages(result: Dict[str, Any], benchmark: Benchmark, entries: Sequence[Entry],
+                      scores: Dict[str, Sequence[Optional[float]]], higher_is_better: Dict[str, bool],
+                      combos: Sequence[str]) -> None:
+    """Add ``rankavg(a+b)`` rows for each combo ``"a+b[+c]"`` of proxy specs already scored
+    (in place: ``scores``/``higher_is_better`` gain the combined column)."""
+    from .study import study
+
+    for combo in combos or ():
+        parts = [c for c in combo.split("+") if c]
+        missing = [c for c in parts if c not in scores]
+        if len(parts) < 2 or missing:
+            raise ValueError(f"--rank-average {combo!r}: give 2+ proxy specs joined by '+', each also passed "
+                             f"as --proxy (missing: {missing})")
+        name = f"rankavg({combo})"
+        scores[name] = rank_average([scores[c] for c in parts], [higher_is_better[c] for c in parts])
+        higher_is_better[name] = True
+        n = len(entries)
+        row = study(benchmark, entries, {name: scores[name]}, {name: [0.0] * n}, {name: [False] * n},
+                    {name: True})["proxies"][name]
+        row["seconds_per_arch"] = float(sum(result["proxies"][c]["seconds_per_arch"] for c in parts))
+        row["median_seconds"] = float(sum(result["proxies"][c]["median_seconds"] for c in parts))
+        row["n_flagged"] = 0
+        result["proxies"][name] = row
+
+
 def augment(result: Dict[str, Any], benchmark: Benchmark, entries: Sequence[Entry],
             scores: Mapping[str, Sequence[Optional[float]]], higher_is_better: Mapping[str, bool],
-            all_cells: bool = False) -> Dict[str, Any]:
+            all_cells: bool = False, rank_averages: Sequence[str] = ()) -> Dict[str, Any]:
     """Add the issue-#14 metrics to a :func:`~.study.study` result (in place; returned)."""
     from .study import study
+
+    scores, higher_is_better = dict(scores), dict(higher_is_better)
+    add_rank_averages(result, benchmark, entries, scores, higher_is_better, rank_averages)
 
     def add(rows, vals_by_name, hib):
         for name, vals in vals_by_name.items():

@@ -48,13 +48,14 @@ def _scaled_copy(layer, gain: float):
     return twin
 
 
-def dynamics(ctx, gain: float, rows: int) -> Dict[str, float]:
+def dynamics(ctx, gain: float, rows: int, state_scale: float = 0.0) -> Dict[str, float]:
     """Lyapunov exponent (nats/step) and final log10 RMS state of layer 1 at ``gain``; cached.
 
     ``exploded`` is True when the reference state stopped being finite (the exponent then
-    covers the steps before that).
+    covers the steps before that).  ``state_scale`` > 0 starts the reference state at that RMS
+    (seeded N(0, 1) draw) instead of zero: a trained network carries states of order 1.
     """
-    key = ("rnn_dynamics", float(gain), int(rows))
+    key = ("rnn_dynamics", float(gain), int(rows), float(state_scale))
     if key in ctx.cache:
         return ctx.cache[key]
     model = ctx.model(1)
@@ -67,6 +68,8 @@ def dynamics(ctx, gain: float, rows: int) -> Dict[str, float]:
     with torch.no_grad():
         xs = model.embed(tokens).double()
         ref = [xs.new_zeros(B, H) for _ in range(k)]
+        if state_scale:
+            ref = [float(state_scale) * torch.randn(B, H, generator=gen, dtype=torch.float64) for _ in range(k)]
         direction = torch.randn(B, k * H, generator=gen, dtype=torch.float64)
         direction = EPS * direction / direction.norm(dim=1, keepdim=True)
         pert = [r + direction[:, s * H:(s + 1) * H] for s, r in enumerate(ref)]
@@ -249,3 +252,49 @@ def hidden_covariance_seeds(ctx, layer: int = 1, n_seeds: int = 3) -> float:
     if flags:
         raise Flagged("; ".join(flags), mean)
     return mean
+
+
+@register_proxy(
+    "hidden_covariance_bounded",
+    spaces=("rnn",),
+    higher_is_better=True,
+    needs="forward",
+    mode="eval (no dropout), no autograd (hidden covariance pass + a float64 layer-1 run from unit-RMS states)",
+    nan_policy=(
+        "finite always: as hidden_covariance for its part (constant units: flagged fallback); a "
+        "cell whose state overflows float64 from order-1 states at the gain is scored "
+        "hidden covariance - VETO, flagged; a cell whose untrained states are already non-finite "
+        "scores -2 VETO, flagged"
+    ),
+    layer=1,
+    gain=UNIT_RADIUS_GAIN,
+    rows=10,
+)
+def hidden_covariance_bounded(ctx, layer: int = 1, gain: float = UNIT_RADIUS_GAIN, rows: int = 10) -> float:
+    """Hidden covariance with a measured blow-up veto (lexicographic: bounded?, hidden covariance).
+
+    Mechanism: a cell diverges in training when its state grows without bound once the state
+    and the weights reach trained magnitudes, which the untrained cell's small states hide.
+    Layer 1 is run over the batch from states of RMS 1 with every weight x ``gain`` (unit
+    spectral radius); a state that overflows float64 within the sequence (70 steps on the
+    paper batch) grows super-exponentially (geometric growth would need a rate above e^10 per
+    step), the signature of a state that multiplies itself.  Such cells rank below every cell
+    that stays finite.  No tuned threshold: overflow or not.  This is the measured counterpart
+    of ``hidden_covariance:max_degree=1`` (structural) and keeps an order among vetoed cells.
+
+    (Added after a first look at 100 cells, where the ``lambda > 0`` veto of
+    ``hidden_covariance_stable`` hurt: the exponent of small states sees chaos, not blow-up.)
+    """
+    try:
+        hc, flag = hidden_covariance(ctx, layer=layer), None
+    except Flagged as f:
+        hc, flag = f.value, f.reason
+    if not math.isfinite(hc):
+        raise Flagged(f"blow-up veto: {flag or 'hidden covariance is not finite'}", -2 * VETO)
+    d = dynamics(ctx, gain, rows, state_scale=1.0)
+    if d["exploded"]:
+        raise Flagged(f"blow-up veto: state overflowed after {d['steps']} steps from unit-RMS states"
+                      + (f"; {flag}" if flag else ""), hc - VETO)
+    if flag:
+        raise Flagged(flag, hc)
+    return hc
