@@ -192,3 +192,9 @@ def test_bounded_veto_catches_degree_two_cells_that_look_harmless_untrained():
     v = gated["hidden_covariance_bounded"]
     assert v.ok and "veto" in v.flag
     assert v.score < lstm["hidden_covariance_bounded"].score - 1e8
+
+
+def test_hidden_covariance_gain_one_equals_hidden_covariance():
+    r = nz.score("rnn", LSTM, ["hidden_covariance", "hidden_covariance_gain:gain=1", "hidden_covariance_gain"], seed=0)
+    assert r["hidden_covariance_gain:gain=1"].raw == r["hidden_covariance"].raw
+    assert r["hidden_covariance_gain"].ok and r["hidden_covariance_gain"].raw != r["hidden_covariance"].raw

@@ -298,3 +298,33 @@ def hidden_covariance_bounded(ctx, layer: int = 1, gain: float = UNIT_RADIUS_GAI
     if flag:
         raise Flagged(flag, hc)
     return hc
+
+
+@register_proxy(
+    "hidden_covariance_gain",
+    spaces=("rnn",),
+    higher_is_better=True,
+    needs="forward",
+    mode="eval (no dropout), no autograd; a copy of layer 1 with every weight x gain",
+    nan_policy=(
+        "as hidden_covariance: constant units are a flagged fallback (zero eigenvalues); "
+        "non-finite states (the scaled cell explodes) give NaN, flagged"
+    ),
+    gain=UNIT_RADIUS_GAIN,
+)
+def hidden_covariance_gain(ctx, gain: float = UNIT_RADIUS_GAIN) -> float:
+    """Layer-1 hidden covariance of the cell with its weights at trained scale (x ``gain``).
+
+    Mechanism: with U(-1/sqrt(H), 1/sqrt(H)) weights most pre-activations are small, so
+    tanh/sigmoid act almost linearly and cells that differ in their nonlinearities look alike
+    untrained; at unit spectral radius (where training takes recurrent weights) the
+    nonlinearities saturate and the decorrelation of the hidden units reflects the operating
+    point the cell will train in.  (Added after the 1000-cell results of the other variants.)
+    """
+    from .linalg import correlation_eigen_score
+
+    model = ctx.model(1)
+    layer = _scaled_copy(model.layers[0], gain).float()
+    with torch.no_grad():
+        _, _, inc = layer(model.embed(ctx.tokens), record_inputs=True)
+    return correlation_eigen_score(inc.reshape(-1, inc.shape[-1]).numpy())
