@@ -107,7 +107,7 @@ def test_spectra_pass_replays_the_model_forward():
 
 
 def test_bert_capacity_proxies_see_feed_forward_depth_and_size():
-    names = ["wpca", "ffn_rank", "subspace_rank", "zerolm", "attention_rank", "representation_rank"]
+    names = ["wpca", "ffn_rank", "subspace_rank", "zerolm", "attention_rank", "representation_rank", "balanced_rank"]
     shallow = nz.score("bert", _bert(ff=1), names, seed=0, as_trained=True)
     deep = nz.score("bert", _bert(ff=3), names, seed=0, as_trained=True)
     big = nz.score("bert", _bert(hidden=256, layers=4, ff=1), names, seed=0, as_trained=True)

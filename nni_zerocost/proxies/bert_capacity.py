@@ -184,3 +184,19 @@ def subspace_rank(ctx) -> float:
     (mixers and feed-forward intermediates), the sum of the two mechanisms above."""
     s = spectra(ctx)
     return _check(sum(effective_rank(ev) for k in ("mix", "ffn") for _, _, ev in s[k]), "subspace rank")
+
+
+@register_proxy("balanced_rank", spaces=("bert",), higher_is_better=True, needs="forward", mode=_MODE,
+                nan_policy=_NAN + "; a zero rank (all tokens identical) gives -inf, flagged NaN")
+def balanced_rank(ctx) -> float:
+    """``0.5 log attention_rank + 0.5 log ffn_rank``: the two functional sub-modules balanced
+    with equal weight (ZeroLM's balancing, alpha = 0.5 fixed, applied to the measured ranks
+    instead of weight norms), so that neither the wide feed-forward spectra nor the narrow
+    attention spectra dominate the sum.  Post-hoc: designed after the 500-architecture results
+    of the proxies above, where attention rank and feed-forward rank ranked different groups."""
+    s = spectra(ctx)
+    a = sum(effective_rank(ev) for _, _, ev in s["mix"])
+    f = sum(effective_rank(ev) for _, _, ev in s["ffn"])
+    if not (a > 0 and f > 0):
+        raise Flagged("zero effective rank")
+    return _check(0.5 * math.log(a) + 0.5 * math.log(f), "balanced rank")
