@@ -198,3 +198,11 @@ def test_hidden_covariance_gain_one_equals_hidden_covariance():
     r = nz.score("rnn", LSTM, ["hidden_covariance", "hidden_covariance_gain:gain=1", "hidden_covariance_gain"], seed=0)
     assert r["hidden_covariance_gain:gain=1"].raw == r["hidden_covariance"].raw
     assert r["hidden_covariance_gain"].ok and r["hidden_covariance_gain"].raw != r["hidden_covariance"].raw
+
+
+def test_rank_average_orients_and_ranks_missing_last():
+    from nni_zerocost.benchmarks.extra import rank_average
+
+    # proxy a: higher is better; proxy b: lower is better; the last architecture has no b score
+    r = rank_average([[1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, None]], [True, False])
+    assert r == pytest.approx([(0.25 + 0.5) / 2, (0.5 + 0.75) / 2, (0.75 + 1.0) / 2, (1.0 + 0.25) / 2])
