@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     bm.add_argument("--report", default=None, help="also write the table as Markdown (.md) or CSV (.csv)")
     bm.add_argument("--plot", default=None, metavar="DIR", help="also write scatter/rank/flagged figures (PNG+SVG) to DIR")
+    bm.add_argument("--all-cells", action="store_true",
+                    help="nasbench-nlp: every cell with 3 runs, diverged ones included; adds the all-cells "
+                         "Kendall tau-b (median run loss, diverged run = worst, missing score = worst)")
+    bm.add_argument("--rank-average", action="append", default=[], metavar="A+B",
+                    help="also report the label-free rank average of proxy specs A and B (each also given "
+                         "with --proxy; ranks over the architectures benchmarked; repeatable)")
     _add_common(bm)
 
     se = sub.add_parser("search", help="search a space through NNI by a proxy (no training); best architectures to DIR",
@@ -344,7 +350,12 @@ def run_benchmark(args):
     _check_counts(args)
     bench = get_benchmark(args.name)
     plan = _plan(args, bench.space)
-    entries = select_entries(bench.load(data_dir(args.data_dir, bench)), bench, args.limit, args.seed)
+    if getattr(args, "all_cells", False):
+        from .benchmarks.extra import select_all_cells
+
+        entries = select_all_cells(bench.load(data_dir(args.data_dir, bench)), args.limit, args.seed)
+    else:
+        entries = select_entries(bench.load(data_dir(args.data_dir, bench)), bench, args.limit, args.seed)
     store = _store(args)
     scores = {s: [] for s in plan.specs}
     seconds = {s: [] for s in plan.specs}
@@ -356,6 +367,10 @@ def run_benchmark(args):
             seconds[s].append(rec.proxy_seconds.get(s))
             flags[s].append(s in rec.flags or rec.scores.get(s) is None)
     result = study(bench, entries, scores, seconds, flags)
+    from .benchmarks.extra import augment  # issue #14 metrics (all-cells tau-b, group means, baselines)
+
+    augment(result, bench, entries, scores, all_cells=getattr(args, "all_cells", False),
+            rank_averages=getattr(args, "rank_average", []))
     if getattr(args, "plot", None):
         from .plots import plot_study
 

@@ -107,6 +107,9 @@ def format_table(result: Mapping[str, Any]) -> str:
         for name, r in result["proxies"].items():
             g = r.get("within_groups", {})
             lines.append(f"{name:<36} " + "  ".join(f"{k}:{_f(v['kendall_tau'])}" for k, v in g.items()))
+    from .extra import format_extra  # issue #14: all-cells tau-b, group means, trivial baselines
+
+    lines += format_extra(result)
     return "\n".join(lines)
 
 

@@ -1,0 +1,203 @@
+"""Capacity and signal-propagation proxies for the BERT space (issue #14).
+
+Two published peers, implemented from their papers' descriptions (no code was available or
+copied), and our own rank-based proxies.  Mechanisms, stated before any measurement:
+
+* ``wpca`` (W-PCA, Wang, ICLR 2025): the parameter count times the number of principal
+  components of the feed-forward activations that reach a cumulative variance ``eta``.  Size
+  times how many directions the feed-forward layers actually use.
+* ``zerolm`` (ZeroLM, Chen et al. 2025): data-free capacity from weight statistics per
+  functional sub-module (attention, feed-forward), the two contributions balanced.  The paper
+  chooses its balance ``alpha`` by sampling the benchmark; that is fitting to labels, so we fix
+  ``alpha = 0.5`` (equal weight) a priori.  Capacity of a sub-module: the sum of the nuclear
+  norms (sum of singular values) of its weight matrices; score ``alpha log A + (1-alpha) log F``.
+* ``attention_rank``, ``ffn_rank``, ``representation_rank``, ``subspace_rank``: signal
+  propagation / rank collapse (Dong et al. 2021: pure attention loses rank doubly
+  exponentially with depth; heads and residual paths counter it).  The effective rank
+  (Roy & Vetterli 2007: exp of the entropy of the normalised singular values) of the tokens'
+  representations after every sub-layer, summed over sub-layers: the number of dimensions the
+  untrained network keeps distinct, which grows with width and depth (model size) and, within
+  one (hidden size, layers) group, with what the group differs in: heads (attention outputs)
+  and feed-forward width/depth (feed-forward activations).  Compute them ``--as-trained``
+  (every layer SDP attention, what the benchmark really trained).
+
+Shared pass: one no-grad forward of the first rows of the batch holding ``TOKENS`` real tokens
+(default batch: Zipf word pieces with GLUE-like lengths); for each sub-layer output the
+eigenvalues of the token covariance (features centred over tokens) are kept, cached on the
+context.  Mode: eval (no dropout), no autograd, no hook; weights unchanged.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .base import Flagged, register_proxy
+
+#: real tokens used for the spectra (the first rows of the batch that hold them)
+TOKENS = 1024
+
+
+def _eigen(x: torch.Tensor) -> torch.Tensor:
+    """Eigenvalues (descending, >= 0, float64) of the feature covariance of tokens ``x`` (N, D)."""
+    x = x.double()
+    x = x - x.mean(0, keepdim=True)
+    n, d = x.shape
+    g = (x.T @ x) if d <= n else (x @ x.T)  # same non-zero spectrum, smaller side
+    ev = torch.linalg.eigvalsh(g / max(1, n - 1)).flip(0).clamp_min(0.0)
+    return ev
+
+
+def spectra(ctx, tokens: int = TOKENS) -> Dict[str, List[Tuple[int, int, torch.Tensor]]]:
+    """``{"mix": [(layer, 0, ev)], "ffn": [(layer, j, ev)], "out": [(layer, 0, ev)]}``; cached.
+
+    ``mix``: the token mixer's output after its output dense (before the residual);
+    ``ffn``: every feed-forward intermediate after its GELU; ``out``: each layer's output.
+    """
+    key = ("bert_spectra", int(tokens))
+    if key in ctx.cache:
+        return ctx.cache[key]
+    from ..spaces.bert.model import Packing
+
+    model = ctx.model()
+    batch = ctx.batch
+    lengths = batch.attention_mask.sum(1)
+    rows = int(torch.searchsorted(torch.cumsum(lengths, 0), torch.tensor(int(tokens))).item()) + 1
+    rows = max(1, min(rows, lengths.numel()))
+    mask = batch.attention_mask[:rows].bool()
+    pk = Packing(mask)
+    ids = batch.input_ids[:rows]  # the clean text: these proxies need no corruption
+    out: Dict[str, List[Tuple[int, int, torch.Tensor]]] = {"mix": [], "ffn": [], "out": []}
+    keep = slice(0, int(tokens))
+    with torch.no_grad():
+        x = model.embedding_norm(model.embed(ids, batch.token_type_ids[:rows], pk))
+        if model.embedding_project is not None:
+            x = model.embedding_project(x)
+        for i, layer in enumerate(model.layers):
+            m = layer.mix_out(layer.mix(x, pk, None, i))
+            out["mix"].append((i, 0, _eigen(m[keep])))
+            x = layer.mix_norm(x + m)
+            h = x
+            for j, lin in enumerate(layer.ffn.dense):
+                h = F.gelu(lin(h))
+                out["ffn"].append((i, j, _eigen(h[keep])))
+            x = layer.ffn_norm(x + layer.ffn.out(h))
+            out["out"].append((i, 0, _eigen(x[keep])))
+    ctx.cache[key] = out
+    return out
+
+
+def effective_rank(ev: torch.Tensor) -> float:
+    """Roy & Vetterli's effective rank from covariance eigenvalues (singular values = sqrt)."""
+    s = ev.clamp_min(0).sqrt()
+    total = float(s.sum())
+    if not total > 0:
+        return 0.0
+    p = s / total
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def pca_count(ev: torch.Tensor, eta: float) -> int:
+    """Smallest number of principal components whose cumulative variance reaches ``eta``."""
+    total = float(ev.sum())
+    if not total > 0:
+        return 0
+    cum = torch.cumsum(ev, 0) / total
+    return int(torch.searchsorted(cum, torch.tensor(float(eta), dtype=cum.dtype)).item()) + 1
+
+
+def _check(value: float, what: str) -> float:
+    if not math.isfinite(value):
+        raise Flagged(f"non-finite {what}")
+    return value
+
+
+_MODE = "eval (no dropout), no autograd; one forward of the first rows holding 1024 real tokens"
+_NAN = "finite for any finite forward; non-finite activations give NaN, flagged"
+
+
+@register_proxy("wpca", spaces=("bert",), higher_is_better=True, needs="forward", mode=_MODE,
+                nan_policy=_NAN + "; a feed-forward with zero variance counts 0 components",
+                bounds={"eta": (0.0, 1.0)}, choices={"params": ("all", "nonembedding")})
+def wpca(ctx, eta: float = 0.99, params: str = "all") -> float:
+    """W-PCA (ICLR 2025): parameters x sum over feed-forward intermediates of the number of
+    principal components reaching cumulative variance ``eta``.
+
+    ``params``: ``"all"`` (the paper's #Params, embeddings included) or ``"nonembedding"``
+    (the embeddings are the same for every architecture of this space).  Every intermediate of
+    a deeper feed-forward stack counts (this space has stacks of 1 or 3).
+    """
+    if params not in ("all", "nonembedding"):
+        raise ValueError(f"params must be 'all' or 'nonembedding', got {params!r}")
+    n = ctx.param_count() if params == "all" else ctx.nonembedding_param_count()
+    count = sum(pca_count(ev, eta) for _, _, ev in spectra(ctx)["ffn"])
+    return _check(float(n) * float(count), "W-PCA")
+
+
+@register_proxy("zerolm", spaces=("bert",), higher_is_better=True, needs="none",
+                mode="weights only (data-free), no forward",
+                nan_policy="finite for finite weights; a zero capacity gives -inf, flagged NaN",
+                bounds={"alpha": (0.0, 1.0)})
+def zerolm(ctx, alpha: float = 0.5) -> float:
+    """ZeroLM (2025), from its description: ``alpha log A + (1 - alpha) log F`` with ``A``/``F``
+    the summed nuclear norms of the token-mixing / feed-forward weight matrices.  ``alpha``
+    fixed at 0.5 (the paper tunes it on benchmark samples, which we do not do)."""
+    model = ctx.model()
+    with torch.no_grad():
+        a = sum(float(torch.linalg.svdvals(w.detach().double()).sum()) for _, _, w in model.mixing_weights())
+        f = sum(float(torch.linalg.svdvals(w.detach().double()).sum()) for _, _, w in model.feed_forward_weights())
+    if not (a > 0 and f > 0):
+        raise Flagged("a sub-module has zero capacity")
+    return _check(alpha * math.log(a) + (1 - alpha) * math.log(f), "ZeroLM score")
+
+
+@register_proxy("attention_rank", spaces=("bert",), higher_is_better=True, needs="forward", mode=_MODE,
+                nan_policy=_NAN)
+def attention_rank(ctx) -> float:
+    """Sum over layers of the effective rank of the token mixer's output (after its output
+    dense): how many directions attention keeps distinct (rank collapse, heads)."""
+    return _check(sum(effective_rank(ev) for _, _, ev in spectra(ctx)["mix"]), "attention rank")
+
+
+@register_proxy("ffn_rank", spaces=("bert",), higher_is_better=True, needs="forward", mode=_MODE,
+                nan_policy=_NAN)
+def ffn_rank(ctx) -> float:
+    """Sum over every feed-forward intermediate (after GELU) of its effective rank: the
+    directions the feed-forward stacks use (width and depth)."""
+    return _check(sum(effective_rank(ev) for _, _, ev in spectra(ctx)["ffn"]), "feed-forward rank")
+
+
+@register_proxy("representation_rank", spaces=("bert",), higher_is_better=True, needs="forward", mode=_MODE,
+                nan_policy=_NAN)
+def representation_rank(ctx) -> float:
+    """Sum over layers of the effective rank of the layer's output tokens (signal propagation
+    through depth: collapse lowers it)."""
+    return _check(sum(effective_rank(ev) for _, _, ev in spectra(ctx)["out"]), "representation rank")
+
+
+@register_proxy("subspace_rank", spaces=("bert",), higher_is_better=True, needs="forward", mode=_MODE,
+                nan_policy=_NAN)
+def subspace_rank(ctx) -> float:
+    """``attention_rank + ffn_rank``: the effective dimensions produced by every sub-layer
+    (mixers and feed-forward intermediates), the sum of the two mechanisms above."""
+    s = spectra(ctx)
+    return _check(sum(effective_rank(ev) for k in ("mix", "ffn") for _, _, ev in s[k]), "subspace rank")
+
+
+@register_proxy("balanced_rank", spaces=("bert",), higher_is_better=True, needs="forward", mode=_MODE,
+                nan_policy=_NAN + "; a zero rank (all tokens identical) gives -inf, flagged NaN")
+def balanced_rank(ctx) -> float:
+    """``0.5 log attention_rank + 0.5 log ffn_rank``: the two functional sub-modules balanced
+    with equal weight (ZeroLM's balancing, alpha = 0.5 fixed, applied to the measured ranks
+    instead of weight norms), so that neither the wide feed-forward spectra nor the narrow
+    attention spectra dominate the sum.  Post-hoc: designed after the 500-architecture results
+    of the proxies above, where attention rank and feed-forward rank ranked different groups."""
+    s = spectra(ctx)
+    a = sum(effective_rank(ev) for _, _, ev in s["mix"])
+    f = sum(effective_rank(ev) for _, _, ev in s["ffn"])
+    if not (a > 0 and f > 0):
+        raise Flagged("zero effective rank")
+    return _check(0.5 * math.log(a) + 0.5 * math.log(f), "balanced rank")
