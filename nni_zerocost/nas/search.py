@@ -47,6 +47,7 @@ def run_search(
     on_trial: Optional[Callable[[Any, Dict[str, Any]], None]] = None,
     experiment_dir: Optional[str] = None,
     store: Optional[str] = None,
+    device: Optional[str] = "auto",
 ) -> List[Tuple[Any, Dict[str, Any]]]:
     """Search ``space`` ("rnn" | "bert") by ``proxy`` with an NNI strategy; no training.
 
@@ -56,6 +57,7 @@ def run_search(
     batch).  ``on_trial(arch, metrics)`` is called as each candidate is scored.  NNI writes its
     logs and checkpoint under ``experiment_dir`` (default: NNI's ``~/nni-experiments``).
     ``store``: a results-store path; candidates already in it cost no model work.
+    ``device``: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
 
     Returns ``[(architecture, metrics), ...]`` in evaluation order (for ``ranking``: every
     scored candidate, best first), where ``metrics`` is the dict the evaluator reported:
@@ -66,7 +68,8 @@ def run_search(
     from ..plan import make_plan
 
     # the whole request is checked before NNI starts
-    make_plan(space, [proxy, *extra_proxies], seed=seed, corpus=corpus, batch_size=batch_size, seq_len=seq_len)
+    make_plan(space, [proxy, *extra_proxies], seed=seed, corpus=corpus, batch_size=batch_size, seq_len=seq_len,
+              device=device)
     if strategy not in STRATEGIES:
         raise BadInputError("strategy", f"unknown strategy; valid: {', '.join(STRATEGIES)}", repr(strategy))
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
@@ -79,7 +82,7 @@ def run_search(
     from .spaces import model_space
     from .strategies import TrialRecorder
     proxy_options = dict(extra_proxies=tuple(extra_proxies), corpus=corpus, batch_size=batch_size, seq_len=seq_len,
-                         store=None if store is None else str(store))
+                         store=None if store is None else str(store), device=device)
     ms = model_space(space)
     codec = ms.codec
 
