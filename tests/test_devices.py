@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
-import multiprocessing
 
 import pytest
 import torch
