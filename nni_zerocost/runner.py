@@ -75,6 +75,8 @@ class ArchRecord:
         if self.error:
             out["error"] = self.error
         out["seconds"] = round(self.seconds, 6)
+        if self.results and any(r is not None for r in self.results.values()):
+            out["proxy_seconds"] = {k: round(v, 6) for k, v in self.proxy_seconds.items()}
         out["device"] = self.device
         out["arch"] = self.arch
         return out
