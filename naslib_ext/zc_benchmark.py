@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 from nni_zerocost.benchmarks.base import get_benchmark
-from nni_zerocost.benchmarks.precomputed import NASLIB_NAMES, list_precomputed, naslib_zc_json, precomputed
+from nni_zerocost.benchmarks.tables import NASLIB_NAMES, list_precomputed, naslib_zc_json, precomputed
 from nni_zerocost.data import data_dir
 from nni_zerocost.errors import BadInputError, DataError
 

@@ -10,7 +10,7 @@ import pytest
 import nni_zerocost as nz
 from nni_zerocost import BadInputError, DataError
 from nni_zerocost.benchmarks.base import get_benchmark
-from nni_zerocost.benchmarks.precomputed import (
+from nni_zerocost.benchmarks.tables import (
     FOLDER,
     build_table,
     list_precomputed,
@@ -76,7 +76,7 @@ def test_lookup_errors_name_what_is_shipped(tmp_path, data_dir):
 
 
 def test_naslib_layout():
-    from nni_zerocost.benchmarks.precomputed import PrecomputedTable
+    from nni_zerocost.benchmarks.tables import PrecomputedTable
 
     t = PrecomputedTable("t", "nasbench-nlp", ["a", "b"], [
         {"arch_id": 1, "arch_hash": "h1", "values": {"a": 2.0, "b": None}, "seconds": {"a": 0.5, "b": 0.1}, "flags": {}},
@@ -113,3 +113,11 @@ def test_shipped_tables_match_a_fresh_computation(name, data_dir):
             want = row["values"][c]
             got = res[c].raw if res[c].ok else None
             assert (want is None and got is None) or math.isclose(want, got, rel_tol=1e-9), (c, want, got)
+
+
+def test_the_package_level_api(tmp_path, data_dir):
+    import nni_zerocost.benchmarks as nb
+
+    assert nb.list_precomputed() == list_precomputed()
+    with pytest.raises(BadInputError):
+        nb.precomputed("nasbench-nlp", "no_such_column")

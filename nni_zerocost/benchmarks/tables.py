@@ -11,7 +11,7 @@ Each table is two files in ``benchmarks/data/precomputed/``:
   measured) and per column whether higher is better.
 
 Tables are built only from the CLI's own output (``score --benchmark ... --out X.jsonl``) by
-``python -m nni_zerocost.benchmarks.precomputed build``, which re-checks the command through
+``python -m nni_zerocost.benchmarks.tables build``, which re-checks the command through
 :func:`~nni_zerocost.make_plan` and refuses records that do not match it (other proxies,
 other device, missing architectures are listed, never filled in).
 
@@ -290,7 +290,7 @@ def naslib_zc_json(tables: Sequence[PrecomputedTable], *, arch_key, val_accuracy
 
 # -- command line ------------------------------------------------------------------------------------
 def main(argv: Optional[Iterable[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nni_zerocost.benchmarks.precomputed",
+    ap = argparse.ArgumentParser(prog="python -m nni_zerocost.benchmarks.tables",
                                  description="build or list the shipped precomputed proxy tables")
     sub = ap.add_subparsers(dest="what", required=True)
     b = sub.add_parser("build", help="table from the JSONL an 'nni-zerocost score --benchmark' command wrote")
