@@ -163,3 +163,22 @@ def test_workers_records_equal_one_process_and_carry_the_device():
     two = list(score_many(plan, items, None, workers=2, progress=False))
     assert [r.values for r in one] == [r.values for r in two]
     assert {r.device for r in two} == {"cpu"}
+
+
+def test_trial_and_tuner_take_a_device(capsys):
+    pytest.importorskip("nni")
+    from nni_zerocost.nas.codec import get_codec
+    from nni_zerocost.nas.trial import build_parser, main as trial_main, resolve_settings
+    from nni_zerocost.nas.tuner import ZeroCostTuner
+
+    sample = get_codec("rnn").encode(nz.get_space("rnn").parse(RNN))
+    assert trial_main(["--space", "rnn", "--device", "cpu", "--batch-size", "6", "--seq-len", "8",
+                       "--sample", json.dumps(sample)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["metrics"]["device"] == "cpu"
+    assert resolve_settings(build_parser().parse_args(["--space", "rnn"]), {"device": None})["device"] == "auto"
+    with pytest.raises(ValueError, match="contradicts"):
+        resolve_settings(build_parser().parse_args(["--space", "rnn", "--device", "cpu"]), {"device": "cuda"})
+    if not HAS_CUDA:
+        with pytest.raises(BadInputError) as e:  # checked when NNI hands the tuner its search space
+            ZeroCostTuner(space="rnn", algorithm="Random", device="cuda").update_search_space({})
+        assert e.value.field == "device"
