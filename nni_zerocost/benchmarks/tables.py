@@ -300,13 +300,15 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
     b.add_argument("--wall-seconds", type=float, default=None, help="measured wall time of the command")
     b.add_argument("--cpu-seconds", type=float, default=None, help="measured CPU time (user + sys) of the command")
     b.add_argument("--machine", default=None, help="where it ran, in words")
+    b.add_argument("--commit", default=None, help="commit the command ran at (default: this checkout's HEAD)")
     b.add_argument("--folder", default=None, help=f"write here (default: {FOLDER})")
     sub.add_parser("list", help="the shipped tables and their settings")
     args = ap.parse_args(list(argv) if argv is not None else None)
     try:
         if args.what == "build":
             path = build_table(Path(args.records), args.command, args.name, folder=args.folder,
-                               wall_seconds=args.wall_seconds, cpu_seconds=args.cpu_seconds, machine=args.machine)
+                               wall_seconds=args.wall_seconds, cpu_seconds=args.cpu_seconds, machine=args.machine,
+                               commit=args.commit)
             print(f"wrote {path}")
         else:
             for n in list_precomputed():
