@@ -77,7 +77,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     Path(args.out).write_text(json.dumps(zc))
     (dataset, archs), = zc.items()
-    print(f"wrote {args.out}: dataset {dataset!r}, {len(archs)} architectures, proxies "
+    n_rows = len(tables[0].rows) if tables else len(precomputed(args.benchmark).rows)
+    merged = f" ({n_rows - len(archs)} benchmark duplicates merged)" if n_rows > len(archs) else ""
+    print(f"wrote {args.out}: dataset {dataset!r}, {len(archs)} architectures{merged}, proxies "
           f"{', '.join(sorted({k for a in archs.values() for k in a if k != 'val_accuracy'}))}")
     return 0
 

@@ -87,6 +87,10 @@ def test_naslib_layout():
         "(1, 'x')": {"a": {"score": 2.0, "time": 0.5}, "b": {"score": -1e8, "time": 0.1}, "val_accuracy": 96.0},
         "(2, 'x')": {"a": {"score": 3.0, "time": 0.4}, "b": {"score": -4.0, "time": 0.0}, "val_accuracy": 97.0},
     }}
+    # two benchmark entries with one NASLib hash: one entry, values averaged, no score wins
+    zc = naslib_zc_json([t], arch_key=lambda i: "same", val_accuracy=lambda i: 95.0 + i)
+    assert zc == {"ptb": {"same": {"a": {"score": 2.5, "time": 0.45}, "b": {"score": -1e8, "time": 0.05},
+                                   "val_accuracy": 96.5}}}
 
 
 @pytest.mark.parametrize("name", list_precomputed() or [pytest.param(None, marks=pytest.mark.skip("no table shipped"))])

@@ -263,6 +263,8 @@ def naslib_zc_json(tables: Sequence[PrecomputedTable], *, arch_key, val_accuracy
     ``val_accuracy(arch_id) -> float`` the benchmark value (see :mod:`naslib_ext.zc_benchmark`,
     which supplies both).  Scores are sign-normalised (higher = better), as our NASLib predictor
     returns them; no score is ``no_score`` (NASLib's own NaN stand-in), as the predictor does.
+    Architectures with one NASLib hash are merged: their values (score, time, val_accuracy)
+    averaged, no score if any of them has none.
     """
     if not tables:
         raise BadInputError("tables", "give at least one table")
@@ -270,21 +272,34 @@ def naslib_zc_json(tables: Sequence[PrecomputedTable], *, arch_key, val_accuracy
     if len(benchmarks) != 1:
         raise BadInputError("tables", f"all tables must be of one benchmark, got {sorted(benchmarks)}")
     dataset = NASLIB_NAMES[tables[0].benchmark][1]
-    out: Dict[str, Dict[str, Any]] = {}
+    # one entry per NASLib hash: benchmark architectures that NASLib cannot tell apart (the BERT
+    # benchmark lists 9 configurations twice, trained twice) are merged, every value averaged
+    acc: Dict[str, Dict[str, Any]] = {}
+    ids_of: Dict[str, set] = {}
+    seen = set()
     for t in tables:
         for c in t.columns:
+            if c in seen:
+                raise BadInputError("tables", f"column {c!r} is in two of the tables")
+            seen.add(c)
             scores = t.scores(c)
             for r in t.rows:
                 key = str(arch_key(r["arch_id"]))
-                entry = out.setdefault(key, {})
-                if c in entry:
-                    raise BadInputError("tables", f"column {c!r} is in two of the tables")
+                ids_of.setdefault(key, set()).add(r["arch_id"])
                 s = scores[r["arch_id"]]
-                entry[c] = {"score": no_score if s is None else s, "time": r["seconds"].get(c) or 0.0}
-    ids = {r["arch_id"] for t in tables for r in t.rows}
-    by_key = {str(arch_key(i)): i for i in ids}
-    for key, entry in out.items():
-        entry["val_accuracy"] = float(val_accuracy(by_key[key]))
+                slot = acc.setdefault(key, {}).setdefault(c, ([], []))
+                slot[0].append(s)
+                slot[1].append(r["seconds"].get(c) or 0.0)
+    out: Dict[str, Dict[str, Any]] = {}
+    for key, cols in acc.items():
+        entry = out[key] = {}
+        for c, (ss, ts) in cols.items():
+            # no score for any of the merged architectures: no score
+            finite = [x for x in ss if x is not None]
+            entry[c] = {"score": no_score if len(finite) < len(ss) else sum(finite) / len(finite),
+                        "time": sum(ts) / len(ts)}
+        accs = [float(val_accuracy(i)) for i in sorted(ids_of[key], key=str)]
+        entry["val_accuracy"] = sum(accs) / len(accs)
     return {dataset: out}
 
 
