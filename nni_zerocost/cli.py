@@ -56,7 +56,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None,
                    help="results store (JSONL; default: $NNI_ZEROCOST_STORE, else ~/.cache/nni-zerocost/results.jsonl)")
     p.add_argument("--no-store", action="store_true", help="do not read or write the results store")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (threads are split between them)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes, one thread each (use the number of cores)")
     p.add_argument("--device", default="auto", help="auto (default): CUDA when available, else the CPU; or cpu, cuda, cuda:N")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

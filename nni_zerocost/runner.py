@@ -105,7 +105,8 @@ THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLI
 def worker_threads(workers: int) -> int:
     """Threads per worker process: one.  A proxy's work is a chain of small dependent matrix
     products (50-row recurrences, 128-wide BERT layers) that a second thread barely speeds up,
-    so the cores are better spent as more workers (measured: README, *Unattended runs*)."""
+    so the cores are better spent as more workers; on a loaded machine a second thread's
+    spin-waiting costs 10x the CPU time (measured: docs/devices.md)."""
     return 1
 
 
