@@ -152,7 +152,7 @@ def _id(text: str):
 # -- building from the CLI's output ------------------------------------------------------------
 def build_table(records_path: Path, command: str, name: str, *, folder: Optional[Path] = None,
                 wall_seconds: Optional[float] = None, cpu_seconds: Optional[float] = None,
-                machine: Optional[str] = None, commit: Optional[str] = None) -> Path:
+                machine: Optional[str] = None, commit: Optional[str] = None, note: Optional[str] = None) -> Path:
     """Write table ``name`` from the JSONL that ``command`` (an ``nni-zerocost score
     --benchmark ...`` command line) wrote to ``records_path``; returns the CSV path.
 
@@ -232,7 +232,7 @@ def build_table(records_path: Path, command: str, name: str, *, folder: Optional
             "as_trained": bool(args.as_trained) if bench.space == "bert" else None,
             "seed": args.seed, "limit": args.limit,
             "seconds": round(total, 3), "seconds_meaning": "sum of per-architecture model seconds (records' 'seconds')",
-            "wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds,
+            "wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds, "note": note,
         },
     }
     (folder / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -315,6 +315,7 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
     b.add_argument("--wall-seconds", type=float, default=None, help="measured wall time of the command")
     b.add_argument("--cpu-seconds", type=float, default=None, help="measured CPU time (user + sys) of the command")
     b.add_argument("--machine", default=None, help="where it ran, in words")
+    b.add_argument("--note", default=None, help="anything else a reader of the numbers must know")
     b.add_argument("--commit", default=None, help="commit the command ran at (default: this checkout's HEAD)")
     b.add_argument("--folder", default=None, help=f"write here (default: {FOLDER})")
     sub.add_parser("list", help="the shipped tables and their settings")
@@ -323,7 +324,7 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
         if args.what == "build":
             path = build_table(Path(args.records), args.command, args.name, folder=args.folder,
                                wall_seconds=args.wall_seconds, cpu_seconds=args.cpu_seconds, machine=args.machine,
-                               commit=args.commit)
+                               commit=args.commit, note=args.note)
             print(f"wrote {path}")
         else:
             for n in list_precomputed():
