@@ -16,9 +16,9 @@ from nni_zerocost.benchmarks.tables import (
     list_precomputed,
     naslib_zc_json,
     precomputed,
+    _score_entries,
     read_table,
 )
-from nni_zerocost.benchmarks.study import select_entries
 from nni_zerocost.cli import main
 
 
@@ -103,7 +103,7 @@ def test_shipped_tables_match_a_fresh_computation(name, data_dir):
     for field in ("command", "commit", "device", "seconds", "batch", "seed", "version"):
         assert prov.get(field) is not None, field
     bench = get_benchmark(table.benchmark)
-    entries = select_entries(bench.load(data_dir), bench, prov["limit"], prov["seed"])
+    entries = _score_entries(bench.load(data_dir), bench, prov["limit"], prov["seed"])
     assert len(table) == len(entries) == meta["n_archs"]
     for c in table.columns:
         assert sum(v is None for v in table.values(c).values()) == meta["no_score"][c]

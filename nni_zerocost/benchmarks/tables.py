@@ -165,7 +165,6 @@ def build_table(records_path: Path, command: str, name: str, *, folder: Optional
     from ..plan import make_plan
     from ..store import read_jsonl
     from .base import get_benchmark
-    from .study import select_entries
 
     argv = shlex.split(command)
     if argv and argv[0].endswith("nni-zerocost"):
@@ -176,7 +175,7 @@ def build_table(records_path: Path, command: str, name: str, *, folder: Optional
     bench = get_benchmark(args.benchmark)
     plan = make_plan(bench.space, args.proxy, seed=args.seed, corpus=args.corpus, init=args.init,
                      as_trained=True if args.as_trained else None, device=args.device)
-    entries = select_entries(bench.load(data_dir(args.data_dir, bench)), bench, args.limit, args.seed)
+    entries = _score_entries(bench.load(data_dir(args.data_dir, bench)), bench, args.limit, args.seed)
     want_ids = [e.arch_id for e in entries]
     by_id: Dict[Any, Dict[str, Any]] = {}
     for lineno, rec in read_jsonl(records_path):
@@ -237,6 +236,14 @@ def build_table(records_path: Path, command: str, name: str, *, folder: Optional
     }
     (folder / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
     return csv_path
+
+
+def _score_entries(entries, bench, limit, seed):
+    """The architectures ``score --benchmark`` scores: all of them, or with ``--limit`` the
+    seeded subset of those with a finite result (as the CLI does)."""
+    from .study import select_entries
+
+    return list(entries) if limit is None else select_entries(entries, bench, limit, seed)
 
 
 def _git_commit() -> Optional[str]:
