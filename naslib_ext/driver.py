@@ -67,7 +67,7 @@ def naslib_metrics(scores: Sequence[float], truth: Sequence[float]) -> Dict[str,
 
 def evaluate(space: str = "nlp", proxy: Optional[str] = None, n: int = 300, seed: int = 0, *,
              proxy_seed: int = 0, corpus: Optional[str] = None, data_dir: Optional[str] = None,
-             check_core: bool = False) -> Dict[str, Any]:
+             check_core: bool = False, device: str = "auto") -> Dict[str, Any]:
     """Run the benchmark; returns the figures as a dict (what the CLI prints)."""
     if space not in SPACES:
         raise BadInputError("space", f"unknown space; valid: {', '.join(SPACES)}", repr(space))
@@ -75,7 +75,7 @@ def evaluate(space: str = "nlp", proxy: Optional[str] = None, n: int = 300, seed
         raise BadInputError("n", f"must be an integer >= 1, got {n!r}")
     proxy = proxy or DEFAULT_PROXY[space]
     cls = SPACES[space]
-    predictor = ZeroCostProxyPredictor(proxy, corpus=corpus, seed=proxy_seed, space=cls.core_space)
+    predictor = ZeroCostProxyPredictor(proxy, corpus=corpus, seed=proxy_seed, space=cls.core_space, device=device)
     api = {"data_dir": data_dir} if data_dir else None
     table = benchmark_table(cls.benchmark_name, api)
     entries = select_entries(table.entries, table.benchmark, n, seed)
@@ -95,7 +95,7 @@ def evaluate(space: str = "nlp", proxy: Optional[str] = None, n: int = 300, seed
     out: Dict[str, Any] = {
         "space": space, "benchmark": table.benchmark.name, "proxy": proxy,
         "n": len(entries),  # architectures drawn and scored; the metrics use the n_scored with a score
-        "seed": seed, "proxy_seed": proxy_seed,
+        "seed": seed, "proxy_seed": proxy_seed, "device": predictor.device_name,
         **{k: v for k, v in metrics.items() if k != "n"},
         "n_scored": metrics["n"],
         "query_time": query_time,
@@ -104,7 +104,8 @@ def evaluate(space: str = "nlp", proxy: Optional[str] = None, n: int = 300, seed
     if check_core:
         sign = 1.0 if table.benchmark.primary_higher_is_better else -1.0
         core_scores = [
-            nni_zerocost.score(cls.core_space, e.arch, [proxy], corpus=corpus, seed=proxy_seed)[proxy].score
+            nni_zerocost.score(cls.core_space, e.arch, [proxy], corpus=corpus, seed=proxy_seed,
+                               device=device)[proxy].score
             for e in entries
         ]
         core_truth = [sign * e.truth[table.benchmark.primary] for e in entries]
@@ -129,7 +130,7 @@ def _close(a: float, b: float) -> bool:
 def format_report(r: Dict[str, Any]) -> str:
     lines = [
         f"{r['benchmark']}: proxy {r['proxy']} on {r['n']} architectures (seed {r['seed']}; "
-        f"{r['n_excluded']} without a score excluded, {r['n_flagged']} flagged)",
+        f"{r['n_excluded']} without a score excluded, {r['n_flagged']} flagged; device {r.get('device', 'cpu')})",
         "  NASLib adapter: " + ", ".join(f"{k}: {r[k]:.4f}" for k in METRICS)
         + f", query_time: {r['query_time']:.4f} s/arch",
     ]
@@ -155,10 +156,11 @@ def main(argv=None) -> int:
     ap.add_argument("--check-core", action="store_true",
                     help="also score with the core directly and compare (scores every architecture twice)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--device", default="auto", help="auto (default: CUDA when available), cpu, cuda or cuda:N")
     args = ap.parse_args(argv)
     try:
         r = evaluate(args.space, args.proxy, args.n, args.seed, proxy_seed=args.proxy_seed, corpus=args.corpus,
-                     data_dir=args.data_dir, check_core=args.check_core)
+                     data_dir=args.data_dir, check_core=args.check_core, device=args.device)
     except ZeroCostError as e:
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 2

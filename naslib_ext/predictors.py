@@ -52,7 +52,8 @@ class ZeroCostProxyPredictor(Predictor):
     ``corpus`` (a PTB-style folder or text file, RNN space: the paper's protocol, test split,
     50 columns x 70 steps), else the space's embedded default batch.  ``seed`` seeds the model
     initialisation.  ``space`` names the core space for raw architectures (Cell, dicts); it
-    defaults to the proxy's only space.
+    defaults to the proxy's only space.  ``device``: ``"auto"`` (CUDA when available),
+    ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
 
     ``query(xtest, info)`` follows both NASLib conventions: a list of architectures (as
     ``PredictorEvaluator`` passes) gives an ``np.ndarray``; one architecture (NASLib graph,
@@ -60,13 +61,14 @@ class ZeroCostProxyPredictor(Predictor):
     """
 
     def __init__(self, proxy: str = "hidden_covariance", corpus=None, seed: int = 0, *, batch=None,
-                 space: Optional[str] = None, ss_type=None, encoding_type=None):
+                 space: Optional[str] = None, ss_type=None, encoding_type=None, device="auto"):
         super().__init__(ss_type=ss_type, encoding_type=encoding_type)
         self.proxy = proxy
         self.method_type = proxy  # NASLib's PredictorEvaluator prints this
         self.seed = int(seed) if isinstance(seed, (int, np.integer)) else seed
         self.corpus = corpus
-        kw = dict(seed=self.seed, corpus=None if corpus is None else str(corpus), batch=batch)
+        self.device = device
+        kw = dict(seed=self.seed, corpus=None if corpus is None else str(corpus), batch=batch, device=device)
         # checked once, here, through the core's door (BadInputError names what is wrong)
         self._plans = {space: make_plan(space, [proxy], **kw)} if space is not None else plans_for_any_space([proxy], **kw)
         if space is None and len(self._plans) == 1:
@@ -118,14 +120,20 @@ class ZeroCostProxyPredictor(Predictor):
     def _plan(self, space: str, dataloader) -> ScoringPlan:
         if dataloader is not None:
             inputs, _ = next(iter(dataloader))
-            return make_plan(space, [self.proxy], seed=self.seed, batch=batch_from_inputs(space, inputs))
+            return make_plan(space, [self.proxy], seed=self.seed, batch=batch_from_inputs(space, inputs),
+                             device=self.device)
         if space not in self._plans:
             raise ProxyNotApplicableError(f"proxy {self.proxy!r} with these settings does not apply to the "
                                           f"{space!r} space (it does to: {', '.join(sorted(self._plans))})")
         return self._plans[space]
 
+    @property
+    def device_name(self) -> str:
+        """Where this predictor scores (``"cpu"``, ``"cuda:0"``): its plans' resolved device."""
+        return next(iter(self._plans.values())).device_name
+
     def __repr__(self):
-        return f"ZeroCostProxyPredictor(proxy={self.proxy!r}, seed={self.seed})"
+        return f"ZeroCostProxyPredictor(proxy={self.proxy!r}, seed={self.seed}, device={self.device_name!r})"
 
 
 def _value(result: ProxyResult) -> float:
@@ -182,7 +190,10 @@ def _naslib_measure(net, inputs, targets, split_data=1, loss_fn=None, proxy: str
         raise ProxyNotApplicableError(
             f"measure {proxy!r} scores architectures of naslib_ext.search_spaces, got {type(net).__name__}"
         )
-    plan = make_plan(graph.core_space, [proxy], seed=MEASURE_SEED, batch=batch_from_inputs(graph.core_space, inputs))
+    # scored on the device NASLib put the batch on (ZeroCost moves it to its own device)
+    device = getattr(inputs, "device", "cpu")
+    plan = make_plan(graph.core_space, [proxy], seed=MEASURE_SEED, batch=batch_from_inputs(graph.core_space, inputs),
+                     device=device)
     result = plan.score(graph.core_arch())[proxy]
     return [torch.tensor(_value(result), dtype=torch.float64)]
 

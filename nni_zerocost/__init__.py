@@ -20,7 +20,8 @@ def score(space: str, arch, proxies, *, batch=None, seed: int = 0, **options):
     """Score one architecture with one or several proxies; returns ``{spec: ProxyResult}``.
 
     ``proxies`` is a name, a spec string like ``"hidden_covariance:layer=2"``, or a list;
-    ``options`` are :func:`make_plan`'s (``corpus``, ``init``, ``as_trained``, ...).
+    ``options`` are :func:`make_plan`'s (``corpus``, ``init``, ``as_trained``, ``device`` = "auto"
+    | "cpu" | "cuda" | "cuda:N", ...).
     """
     plan = make_plan(space, proxies, seed=seed, batch=batch, **options)
     return plan.score(get_space(space).parse(arch))

@@ -58,7 +58,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None,
                    help="results store (JSONL; default: $NNI_ZEROCOST_STORE, else ~/.cache/nni-zerocost/results.jsonl)")
     p.add_argument("--no-store", action="store_true", help="do not read or write the results store")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (threads are split between them)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes, one thread each (use the number of cores)")
+    p.add_argument("--device", default="auto", help="auto (default): CUDA when available, else the CPU; or cpu, cuda, cuda:N")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output folder: candidates.jsonl, top/, report.md, search.png, nni/ (NNI's own files)")
     se.add_argument("--store", default=None, help="results store (default as for score)")
     se.add_argument("--no-store", action="store_true", help="do not read or write the results store")
+    se.add_argument("--device", default="auto", help="auto (default): CUDA when available, else the CPU; or cpu, cuda, cuda:N")
     se.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     pl = sub.add_parser("plot", help="figures for a 'score --benchmark' output file against the benchmark's truth",
@@ -223,7 +225,7 @@ def _plan(args, space: str):
 
     args.corpus = resolve_corpus(args.corpus, args.data_dir)
     return make_plan(space, args.proxy, seed=args.seed, corpus=args.corpus, init=args.init,
-                     as_trained=True if args.as_trained else None)
+                     as_trained=True if args.as_trained else None, device=args.device)
 
 
 def _check_counts(args) -> None:
@@ -360,17 +362,22 @@ def run_benchmark(args):
     scores = {s: [] for s in plan.specs}
     seconds = {s: [] for s in plan.specs}
     flags = {s: [] for s in plan.specs}
+    start = time.perf_counter()
     for rec in score_many(plan, [(e.arch_id, e.arch) for e in entries], store, workers=args.workers,
                           progress=not args.no_progress, total=len(entries), desc=bench.name):
         for s in plan.specs:
             scores[s].append(rec.scores.get(s))
             seconds[s].append(rec.proxy_seconds.get(s))
             flags[s].append(s in rec.flags or rec.scores.get(s) is None)
+    wall = time.perf_counter() - start
     result = study(bench, entries, scores, seconds, flags)
     from .benchmarks.extra import augment  # issue #14 metrics (all-cells tau-b, group means, baselines)
 
     augment(result, bench, entries, scores, all_cells=getattr(args, "all_cells", False),
             rank_averages=getattr(args, "rank_average", []))
+    result["device"] = plan.device_name
+    result["workers"] = args.workers
+    result["wall_seconds"] = round(wall, 3)  # scoring loop: worker start-up included, data loading not
     if getattr(args, "plot", None):
         from .plots import plot_study
 
@@ -414,7 +421,7 @@ def cmd_search(args) -> int:
                                        "other strategies' candidates one at a time)")
     args.corpus = resolve_corpus(args.corpus, args.data_dir)
     # everything checked before NNI starts or the output folder exists
-    make_plan(args.space, [args.proxy, *args.extra_proxy], seed=args.seed, corpus=args.corpus)
+    make_plan(args.space, [args.proxy, *args.extra_proxy], seed=args.seed, corpus=args.corpus, device=args.device)
     # NNI 3.0 warns on every import/trace with torch 2.x (torch.nn.Buffer, non-Module traces): harmless
     warnings.filterwarnings("ignore", message=r".*(nn\.Buffer|not a nn\.Module).*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -445,9 +452,9 @@ def cmd_search(args) -> int:
         scored = score is not None and score > -1e90  # FLAGGED_SCORE: the proxy has no value
         rec = {"index": len(records), "arch_hash": metrics.get("arch") or sp.arch_hash(arch), "arch": sp.to_dict(arch),
                "score": score if scored else None,
-               "scores": {k: v for k, v in metrics.items() if k not in ("default", "flag", "arch", "seconds")},
+               "scores": {k: v for k, v in metrics.items() if k not in ("default", "flag", "arch", "seconds", "device")},
                "status": ("flagged" if metrics.get("flag") else "ok") if scored else "no_score",
-               "flag": metrics.get("flag") or None, "seconds": metrics.get("seconds")}
+               "flag": metrics.get("flag") or None, "seconds": metrics.get("seconds"), "device": metrics.get("device")}
         records.append(rec)
         cand_file.write(json.dumps(rec) + "\n")
         cand_file.flush()
@@ -461,7 +468,7 @@ def cmd_search(args) -> int:
     try:
         run_search(args.space, args.proxy, args.strategy, args.budget, seed=args.seed, corpus=args.corpus,
                    extra_proxies=args.extra_proxy, on_trial=on_trial, store=store,
-                   experiment_dir=str(nni_dir), workers=args.workers)
+                   experiment_dir=str(nni_dir), workers=args.workers, device=args.device)
     finally:
         cand_file.close()
         if pbar is not None:

@@ -18,6 +18,9 @@ import functools
 import numbers
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
+import torch
+
+from .devices import resolve_device
 from .errors import BadInputError, DataError, ProxyOptionError, UnknownNameError
 from .proxies.base import ProxyResult, compute, get_proxy, list_proxies, parse_proxy_spec
 from .spaces import get_space, list_spaces
@@ -44,7 +47,8 @@ class ScoringPlan:
     """A checked scoring request; build with :func:`make_plan`.
 
     ``context_options`` holds only the options given with a non-default value, so results
-    stored before an option existed keep their keys.
+    stored before an option existed keep their keys.  ``device`` is the resolved
+    ``torch.device`` models and batches are built on (weights are drawn on the CPU and moved).
     """
 
     space: str
@@ -52,6 +56,7 @@ class ScoringPlan:
     seed: int
     batch: Any
     context_options: Mapping[str, Any]
+    device: torch.device = torch.device("cpu")
 
     @property
     def specs(self) -> Tuple[str, ...]:
@@ -68,13 +73,29 @@ class ScoringPlan:
         """What identifies ``arch``'s scores under this plan (canonical or exact hash)."""
         return get_space(self.space).arch_key(arch, **self.context_options)
 
+    @property
+    def device_name(self) -> str:
+        """What every record says computed it: ``"cpu"`` or ``"cuda:0"``."""
+        return str(self.device)
+
+    @property
+    def key_context(self) -> Dict[str, Any]:
+        """The context part of store keys: the context options, plus the device *type* when it
+        is not the CPU (devices differ in float rounding; CPU keys stay those stored before
+        devices existed, and all CUDA devices of one kind share results)."""
+        out = dict(self.context_options)
+        if self.device.type != "cpu":
+            out["device"] = self.device.type
+        return out
+
     def key(self, arch_key: str, request: ProxyRequest) -> str:
         """Store key of one result (``arch_key`` from :meth:`arch_key`)."""
         return make_key(self.space, arch_key, request.name, request.options, self.data_fingerprint, self.seed,
-                        self.context_options)
+                        self.key_context)
 
     def context(self, arch):
-        return get_space(self.space).context(arch, self.batch, seed=self.seed, **self.context_options)
+        return get_space(self.space).context(arch, self.batch, seed=self.seed, device=self.device,
+                                             **self.context_options)
 
     def score(self, arch, requests: Optional[Sequence[ProxyRequest]] = None) -> Dict[str, ProxyResult]:
         """``{spec: ProxyResult}`` of one architecture, in plan order, on one shared context.
@@ -98,6 +119,7 @@ def make_plan(
     batch: Any = None,
     batch_size: Optional[int] = None,
     seq_len: Optional[int] = None,
+    device: Any = "auto",
     **context_options: Any,
 ) -> ScoringPlan:
     """Check a scoring request and return its plan; :class:`BadInputError` otherwise.
@@ -105,6 +127,8 @@ def make_plan(
     ``proxies``: a spec (``"hidden_covariance:layer=2"``) or a list of them; duplicates are
     scored once.  ``corpus`` / ``batch_size`` / ``seq_len`` choose the input batch through the
     space (:meth:`SearchSpace.batch`); ``batch`` passes a ready one instead.
+    ``device``: ``"auto"`` (default: CUDA when available, else the CPU), ``"cpu"``, ``"cuda"``
+    or ``"cuda:N"``; CUDA asked for where there is none is refused.
     ``context_options``: the space's own (``init`` for rnn, ``as_trained``/``loss`` for bert).
     """
     try:
@@ -120,11 +144,12 @@ def make_plan(
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise BadInputError("seed", f"must be an integer >= 0, got {seed!r}")
     ctx_opts = _context_options(space, sp.context_options(), context_options)
+    dev = resolve_device(device)
     if batch is None:
         batch = _batch(space, sp, corpus, batch_size, seq_len)
     elif corpus is not None or batch_size is not None or seq_len is not None:
         raise BadInputError("batch", "give either a ready batch or corpus/batch_size/seq_len, not both")
-    return ScoringPlan(space, requests, int(seed), batch, ctx_opts)
+    return ScoringPlan(space, requests, int(seed), batch, ctx_opts, dev)
 
 
 def _request(space: str, spec: Any) -> ProxyRequest:

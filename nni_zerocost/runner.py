@@ -45,6 +45,7 @@ class ArchRecord:
     seconds: float
     computed: int  # proxies computed now (0 = everything came from the store)
     error: Optional[str] = None
+    device: str = "cpu"  # the plan's device (store keys of other device types never match)
 
     @property
     def values(self) -> Dict[str, Optional[float]]:
@@ -74,6 +75,9 @@ class ArchRecord:
         if self.error:
             out["error"] = self.error
         out["seconds"] = round(self.seconds, 6)
+        if self.results and any(r is not None for r in self.results.values()):
+            out["proxy_seconds"] = {k: round(v, 6) for k, v in self.proxy_seconds.items()}
+        out["device"] = self.device
         out["arch"] = self.arch
         return out
 
@@ -91,14 +95,55 @@ def _result(request: ProxyRequest, stored: Mapping[str, Any]) -> ProxyResult:
 
 # -- worker processes ------------------------------------------------------------------------
 _WORKER_PLAN: Optional[ScoringPlan] = None
+_WORKER_LIMITS: Any = None  # threadpoolctl's limiter, kept alive for the worker's lifetime
+
+#: thread-count variables the BLAS/OpenMP libraries read when they load (before our initializer)
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def worker_threads(workers: int) -> int:
+    """Threads per worker process: one.  A proxy's work is a chain of small dependent matrix
+    products (50-row recurrences, 128-wide BERT layers) that a second thread barely speeds up,
+    so the cores are better spent as more workers; on a loaded machine a second thread's
+    spin-waiting costs 10x the CPU time (measured: docs/devices.md)."""
+    return 1
 
 
 def _worker_init(threads: int, plan: ScoringPlan) -> None:
     import torch
 
-    global _WORKER_PLAN
+    global _WORKER_PLAN, _WORKER_LIMITS
     torch.set_num_threads(max(1, threads))
+    try:  # numpy's and scipy's BLAS pools too (the environment variables cover them otherwise)
+        from threadpoolctl import threadpool_limits
+
+        _WORKER_LIMITS = threadpool_limits(limits=max(1, threads))
+    except ImportError:
+        pass
     _WORKER_PLAN = plan
+
+
+class _thread_env:
+    """Set the BLAS/OpenMP thread variables while worker processes are spawned (each worker
+    loads its libraries with them), restoring the parent's environment afterwards."""
+
+    def __init__(self, threads: int):
+        self.threads = str(max(1, threads))
+        self.saved: Dict[str, Optional[str]] = {}
+
+    def __enter__(self):
+        for name in THREAD_ENV:
+            self.saved[name] = os.environ.get(name)
+            os.environ[name] = self.threads
+        return self
+
+    def __exit__(self, *exc):
+        for name, value in self.saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _worker_eval(args):
@@ -138,12 +183,14 @@ def score_many(
                 _tick(pbar, rec, counts)
                 yield rec
         else:
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            threads = worker_threads(workers)
             # spawn, not fork: forking a process that already runs threads (torch's and BLAS's
-            # pools, NNI's engine) can leave a worker deadlocked on a lock copied mid-use
+            # pools, NNI's engine) can leave a worker deadlocked on a lock copied mid-use.
+            # Workers start once each (the pool keeps them), and get the plan once, in the
+            # initializer; the environment holds while the pool spawns them (on demand).
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                     initargs=(threads, plan)) as pool:
+            with _thread_env(threads), ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                                           initargs=(threads, plan)) as pool:
                 window: List = []
                 it = iter(items)
                 exhausted = False
@@ -193,7 +240,8 @@ def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchReco
     start = time.perf_counter()
     parsed = _parse(sp, arch)
     if isinstance(parsed, InvalidArchitectureError):
-        return ArchRecord(item_id, None, None, {s: None for s in plan.specs}, "invalid", 0.0, 0, str(parsed))
+        return ArchRecord(item_id, None, None, {s: None for s in plan.specs}, "invalid", 0.0, 0, str(parsed),
+                          plan.device_name)
     akey = plan.arch_key(parsed)
     todo = _todo(plan, akey, store)
     fresh: Dict[str, Dict[str, Any]] = {}
@@ -214,7 +262,8 @@ def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchReco
                 store.put(plan.key(akey, r), {
                     "space": plan.space, "arch_hash": akey, "proxy": r.name, "options": dict(r.options),
                     "spec": r.spec, "data": plan.data_fingerprint, "seed": plan.seed,
-                    "context": dict(plan.context_options), "version": __version__, **fresh[r.spec],
+                    "context": dict(plan.context_options), "device": plan.device_name, "version": __version__,
+                    **fresh[r.spec],
                 })
     results: Dict[str, Optional[ProxyResult]] = {}
     for r in plan.requests:
@@ -232,7 +281,8 @@ def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchReco
         status = "ok"
     seconds = sum(float(v.get("seconds") or 0.0) for v in fresh.values()) if pending is not None \
         else time.perf_counter() - start
-    return ArchRecord(item_id, sp.to_dict(parsed), sp.arch_hash(parsed), results, status, seconds, len(fresh), error)
+    return ArchRecord(item_id, sp.to_dict(parsed), sp.arch_hash(parsed), results, status, seconds, len(fresh), error,
+                      plan.device_name)
 
 
 def _progress(enabled: bool, total, desc):

@@ -96,6 +96,9 @@ def format_table(result: Mapping[str, Any]) -> str:
         "",
         f"{'proxy':<36} {'kendall':>8} {'spearman':>9} {'pearson':>8} {'s/arch':>8} {'median s':>9} {'flagged':>8}",
     ]
+    if "wall_seconds" in result:
+        lines[0] += (f"; scored on {result.get('device', 'cpu')} in {result['wall_seconds']:.1f} s wall "
+                     f"({result.get('workers', 1)} worker{'s' if result.get('workers', 1) != 1 else ''})")
     for name, r in result["proxies"].items():
         lines.append(
             f"{name:<36} {_f(r['kendall_tau']):>8} {_f(r['spearman']):>9} {_f(r['pearson']):>8} "

@@ -11,7 +11,8 @@ Metric reported to NNI (a dict, as ``nni.report_final_result`` accepts)::
     {"default": <score of the main proxy, higher is better>,
      "<proxy spec>": <score or None>, ...,      # the main proxy and every extra proxy
      "flag": "<spec>: <reason>; ...",           # "" when no proxy flagged its value
-     "arch": "<canonical hash of the architecture>"}
+     "arch": "<canonical hash of the architecture>",
+     "device": "cpu" | "cuda:0" ...}            # where the scores were computed
 
 Scores are :attr:`ProxyResult.score` (sign-normalised, higher is better).  NNI needs a finite
 ``default``: a proxy that has no value (flagged NaN, e.g. an exploding cell) reports
@@ -59,7 +60,8 @@ def seeded(seed: int):
             np.random.set_state(np_state)
 
 
-def metric_dict(results: Mapping[str, ProxyResult], main: str, arch_hash: Optional[str] = None) -> Dict[str, Any]:
+def metric_dict(results: Mapping[str, ProxyResult], main: str, arch_hash: Optional[str] = None,
+                device: Optional[str] = None) -> Dict[str, Any]:
     """NNI metric dict from core results (see the module docstring)."""
     r = results[main]
     out: Dict[str, Any] = {"default": float(r.score) if r.ok else FLAGGED_SCORE}
@@ -72,6 +74,8 @@ def metric_dict(results: Mapping[str, ProxyResult], main: str, arch_hash: Option
     out["seconds"] = float(sum(res.seconds for res in results.values()))  # model work for this candidate
     if arch_hash is not None:
         out["arch"] = arch_hash
+    if device is not None:
+        out["device"] = device
     return out
 
 
@@ -96,10 +100,10 @@ def proxy_metrics(plan: ScoringPlan, arch, *, store: Optional[str] = None) -> Di
             (rec,) = score_many(plan, [(0, parsed)], _open_store(str(store)), progress=False)
             if rec.error:
                 raise ZeroCostError(rec.error)
-            metrics = metric_dict(rec.results, plan.specs[0], sp.arch_hash(parsed))
+            metrics = metric_dict(rec.results, plan.specs[0], sp.arch_hash(parsed), plan.device_name)
             metrics["seconds"] = rec.seconds  # work done now: nothing when the store answered
             return metrics
-    return metric_dict(results, plan.specs[0], sp.arch_hash(parsed))
+    return metric_dict(results, plan.specs[0], sp.arch_hash(parsed), plan.device_name)
 
 
 @functools.lru_cache(maxsize=4)
@@ -120,12 +124,14 @@ class ProxySettings:
 
     def __init__(self, proxy: str, extra_proxies: Sequence[str] = (), seed: int = 0, corpus: Optional[str] = None,
                  batch_size: Optional[int] = None, seq_len: Optional[int] = None, store: Optional[str] = None,
-                 space: Optional[str] = None):
+                 space: Optional[str] = None, device: Optional[str] = "auto"):
         self.proxy, self.extra_proxies, self.seed = proxy, tuple(extra_proxies), seed
+        # kept as given ("auto" resolves wherever a trial runs); checked here
+        self.device = "auto" if device is None else str(device)
         self.corpus = None if corpus is None else str(corpus)
         self.batch_size, self.seq_len = batch_size, seq_len
         self.store = None if store is None else str(store)
-        kw = dict(seed=seed, corpus=self.corpus, batch_size=batch_size, seq_len=seq_len)
+        kw = dict(seed=seed, corpus=self.corpus, batch_size=batch_size, seq_len=seq_len, device=self.device)
         specs = [proxy, *self.extra_proxies]
         self._plans: Dict[str, ScoringPlan] = (
             {space: make_plan(space, specs, **kw)} if space is not None else plans_for_any_space(specs, **kw)
@@ -134,7 +140,8 @@ class ProxySettings:
     def plan(self, space: str) -> ScoringPlan:
         if space not in self._plans:
             self._plans[space] = make_plan(space, [self.proxy, *self.extra_proxies], seed=self.seed,
-                                           corpus=self.corpus, batch_size=self.batch_size, seq_len=self.seq_len)
+                                           corpus=self.corpus, batch_size=self.batch_size, seq_len=self.seq_len,
+                                           device=self.device)
         return self._plans[space]
 
     def metrics(self, space: str, arch) -> Dict[str, Any]:
@@ -149,15 +156,17 @@ class ZeroCostEvaluator(Evaluator):
     ``extra_proxies``: more specs reported beside it (not optimised); ``seed``: weight
     initialisation seed; ``corpus``: a PTB-style folder or text file (a *path*: NNI ships
     evaluators to trials as their arguments, so pass no tensors); ``batch_size``/``seq_len``:
-    batch shape (default: the space's embedded batch, 50 x 70 zipf tokens for RNNs).
+    batch shape (default: the space's embedded batch, 50 x 70 zipf tokens for RNNs);
+    ``device``: ``"auto"`` (CUDA when the trial's machine has it), ``"cpu"``, ``"cuda"``,
+    ``"cuda:N"`` (a string, resolved where the candidate is scored).
 
     The evaluator keeps no per-model state; the space is read from the model.
     """
 
     def __init__(self, proxy: str = "hidden_covariance", *, extra_proxies: Sequence[str] = (), seed: int = 0,
                  corpus: Optional[str] = None, batch_size: Optional[int] = None, seq_len: Optional[int] = None,
-                 store: Optional[str] = None):
-        self.settings = ProxySettings(proxy, extra_proxies, seed, corpus, batch_size, seq_len, store)
+                 store: Optional[str] = None, device: Optional[str] = "auto"):
+        self.settings = ProxySettings(proxy, extra_proxies, seed, corpus, batch_size, seq_len, store, device=device)
 
     def extra_repr(self) -> str:
         s = self.settings

@@ -48,6 +48,7 @@ def run_search(
     experiment_dir: Optional[str] = None,
     store: Optional[str] = None,
     workers: int = 1,
+    device: Optional[str] = "auto",
 ) -> List[Tuple[Any, Dict[str, Any]]]:
     """Search ``space`` ("rnn" | "bert") by ``proxy`` with an NNI strategy; no training.
 
@@ -59,6 +60,7 @@ def run_search(
     ``store``: a results-store path; candidates already in it cost no model work.
     ``workers``: processes scoring ``ranking``'s candidates (the other strategies run on NNI's
     sequential engine, one candidate at a time).
+    ``device``: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
 
     Returns ``[(architecture, metrics), ...]`` in evaluation order (for ``ranking``: every
     scored candidate, best first), where ``metrics`` is the dict the evaluator reported:
@@ -69,7 +71,8 @@ def run_search(
     from ..plan import make_plan
 
     # the whole request is checked before NNI starts
-    make_plan(space, [proxy, *extra_proxies], seed=seed, corpus=corpus, batch_size=batch_size, seq_len=seq_len)
+    make_plan(space, [proxy, *extra_proxies], seed=seed, corpus=corpus, batch_size=batch_size, seq_len=seq_len,
+              device=device)
     if strategy not in STRATEGIES:
         raise BadInputError("strategy", f"unknown strategy; valid: {', '.join(STRATEGIES)}", repr(strategy))
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
@@ -84,7 +87,7 @@ def run_search(
     from .spaces import model_space
     from .strategies import TrialRecorder
     proxy_options = dict(extra_proxies=tuple(extra_proxies), corpus=corpus, batch_size=batch_size, seq_len=seq_len,
-                         store=None if store is None else str(store))
+                         store=None if store is None else str(store), device=device)
     ms = model_space(space)
     codec = ms.codec
 

@@ -46,11 +46,12 @@ class ProxyPrescreen(Filter):
 
     def __init__(self, proxy: str = "hidden_covariance", *, top_fraction: float = 0.5,
                  extra_proxies: Sequence[str] = (), seed: int = 0, corpus: Optional[str] = None,
-                 batch_size: Optional[int] = None, seq_len: Optional[int] = None, patience: int = 1000):
+                 batch_size: Optional[int] = None, seq_len: Optional[int] = None, patience: int = 1000,
+                 device: Optional[str] = "auto"):
         if not 0.0 < top_fraction <= 1.0:
             raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}")
         super().__init__(self._passes, metric_for_invalid=None, patience=patience)
-        self.options = ProxySettings(proxy, extra_proxies, seed, corpus, batch_size, seq_len)
+        self.options = ProxySettings(proxy, extra_proxies, seed, corpus, batch_size, seq_len, device=device)
         self.top_fraction = float(top_fraction)
         self._seen: List[float] = []
         self.last_metrics: Optional[Dict[str, Any]] = None
@@ -91,7 +92,7 @@ class ProxyRanking(Strategy):
                  candidates: Optional[Sequence[Any]] = None, sampler: str = "labels", seed: int = 0,
                  extra_proxies: Sequence[str] = (), corpus: Optional[str] = None,
                  batch_size: Optional[int] = None, seq_len: Optional[int] = None, store: Optional[str] = None,
-                 workers: int = 1):
+                 workers: int = 1, device: Optional[str] = "auto"):
         super().__init__()
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
@@ -100,7 +101,7 @@ class ProxyRanking(Strategy):
             raise ValueError(f"sampler must be 'labels' or 'space', got {sampler!r}")
         if top_k < 1 or n_candidates < 1:
             raise ValueError(f"n_candidates and top_k must be >= 1, got {n_candidates}, {top_k}")
-        self.options = ProxySettings(proxy, extra_proxies, seed, corpus, batch_size, seq_len, store)
+        self.options = ProxySettings(proxy, extra_proxies, seed, corpus, batch_size, seq_len, store, device=device)
         self.n_candidates = int(n_candidates) if candidates is None else len(candidates)
         self.top_k = int(top_k)
         self.candidates = None if candidates is None else list(candidates)
@@ -189,7 +190,7 @@ class ProxyRanking(Strategy):
                               workers=self.workers, progress=False):
             if rec.error:
                 raise ZeroCostError(rec.error)
-            out.append(metric_dict(rec.results, plan.specs[0], rec.arch_hash))
+            out.append(metric_dict(rec.results, plan.specs[0], rec.arch_hash, plan.device_name))
         return out
 
     def state_dict(self) -> dict:

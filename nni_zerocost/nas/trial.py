@@ -1,6 +1,6 @@
 """HPO trial: score the candidate NNI hands out and report it.
 
-    python -m nni_zerocost.nas.trial --space rnn --proxy hidden_covariance [--corpus PATH] [--seed S]
+    python -m nni_zerocost.nas.trial --space rnn --proxy hidden_covariance [--corpus PATH] [--seed S] [--device D]
 
 Reads ``nni.get_next_parameter()`` (a sample of the space's labels, see
 :func:`~nni_zerocost.nas.codec.search_space_json`), decodes it to a validated architecture,
@@ -16,8 +16,8 @@ import json
 import sys
 from typing import Any, Dict, List, Optional
 
-SETTINGS = ("space", "proxy", "seed", "extra_proxies", "corpus", "batch_size", "seq_len")
-DEFAULTS = {"proxy": "hidden_covariance", "seed": 0, "extra_proxies": []}
+SETTINGS = ("space", "proxy", "seed", "extra_proxies", "corpus", "batch_size", "seq_len", "device")
+DEFAULTS = {"proxy": "hidden_covariance", "seed": 0, "extra_proxies": [], "device": "auto"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", help="PTB-style folder or text file (default: the embedded zipf batch)")
     p.add_argument("--batch-size", type=int, help="batch columns (rnn default 50)")
     p.add_argument("--seq-len", type=int, help="time steps (rnn default 70)")
+    p.add_argument("--device", help="auto (default: CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--sample", help="score this sample (JSON object or path) instead of asking NNI")
     return p
 
@@ -73,7 +74,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
     settings = resolve_settings(args, params.get(SETTINGS_KEY))
     plan = make_plan(settings["space"], [settings["proxy"], *settings["extra_proxies"]], seed=settings["seed"],
-                     corpus=settings["corpus"], batch_size=settings["batch_size"], seq_len=settings["seq_len"])
+                     corpus=settings["corpus"], batch_size=settings["batch_size"], seq_len=settings["seq_len"],
+                     device=settings["device"])
     arch = get_codec(settings["space"]).decode(params)
     metrics = proxy_metrics(plan, arch)
     nni.report_final_result(metrics)

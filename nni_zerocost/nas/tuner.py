@@ -55,10 +55,11 @@ class ZeroCostTuner(Tuner):
     def __init__(self, space: str = "rnn", proxy: str = "hidden_covariance", algorithm: str = "TPE",
                  algorithm_args: Optional[Dict[str, Any]] = None, seed: int = 0,
                  extra_proxies: Sequence[str] = (), corpus: Optional[str] = None,
-                 batch_size: Optional[int] = None, seq_len: Optional[int] = None):
+                 batch_size: Optional[int] = None, seq_len: Optional[int] = None, device: Optional[str] = None):
         self.codec = get_codec(space)
+        # device None: each trial's --device (default auto) decides where it scores
         self.settings = {"space": space, "proxy": proxy, "seed": int(seed), "extra_proxies": list(extra_proxies),
-                         "corpus": corpus, "batch_size": batch_size, "seq_len": seq_len}
+                         "corpus": corpus, "batch_size": batch_size, "seq_len": seq_len, "device": device}
         self.inner = builtin_tuner(algorithm, algorithm_args)
 
     def _with(self, params):
@@ -75,7 +76,7 @@ class ZeroCostTuner(Tuner):
 
         st = self.settings
         make_plan(st["space"], [st["proxy"], *st["extra_proxies"]], seed=st["seed"], corpus=st["corpus"],
-                  batch_size=st["batch_size"], seq_len=st["seq_len"])
+                  batch_size=st["batch_size"], seq_len=st["seq_len"], device=st["device"])
         expected = self.codec.choices()
         missing = [label for label in expected if label not in (search_space or {})]
         if missing:

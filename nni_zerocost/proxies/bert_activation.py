@@ -87,4 +87,4 @@ def bert_jacobian_covariance(ctx, form: str = "naswot") -> float:
         samples = jac.sum(dim=0)  # (T, E): rows = positions, columns = embedding features
     else:
         samples = jac.reshape(jac.shape[0], -1).T  # (T*E, B): columns = sequences
-    return correlation_eigen_score(samples.double().numpy())
+    return correlation_eigen_score(samples.double().cpu().numpy())

@@ -64,15 +64,17 @@ def spectra(ctx, tokens: int = TOKENS) -> Dict[str, List[Tuple[int, int, torch.T
     model = ctx.model()
     batch = ctx.batch
     lengths = batch.attention_mask.sum(1)
-    rows = int(torch.searchsorted(torch.cumsum(lengths, 0), torch.tensor(int(tokens))).item()) + 1
+    cum = torch.cumsum(lengths, 0)
+    rows = int(torch.searchsorted(cum, torch.tensor(int(tokens), device=cum.device, dtype=cum.dtype)).item()) + 1
     rows = max(1, min(rows, lengths.numel()))
-    mask = batch.attention_mask[:rows].bool()
+    device = next(model.parameters()).device
+    mask = batch.attention_mask[:rows].bool().to(device)
     pk = Packing(mask)
-    ids = batch.input_ids[:rows]  # the clean text: these proxies need no corruption
+    ids = batch.input_ids[:rows].to(device)  # the clean text: these proxies need no corruption
     out: Dict[str, List[Tuple[int, int, torch.Tensor]]] = {"mix": [], "ffn": [], "out": []}
     keep = slice(0, int(tokens))
     with torch.no_grad():
-        x = model.embedding_norm(model.embed(ids, batch.token_type_ids[:rows], pk))
+        x = model.embedding_norm(model.embed(ids, batch.token_type_ids[:rows].to(device), pk))
         if model.embedding_project is not None:
             x = model.embedding_project(x)
         for i, layer in enumerate(model.layers):
@@ -106,7 +108,7 @@ def pca_count(ev: torch.Tensor, eta: float) -> int:
     if not total > 0:
         return 0
     cum = torch.cumsum(ev, 0) / total
-    return int(torch.searchsorted(cum, torch.tensor(float(eta), dtype=cum.dtype)).item()) + 1
+    return int(torch.searchsorted(cum, torch.tensor(float(eta), dtype=cum.dtype, device=cum.device)).item()) + 1
 
 
 def _check(value: float, what: str) -> float:

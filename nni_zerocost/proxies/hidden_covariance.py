@@ -42,5 +42,5 @@ def hidden_covariance(ctx, layer: int = 1, max_degree: Optional[int] = None) -> 
         if degree > int(max_degree):
             raise Flagged(f"divergence risk: recurrence degree {degree} > max_degree {int(max_degree)}")
     h = ctx.incoming_states(layer)
-    x = h.reshape(-1, h.shape[-1]).numpy()
+    x = h.reshape(-1, h.shape[-1]).cpu().numpy()
     return correlation_eigen_score(x)

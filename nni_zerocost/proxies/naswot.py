@@ -56,7 +56,7 @@ def activation_distance(ctx) -> float:
 def _per_sequence(ctx, noise: float) -> np.ndarray:
     """Jacobian rows (B, T*E), float64: d(sum of last-layer outputs)/d(layer-1 input)."""
     J = ctx.gradients("sum", noise).input_grad  # (T, B, E)
-    return J.transpose(0, 1).reshape(J.shape[1], -1).double().numpy()
+    return J.transpose(0, 1).reshape(J.shape[1], -1).double().cpu().numpy()
 
 
 def covariance_score(rows: np.ndarray) -> float:

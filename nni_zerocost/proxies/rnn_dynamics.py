@@ -69,11 +69,12 @@ def dynamics(ctx, gain: float, rows: int, state_scale: float = 0.0) -> Dict[str,
         xs = model.embed(tokens).double()
         ref = [xs.new_zeros(B, H) for _ in range(k)]
         if state_scale:
-            ref = [float(state_scale) * torch.randn(B, H, generator=gen, dtype=torch.float64) for _ in range(k)]
-        direction = torch.randn(B, k * H, generator=gen, dtype=torch.float64)
+            ref = [float(state_scale) * torch.randn(B, H, generator=gen, dtype=torch.float64).to(xs.device)
+                   for _ in range(k)]
+        direction = torch.randn(B, k * H, generator=gen, dtype=torch.float64).to(xs.device)  # drawn on the CPU
         direction = EPS * direction / direction.norm(dim=1, keepdim=True)
         pert = [r + direction[:, s * H:(s + 1) * H] for s, r in enumerate(ref)]
-        log_growth = torch.zeros(B, dtype=torch.float64)
+        log_growth = torch.zeros(B, dtype=torch.float64, device=xs.device)
         steps = 0
         exploded = False
         for t in range(T):  # both trajectories in one batch: one call per step
@@ -234,11 +235,11 @@ def hidden_covariance_seeds(ctx, layer: int = 1, n_seeds: int = 3) -> float:
                 model = RNNLanguageModel(ctx.built_cell, vocab_size=ctx.batch.vocab_size, emsize=ctx.emsize, nhid=ctx.nhid,
                                          seed=ctx.seed + 1000 * i, init=ctx.init,
                                          depth=None if ctx.init == "compat" else layer)
-                model.eval()
+                model.eval().to(ctx.tokens.device)  # drawn on the CPU, moved
                 with torch.no_grad():
                     trace = model.run_layers(model.embed(ctx.tokens), upto=layer, record_inputs=True)
                 h = trace[-1][1]
-                v = correlation_eigen_score(h.reshape(-1, h.shape[-1]).numpy())
+                v = correlation_eigen_score(h.reshape(-1, h.shape[-1]).cpu().numpy())
         except Flagged as f:
             v = f.value
             flags.append(f"seed {i}: {f.reason}")
@@ -323,4 +324,4 @@ def hidden_covariance_gain(ctx, gain: float = UNIT_RADIUS_GAIN) -> float:
     layer = _scaled_copy(model.layers[0], gain).float()
     with torch.no_grad():
         _, _, inc = layer(model.embed(ctx.tokens), record_inputs=True)
-    return correlation_eigen_score(inc.reshape(-1, inc.shape[-1]).numpy())
+    return correlation_eigen_score(inc.reshape(-1, inc.shape[-1]).cpu().numpy())

@@ -10,7 +10,9 @@ import abc
 from typing import Any, Callable, Dict, Generic, Mapping, Optional, Sequence, TypeVar
 
 import numpy as np
+import torch
 
+from ..devices import resolve_device
 from ..registry import Registry
 
 A = TypeVar("A")  # the architecture type of a space (Cell, BertConfig)
@@ -22,14 +24,19 @@ class ScoringContext(abc.ABC):
     Subclasses (one per space) expose the model and the passes their proxies need.  ``cache``
     holds derived tensors keyed by what produced them; :meth:`close` drops everything so no
     tensor, graph or hook outlives a scoring call.
+
+    ``device``: where the model and the batch live (the CPU by default; ``"auto"``, ``"cuda"``,
+    ``"cuda:N"`` or a ``torch.device``, checked as by :func:`~nni_zerocost.make_plan`).
+    Weights are drawn on the CPU and moved, so the initialisation does not depend on it.
     """
 
     space: str = ""
 
-    def __init__(self, arch, batch, *, seed: int = 0):
+    def __init__(self, arch, batch, *, seed: int = 0, device=None):
         self.arch = arch
         self.batch = batch
         self.seed = int(seed)
+        self.device = torch.device("cpu") if device is None else resolve_device(device)
         self.cache: Dict[Any, Any] = {}
 
     def cached(self, key, compute: Callable[[], Any]):
@@ -100,8 +107,9 @@ class SearchSpace(abc.ABC, Generic[A]):
         for a free positive number."""
 
     @abc.abstractmethod
-    def context(self, arch: A, batch, *, seed: int = 0, **options) -> ScoringContext:
-        """A :class:`ScoringContext` for one architecture."""
+    def context(self, arch: A, batch, *, seed: int = 0, device=None, **options) -> ScoringContext:
+        """A :class:`ScoringContext` for one architecture on ``device`` (a ``torch.device`` or
+        a string; None = the CPU; front ends resolve ``"auto"`` through :func:`make_plan`)."""
 
 
 SPACES: Registry[SearchSpace] = Registry("search space")

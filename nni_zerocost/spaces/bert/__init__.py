@@ -66,7 +66,7 @@ class BertSpace(SearchSpace[BertConfig]):
     def context_options(self) -> Dict[str, Sequence[Any]]:
         return {"as_trained": (False, True), "loss": LOSSES}
 
-    def context(self, arch: Any, batch: Optional[BertBatch] = None, *, seed: int = 0,
+    def context(self, arch: Any, batch: Optional[BertBatch] = None, *, seed: int = 0, device=None,
                 as_trained: bool = False, loss: str = "rtd") -> BertContext:
         return BertContext(self.parse(arch), batch if batch is not None else self.default_batch(),
-                           seed=seed, as_trained=as_trained, loss=loss)
+                           seed=seed, device=device, as_trained=as_trained, loss=loss)

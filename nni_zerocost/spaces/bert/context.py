@@ -136,14 +136,19 @@ class BertContext(ScoringContext):
 
     space = "bert"
 
-    def __init__(self, config: BertConfig, batch: BertBatch, *, seed: int = 0, as_trained: bool = False, loss: str = "rtd"):
-        super().__init__(config, batch, seed=seed)
+    def __init__(self, config: BertConfig, batch: BertBatch, *, seed: int = 0, device=None,
+                 as_trained: bool = False, loss: str = "rtd"):
+        super().__init__(config, batch, seed=seed, device=device)
         if not isinstance(batch, BertBatch):
             raise TypeError(f"the bert space needs a BertBatch, got {type(batch).__name__}")
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         self.as_trained = bool(as_trained)
         self.loss = loss
+        # the batch on the device (the CPU batch stays the source of the seeded corruption)
+        self.input_ids = batch.input_ids.to(self.device)
+        self.token_type_ids = batch.token_type_ids.to(self.device)
+        self.attention_mask = batch.attention_mask.to(self.device)
 
     @property
     def config(self) -> BertConfig:
@@ -151,7 +156,8 @@ class BertContext(ScoringContext):
 
     def model(self) -> BertModel:
         head = None if self.loss == "sum" else self.loss
-        return self.cached("model", lambda: BertModel(self.config, seed=self.seed, as_trained=self.as_trained, head=head))
+        return self.cached("model", lambda: BertModel(self.config, seed=self.seed, as_trained=self.as_trained,
+                                                      head=head).to(self.device))  # drawn on the CPU
 
     def param_count(self) -> int:
         """Parameters of the encoder with its embeddings (no MLM head), from the config alone."""
@@ -161,7 +167,7 @@ class BertContext(ScoringContext):
         return self.param_count() - embedding_param_count()
 
     def packing(self) -> Packing:
-        return self.cached("packing", lambda: Packing(self.batch.attention_mask.bool()))
+        return self.cached("packing", lambda: Packing(self.attention_mask.bool()))
 
     # -- passes -----------------------------------------------------------------------------
     def forward_stats(self) -> ForwardRecorder:
@@ -171,7 +177,7 @@ class BertContext(ScoringContext):
             rec = ForwardRecorder()
             rec.start(pk)
             with torch.no_grad():
-                model.encode(model.embed(self._input_ids(), self.batch.token_type_ids, pk), pk, rec)
+                model.encode(model.embed(self._input_ids(), self.token_type_ids, pk), pk, rec)
             self.cache["stats"] = rec
         return self.cache["stats"]
 
@@ -184,10 +190,11 @@ class BertContext(ScoringContext):
     def _input_ids(self) -> torch.Tensor:
         """Token ids fed to the model: the batch, corrupted at the chosen positions unless loss="sum"."""
         if self.loss == "sum":
-            return self.batch.input_ids
-        return self.cached("input_ids", self._corrupt)
+            return self.input_ids
+        return self.cached("input_ids", lambda: self._corrupt().to(self.device))
 
     def _corrupt(self) -> torch.Tensor:
+        """The seeded corruption, drawn on the CPU (identical on every device)."""
         ids = self.batch.input_ids
         flat_ids = ids.reshape(-1)
         ordinary = self.batch.attention_mask.bool() & (ids != CLS_ID) & (ids != SEP_ID) & (ids != PAD_ID)
@@ -198,7 +205,7 @@ class BertContext(ScoringContext):
         take = torch.arange(ids.shape[1])[None, :] < counts[:, None]
         rows = torch.arange(ids.shape[0])[:, None].expand_as(order)
         positions = (rows * ids.shape[1] + order)[take].sort().values
-        self.cache["corrupted_positions"] = positions
+        self.cache["corrupted_positions"] = positions.to(self.device)
         out = flat_ids.clone()
         if self.loss == "mlm":
             out[positions] = self.batch.mask_token_id
@@ -214,16 +221,16 @@ class BertContext(ScoringContext):
         weights = model.mixing_weights() + model.feed_forward_weights()
         names = {id(p): n for n, p in model.named_parameters()}
         with torch.enable_grad():
-            embedded = model.embed(self._input_ids(), self.batch.token_type_ids, pk).detach().requires_grad_(True)
+            embedded = model.embed(self._input_ids(), self.token_type_ids, pk).detach().requires_grad_(True)
             hidden = model.encode(embedded, pk, rec)
             if self.loss == "rtd":
-                replaced = (self._input_ids() != self.batch.input_ids).reshape(-1)[pk.index].float()
+                replaced = (self._input_ids() != self.input_ids).reshape(-1)[pk.index].float()
                 loss = F.binary_cross_entropy_with_logits(model.rtd_head(hidden), replaced)
             elif self.loss == "mlm":
                 flat = self.cache["corrupted_positions"]
                 rows = torch.searchsorted(pk.index, flat)  # packed row of each masked position
                 logits = model.mlm_head(hidden.index_select(0, rows), model.word_embeddings.weight)
-                loss = F.cross_entropy(logits, self.batch.input_ids.view(-1)[flat])
+                loss = F.cross_entropy(logits, self.input_ids.view(-1)[flat])
             else:
                 loss = hidden.sum()
             params = [p for _, _, p in weights]

@@ -63,8 +63,13 @@ class Group:
     def __init__(self, tokens: torch.Tensor, slots: torch.Tensor, lengths: torch.Tensor):
         self.tokens, self.slots, self.lengths = tokens, slots, lengths
         self.rows, self.length = int(lengths.numel()), int(lengths.max())
-        self.valid = torch.arange(self.length)[None, :] < lengths[:, None]  # (rows, T_g)
+        self.valid = torch.arange(self.length, device=lengths.device)[None, :] < lengths[:, None]  # (rows, T_g)
         self._cache: Dict[str, torch.Tensor] = {}
+
+    def to(self, device: torch.device) -> "Group":
+        """The same layout with its index tensors on ``device`` (built on the CPU, then moved)."""
+        g = Group(self.tokens.to(device), self.slots.to(device), self.lengths.to(device))
+        return g
 
     def unpack(self, x: torch.Tensor) -> torch.Tensor:
         """Packed (N, D) -> (rows, T_g, D), zeros at padding (differentiable)."""
@@ -78,10 +83,10 @@ class Group:
     def per_row(self, name: str, build) -> torch.Tensor:
         """(rows, T_g, T_g) stack of per-length matrices ``build(L)`` (zero outside L x L), cached."""
         if name not in self._cache:
-            out = torch.zeros(self.rows, self.length, self.length)
+            out = torch.zeros(self.rows, self.length, self.length)  # built on the CPU, then moved
             for r, n in enumerate(self.lengths.tolist()):
                 out[r, :n, :n] = build(n)
-            self._cache[name] = out
+            self._cache[name] = out.to(self.valid.device)
         return self._cache[name]
 
 
@@ -95,6 +100,8 @@ class Packing:
     """
 
     def __init__(self, valid: torch.Tensor, min_bucket: int = 16):
+        device = valid.device  # the bookkeeping is computed on the CPU and moved once
+        valid = valid.cpu()
         self.valid = valid  # (B, T) bool
         self.batch, self.length = valid.shape
         self.index = valid.reshape(-1).nonzero().squeeze(1)  # (N,) flat positions of real tokens
@@ -115,6 +122,10 @@ class Packing:
         order = torch.cat([g.tokens for g in self.groups])
         self._inverse = torch.empty_like(order)
         self._inverse[order] = torch.arange(self.n)
+        if device.type != "cpu":
+            self.valid, self.index, self.row, self.position, self._inverse = (
+                t.to(device) for t in (self.valid, self.index, self.row, self.position, self._inverse))
+            self.groups = [g.to(device) for g in self.groups]
 
     def merge(self, parts: List[torch.Tensor]) -> torch.Tensor:
         """Per-group packed outputs (in group order) -> (N, D) in packed order."""
@@ -213,10 +224,10 @@ class LinearTransform(nn.Module):
             if self.kind == "DFT":  # real part of the 2-D DFT over (own length, head features)
                 cos_t = g.per_row("dft_cos", lambda n: dft_matrices(n)[0])[:, None]
                 sin_t = g.per_row("dft_sin", lambda n: dft_matrices(n)[1])[:, None]
-                cos_d, sin_d = dft_matrices(d)
+                cos_d, sin_d = (m.to(zh.device) for m in dft_matrices(d))
                 mixed = cos_t @ zh @ cos_d - sin_t @ zh @ sin_d
             else:  # 2-D DCT-II over (own length, head features)
-                mixed = g.per_row("dct", dct_matrix)[:, None] @ zh @ dct_matrix(d).T
+                mixed = g.per_row("dct", dct_matrix)[:, None] @ zh @ dct_matrix(d).to(zh.device).T
             if recorder is not None:
                 recorder.transform(layer, mixed, g)
             parts.append(g.pack(_merge_heads(mixed)))

@@ -71,11 +71,11 @@ class RNNSpace(SearchSpace[Cell]):
         """``init`` (see :mod:`.model`); ``emsize``/``nhid`` shrink the model for quick checks."""
         return {"init": INIT_MODES, "emsize": int, "nhid": int}
 
-    def context(self, arch: Any, batch: Optional[TokenBatch] = None, *, seed: int = 0, init: str = "official",
-                **sizes) -> RNNContext:
+    def context(self, arch: Any, batch: Optional[TokenBatch] = None, *, seed: int = 0, device=None,
+                init: str = "official", **sizes) -> RNNContext:
         """``sizes`` (emsize, nhid) shrink the model for quick checks; default: official PTB sizes."""
         return RNNContext(self.parse(arch), batch if batch is not None else self.default_batch(), seed=seed,
-                          init=init, **sizes)
+                          device=device, init=init, **sizes)
 
 
 @functools.lru_cache(maxsize=4)

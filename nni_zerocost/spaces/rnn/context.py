@@ -27,9 +27,9 @@ class RNNContext(ScoringContext):
 
     space = "rnn"
 
-    def __init__(self, cell: Cell, batch: TokenBatch, *, seed: int = 0, init: str = "official",
+    def __init__(self, cell: Cell, batch: TokenBatch, *, seed: int = 0, device=None, init: str = "official",
                  emsize: int = EMSIZE, nhid: int = NHID):
-        super().__init__(cell, batch, seed=seed)
+        super().__init__(cell, batch, seed=seed, device=device)
         self.emsize, self.nhid = int(emsize), int(nhid)
         if init not in INIT_MODES:
             raise ValueError(f"init must be one of {INIT_MODES}, got {init!r}")
@@ -41,7 +41,7 @@ class RNNContext(ScoringContext):
             raise DataError("token batch is empty")
         if int(self.tokens.max()) >= batch.vocab_size or int(self.tokens.min()) < 0:
             raise DataError(f"token ids must lie in [0, {batch.vocab_size}); got {int(self.tokens.min())}..{int(self.tokens.max())}")
-
+        self.tokens = self.tokens.to(self.device)  # a no-op on the CPU
     @property
     def cell(self) -> Cell:
         return self.arch
@@ -62,6 +62,8 @@ class RNNContext(ScoringContext):
             m = RNNLanguageModel(self.built_cell, vocab_size=self.batch.vocab_size, emsize=self.emsize,
                                  nhid=self.nhid, seed=self.seed, init=self.init, depth=want)
             m.eval()
+            if self.device.type != "cpu":  # drawn on the CPU, moved: the same weights on every device
+                m.to(self.device)
             self.cache["model"] = m
         elif m.depth < want:
             m.grow(want)

@@ -310,8 +310,8 @@ class RNNLanguageModel(nn.Module):
         for li in range(self.depth, depth):
             i, h = self._unbuilt.pop(0)
             layer = CellLayer(self.cell, i, h)
-            layer.init_official(_stream(self.seed, li + 1))
-            self.layers.append(layer.train(self.training))
+            layer.init_official(_stream(self.seed, li + 1))  # drawn on the CPU, then moved
+            self.layers.append(layer.train(self.training).to(self.encoder.weight.device))
         self.depth = depth
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:

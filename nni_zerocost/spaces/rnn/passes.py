@@ -155,7 +155,7 @@ def activation_kernel(model, tokens: torch.Tensor):
     (what ``hidden_covariance`` reads), recorded by the same forward.
     """
     B = tokens.shape[1]
-    K = torch.zeros(B, B, dtype=torch.float64)
+    K = torch.zeros(B, B, dtype=torch.float64, device=tokens.device)
     n_codes = [0]
 
     def observe(name, op, out):
@@ -165,7 +165,7 @@ def activation_kernel(model, tokens: torch.Tensor):
 
     with torch.no_grad():
         trace = model.run_layers(model.embed(tokens), record_inputs=True, observers=(observe,))
-    return K.numpy(), n_codes[0], [inc for _, inc in trace]
+    return K.cpu().numpy(), n_codes[0], [inc for _, inc in trace]
 
 
 def noised_input(embedding: torch.Tensor, amplitude: float, noise: np.ndarray) -> torch.Tensor:
@@ -174,9 +174,9 @@ def noised_input(embedding: torch.Tensor, amplitude: float, noise: np.ndarray) -
     ``var`` is the variance over the batch (per step and feature), in float32 as the paper's
     numpy code computed it; the sum is formed in float64 and rounded to float32, as there.
     """
-    e = embedding.detach().numpy()
+    e = embedding.detach().cpu().numpy()  # numpy's float32 variance, as the paper computed it
     var = np.var(e, axis=1, keepdims=True)
-    return torch.from_numpy((e + amplitude * var * noise).astype(np.float32))
+    return torch.from_numpy((e + amplitude * var * noise).astype(np.float32)).to(embedding.device)
 
 
 def standard_noise(shape, seed: int) -> np.ndarray:

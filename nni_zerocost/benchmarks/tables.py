@@ -1,0 +1,348 @@
+"""Precomputed per-architecture proxy tables, shipped with the package.
+
+Each table is two files in ``benchmarks/data/precomputed/``:
+
+* ``<name>.csv.gz``: one row per benchmark architecture: ``arch_id``, ``arch_hash``, then for
+  every proxy spec its raw value (``repr`` of the float, empty = no score), then
+  ``seconds:<spec>`` (the proxy's own seconds on that architecture) and ``flags`` (``spec:
+  reason`` pairs joined by `` | ``; empty when none);
+* ``<name>.json``: what produced it (``provenance``: commit, the exact ``nni-zerocost score``
+  command, device, seconds, batch, init, seed, package version, CPU and wall time where
+  measured) and per column whether higher is better.
+
+Tables are built only from the CLI's own output (``score --benchmark ... --out X.jsonl``) by
+``python -m nni_zerocost.benchmarks.tables build``, which re-checks the command through
+:func:`~nni_zerocost.make_plan` and refuses records that do not match it (other proxies,
+other device, missing architectures are listed, never filled in).
+
+:func:`precomputed` reads them; :func:`naslib_zc_json` writes NASLib's zero-cost benchmark
+layout (NAS-Bench-Suite-Zero's ``zc_<space>.json``).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import gzip
+import io
+import json
+import math
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+from .. import __version__
+from ..errors import BadInputError, DataError
+
+FOLDER = Path(__file__).resolve().parent / "data" / "precomputed"
+FLAG_SEP = " | "
+
+
+@dataclasses.dataclass
+class PrecomputedTable:
+    """One shipped table: ``rows`` (``arch_id``, ``arch_hash``, ``values`` {spec: raw or None},
+    ``seconds`` {spec: s}, ``flags`` {spec: reason}) and its ``provenance``."""
+
+    name: str
+    benchmark: str
+    columns: List[str]
+    rows: List[Dict[str, Any]]
+    provenance: Dict[str, Any]
+    higher_is_better: Dict[str, bool]
+
+    def values(self, proxy: str) -> Dict[Any, Optional[float]]:
+        """``{arch_id: raw value}`` of one column (None = no score)."""
+        self._check(proxy)
+        return {r["arch_id"]: r["values"][proxy] for r in self.rows}
+
+    def scores(self, proxy: str) -> Dict[Any, Optional[float]]:
+        """``{arch_id: score}``, sign-normalised: higher is better (None = no score)."""
+        sign = 1.0 if self.higher_is_better[proxy] else -1.0
+        return {k: None if v is None else sign * v for k, v in self.values(proxy).items()}
+
+    def _check(self, proxy: str) -> None:
+        if proxy not in self.columns:
+            raise BadInputError("proxy", f"not in table {self.name!r} (its columns: {', '.join(self.columns)})",
+                                repr(proxy))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def list_precomputed(folder: Optional[Path] = None) -> List[str]:
+    """Names of the shipped tables."""
+    folder = Path(folder or FOLDER)
+    return sorted(p.name[: -len(".json")] for p in folder.glob("*.json"))
+
+
+def _settings(meta: Mapping[str, Any]) -> Dict[str, Any]:
+    prov = meta["provenance"]
+    return {"benchmark": meta["benchmark"], "device": prov["device"], "init": prov.get("init"),
+            "batch": prov.get("batch"), "seed": prov.get("seed"), "as_trained": prov.get("as_trained"),
+            "name": meta["name"]}
+
+
+def precomputed(benchmark: str, proxy: Optional[str] = None, *, folder: Optional[Path] = None,
+                **filters: Any) -> PrecomputedTable:
+    """The shipped table of ``benchmark`` that has column ``proxy`` (any column when None) and
+    matches ``filters`` (``init=``, ``batch="embedded"|"ptb"``, ``seed=``, ``device=``,
+    ``as_trained=``, ``name=``).  With ``proxy`` the table holds that column only.
+
+    Exactly one table must match: none or several is a :class:`BadInputError` listing what
+    there is, so a result is never silently taken from another setting.
+    """
+    folder = Path(folder or FOLDER)
+    metas = [json.loads((folder / f"{n}.json").read_text()) for n in list_precomputed(folder)]
+    allowed = {"init", "batch", "seed", "device", "as_trained", "name"}
+    for k in filters:
+        if k not in allowed:
+            raise BadInputError(k, f"not a table setting; filter by {', '.join(sorted(allowed))}")
+    match = [m for m in metas if m["benchmark"] == benchmark
+             and (proxy is None or proxy in m["columns"])
+             and all(_settings(m).get(k) == v for k, v in filters.items())]
+    if len(match) != 1:
+        have = "; ".join(f"{m['name']} ({', '.join(f'{k}={v}' for k, v in _settings(m).items() if k != 'name')}: "
+                         f"{', '.join(m['columns'])})" for m in metas) or "none"
+        what = "no table" if not match else f"{len(match)} tables ({', '.join(m['name'] for m in match)})"
+        raise BadInputError("benchmark", f"{what} for this request{f' with column {proxy!r}' if proxy else ''}"
+                            f"{f' and {filters}' if filters else ''}; shipped tables: {have}", repr(benchmark))
+    table = read_table(folder / f"{match[0]['name']}.csv.gz", match[0])
+    if proxy is not None:
+        table.columns = [proxy]
+        for r in table.rows:
+            r["values"] = {proxy: r["values"][proxy]}
+            r["seconds"] = {proxy: r["seconds"].get(proxy)}
+            r["flags"] = {k: v for k, v in r["flags"].items() if k == proxy}
+    return table
+
+
+def read_table(path: Path, meta: Optional[Mapping[str, Any]] = None) -> PrecomputedTable:
+    path = Path(path)
+    if meta is None:
+        meta = json.loads(path.with_name(path.name[: -len(".csv.gz")] + ".json").read_text())
+    columns = list(meta["columns"])
+    rows = []
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        want = ["arch_id", "arch_hash", *columns, *(f"seconds:{c}" for c in columns), "flags"]
+        if header != want:
+            raise DataError(f"header {header} does not match its provenance file's columns", str(path), 1)
+        for lineno, rec in enumerate(reader, start=2):
+            if len(rec) != len(want):
+                raise DataError(f"expected {len(want)} fields, got {len(rec)}", str(path), lineno)
+            n = len(columns)
+            vals = {c: (float(v) if v else None) for c, v in zip(columns, rec[2:2 + n])}
+            secs = {c: (float(v) if v else None) for c, v in zip(columns, rec[2 + n:2 + 2 * n])}
+            flags = dict(item.split(": ", 1) for item in rec[-1].split(FLAG_SEP)) if rec[-1] else {}
+            rows.append({"arch_id": _id(rec[0]), "arch_hash": rec[1], "values": vals, "seconds": secs, "flags": flags})
+    return PrecomputedTable(meta["name"], meta["benchmark"], columns, rows, dict(meta["provenance"]),
+                            dict(meta["higher_is_better"]))
+
+
+def _id(text: str):
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+# -- building from the CLI's output ------------------------------------------------------------
+def build_table(records_path: Path, command: str, name: str, *, folder: Optional[Path] = None,
+                wall_seconds: Optional[float] = None, cpu_seconds: Optional[float] = None,
+                machine: Optional[str] = None, commit: Optional[str] = None, note: Optional[str] = None) -> Path:
+    """Write table ``name`` from the JSONL that ``command`` (an ``nni-zerocost score
+    --benchmark ...`` command line) wrote to ``records_path``; returns the CSV path.
+
+    The command is parsed by the CLI's own parser and checked through ``make_plan``; every
+    record must carry exactly its proxy columns and device, and every architecture of the
+    benchmark (or of ``--limit``) must be there once.  Missing ones stop the build, listed.
+    """
+    from ..cli import build_parser
+    from ..data import data_dir
+    from ..plan import make_plan
+    from ..store import read_jsonl
+    from .base import get_benchmark
+
+    argv = shlex.split(command)
+    if argv and argv[0].endswith("nni-zerocost"):
+        argv = argv[1:]
+    args = build_parser().parse_args(argv)
+    if args.command != "score" or not args.benchmark:
+        raise BadInputError("command", "must be an 'nni-zerocost score --benchmark NAME ...' command line", repr(command))
+    bench = get_benchmark(args.benchmark)
+    plan = make_plan(bench.space, args.proxy, seed=args.seed, corpus=args.corpus, init=args.init,
+                     as_trained=True if args.as_trained else None, device=args.device)
+    entries = _score_entries(bench.load(data_dir(args.data_dir, bench)), bench, args.limit, args.seed)
+    want_ids = [e.arch_id for e in entries]
+    by_id: Dict[Any, Dict[str, Any]] = {}
+    for lineno, rec in read_jsonl(records_path):
+        if rec.get("device") != plan.device_name:
+            raise DataError(f"record computed on {rec.get('device')!r}, the command says {plan.device_name!r}",
+                            str(records_path), lineno)
+        missing = [s for s in plan.specs if s not in rec]
+        if missing:
+            raise DataError(f"record lacks the command's proxy column(s) {missing}", str(records_path), lineno)
+        by_id[rec["arch_id"]] = rec
+    absent = [i for i in want_ids if i not in by_id]
+    if absent:
+        raise DataError(f"{len(absent)} of {len(want_ids)} architectures have no record (first: {absent[:5]}); "
+                        "finish the run (it resumes) before building", str(records_path))
+    cols = list(plan.specs)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["arch_id", "arch_hash", *cols, *(f"seconds:{c}" for c in cols), "flags"])
+    n_none = {c: 0 for c in cols}
+    total = 0.0
+    for i in want_ids:
+        rec = by_id[i]
+        vals = []
+        for c in cols:
+            v = rec[c]
+            if v is None or (isinstance(v, float) and not math.isfinite(v)):
+                n_none[c] += 1
+                vals.append("")
+            else:
+                vals.append(repr(float(v)))
+        ps = rec.get("proxy_seconds") or {}
+        secs = ["" if ps.get(c) is None else f"{ps[c]:.4g}" for c in cols]
+        total += float(rec.get("seconds") or 0.0)
+        flags = FLAG_SEP.join(f"{k}: {v}" for k, v in sorted((rec.get("flags") or {}).items()))
+        if "\n" in flags:
+            raise DataError("a flag with a line break", str(records_path))
+        w.writerow([i, rec.get("arch_hash") or "", *vals, *secs, flags])
+    folder = Path(folder or FOLDER)
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path = folder / f"{name}.csv.gz"
+    with gzip.GzipFile(csv_path, "wb", mtime=0) as f:  # reproducible bytes
+        f.write(buf.getvalue().encode("utf-8"))
+    batch = "embedded" if args.corpus is None else ("ptb" if "ptb" in Path(args.corpus).name.lower() else "corpus")
+    meta = {
+        "name": name, "benchmark": bench.name, "space": bench.space, "columns": cols,
+        "higher_is_better": {r.spec: r.higher_is_better for r in plan.requests},
+        "no_score": n_none, "n_archs": len(want_ids),
+        "provenance": {
+            "command": "nni-zerocost " + " ".join(shlex.quote(a) for a in argv),
+            "commit": commit or _git_commit(), "version": __version__, "device": plan.device_name,
+            "machine": machine, "batch": batch, "batch_fingerprint": plan.data_fingerprint,
+            "init": (args.init or "official") if bench.space == "rnn" else None,
+            "as_trained": bool(args.as_trained) if bench.space == "bert" else None,
+            "seed": args.seed, "limit": args.limit,
+            "seconds": round(total, 3), "seconds_meaning": "sum of per-architecture model seconds (records' 'seconds')",
+            "wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds, "note": note,
+        },
+    }
+    (folder / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
+    return csv_path
+
+
+def _score_entries(entries, bench, limit, seed):
+    """The architectures ``score --benchmark`` scores: all of them, or with ``--limit`` the
+    seeded subset of those with a finite result (as the CLI does)."""
+    from .study import select_entries
+
+    return list(entries) if limit is None else select_entries(entries, bench, limit, seed)
+
+
+def _git_commit() -> Optional[str]:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+# -- NASLib's zero-cost benchmark layout ----------------------------------------------------------
+#: NASLib's names: search space (file ``zc_<space>.json``) and dataset key per benchmark
+NASLIB_NAMES = {"nasbench-nlp": ("nlp", "ptb"), "nasbench-bert": ("bert", "glue")}
+
+
+def naslib_zc_json(tables: Sequence[PrecomputedTable], *, arch_key, val_accuracy,
+                   no_score: float = -1e8) -> Dict[str, Dict[str, Any]]:
+    """NASLib's zero-cost benchmark dict, ``{dataset: {arch_str: {proxy: {"score": s, "time": t},
+    ..., "val_accuracy": y}}}``, as NAS-Bench-Suite-Zero's ``zc_<space>.json`` files hold it
+    (NASLib reads ``zc_api[str(graph.get_hash())][proxy]["score"]``).
+
+    ``arch_key(arch_id) -> str`` gives NASLib's key (``str`` of the graph's hash) and
+    ``val_accuracy(arch_id) -> float`` the benchmark value (see :mod:`naslib_ext.zc_benchmark`,
+    which supplies both).  Scores are sign-normalised (higher = better), as our NASLib predictor
+    returns them; no score is ``no_score`` (NASLib's own NaN stand-in), as the predictor does.
+    Architectures with one NASLib hash are merged: their values (score, time, val_accuracy)
+    averaged, no score if any of them has none.
+    """
+    if not tables:
+        raise BadInputError("tables", "give at least one table")
+    benchmarks = {t.benchmark for t in tables}
+    if len(benchmarks) != 1:
+        raise BadInputError("tables", f"all tables must be of one benchmark, got {sorted(benchmarks)}")
+    dataset = NASLIB_NAMES[tables[0].benchmark][1]
+    # one entry per NASLib hash: benchmark architectures that NASLib cannot tell apart (the BERT
+    # benchmark lists 9 configurations twice, trained twice) are merged, every value averaged
+    acc: Dict[str, Dict[str, Any]] = {}
+    ids_of: Dict[str, set] = {}
+    seen = set()
+    for t in tables:
+        for c in t.columns:
+            if c in seen:
+                raise BadInputError("tables", f"column {c!r} is in two of the tables")
+            seen.add(c)
+            scores = t.scores(c)
+            for r in t.rows:
+                key = str(arch_key(r["arch_id"]))
+                ids_of.setdefault(key, set()).add(r["arch_id"])
+                s = scores[r["arch_id"]]
+                slot = acc.setdefault(key, {}).setdefault(c, ([], []))
+                slot[0].append(s)
+                slot[1].append(r["seconds"].get(c) or 0.0)
+    out: Dict[str, Dict[str, Any]] = {}
+    for key, cols in acc.items():
+        entry = out[key] = {}
+        for c, (ss, ts) in cols.items():
+            # no score for any of the merged architectures: no score
+            finite = [x for x in ss if x is not None]
+            entry[c] = {"score": no_score if len(finite) < len(ss) else sum(finite) / len(finite),
+                        "time": sum(ts) / len(ts)}
+        accs = [float(val_accuracy(i)) for i in sorted(ids_of[key], key=str)]
+        entry["val_accuracy"] = sum(accs) / len(accs)
+    return {dataset: out}
+
+
+# -- command line ------------------------------------------------------------------------------------
+def main(argv: Optional[Iterable[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m nni_zerocost.benchmarks.tables",
+                                 description="build or list the shipped precomputed proxy tables")
+    sub = ap.add_subparsers(dest="what", required=True)
+    b = sub.add_parser("build", help="table from the JSONL an 'nni-zerocost score --benchmark' command wrote")
+    b.add_argument("records", help="the score command's --out file")
+    b.add_argument("--command", required=True, help="that command line, exactly as run")
+    b.add_argument("--name", required=True, help="table name (file stem)")
+    b.add_argument("--wall-seconds", type=float, default=None, help="measured wall time of the command")
+    b.add_argument("--cpu-seconds", type=float, default=None, help="measured CPU time (user + sys) of the command")
+    b.add_argument("--machine", default=None, help="where it ran, in words")
+    b.add_argument("--note", default=None, help="anything else a reader of the numbers must know")
+    b.add_argument("--commit", default=None, help="commit the command ran at (default: this checkout's HEAD)")
+    b.add_argument("--folder", default=None, help=f"write here (default: {FOLDER})")
+    sub.add_parser("list", help="the shipped tables and their settings")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    try:
+        if args.what == "build":
+            path = build_table(Path(args.records), args.command, args.name, folder=args.folder,
+                               wall_seconds=args.wall_seconds, cpu_seconds=args.cpu_seconds, machine=args.machine,
+                               commit=args.commit, note=args.note)
+            print(f"wrote {path}")
+        else:
+            for n in list_precomputed():
+                meta = json.loads((FOLDER / f"{n}.json").read_text())
+                print(f"{n}: {meta['benchmark']}, {meta['n_archs']} architectures, columns "
+                      f"{', '.join(meta['columns'])}; {json.dumps(_settings(meta))}")
+    except (BadInputError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
