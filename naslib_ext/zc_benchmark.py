@@ -53,8 +53,10 @@ def zc_benchmark(benchmark: str, tables=None, data: Optional[str] = None, **filt
             keys[arch_id] = str(g.get_hash())
         return keys[arch_id]
 
-    def val_accuracy(arch_id):
-        value = entries[arch_id].truth[bench.primary]
+    def val_accuracy(arch_id):  # None: no finite benchmark value (the architecture is left out)
+        value = entries[arch_id].truth.get(bench.primary)
+        if value is None:
+            return None
         return LOSS_OFFSET - value if benchmark == "nasbench-nlp" else value
 
     return naslib_zc_json(tables, arch_key=arch_key, val_accuracy=val_accuracy, no_score=NO_SCORE)
@@ -78,7 +80,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Path(args.out).write_text(json.dumps(zc))
     (dataset, archs), = zc.items()
     n_rows = len(tables[0].rows) if tables else len(precomputed(args.benchmark).rows)
-    merged = f" ({n_rows - len(archs)} benchmark duplicates merged)" if n_rows > len(archs) else ""
+    merged = (f" ({n_rows - len(archs)} table rows merged as duplicates or left out for lack of a "
+              "benchmark value)") if n_rows > len(archs) else ""
     print(f"wrote {args.out}: dataset {dataset!r}, {len(archs)} architectures{merged}, proxies "
           f"{', '.join(sorted({k for a in archs.values() for k in a if k != 'val_accuracy'}))}")
     return 0

@@ -91,6 +91,9 @@ def test_naslib_layout():
     zc = naslib_zc_json([t], arch_key=lambda i: "same", val_accuracy=lambda i: 95.0 + i)
     assert zc == {"ptb": {"same": {"a": {"score": 2.5, "time": 0.45}, "b": {"score": -1e8, "time": 0.05},
                                    "val_accuracy": 96.5}}}
+    # no benchmark value: left out (NASLib needs val_accuracy on every entry)
+    zc = naslib_zc_json([t], arch_key=lambda i: i, val_accuracy=lambda i: None if i == 1 else 90.0)
+    assert list(zc["ptb"]) == ["2"]
 
 
 @pytest.mark.parametrize("name", list_precomputed() or [pytest.param(None, marks=pytest.mark.skip("no table shipped"))])

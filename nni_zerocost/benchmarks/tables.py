@@ -271,7 +271,8 @@ def naslib_zc_json(tables: Sequence[PrecomputedTable], *, arch_key, val_accuracy
     which supplies both).  Scores are sign-normalised (higher = better), as our NASLib predictor
     returns them; no score is ``no_score`` (NASLib's own NaN stand-in), as the predictor does.
     Architectures with one NASLib hash are merged: their values (score, time, val_accuracy)
-    averaged, no score if any of them has none.
+    averaged, no score if any of them has none.  Architectures whose ``val_accuracy`` is None
+    (no benchmark value) are left out: NASLib needs one for every entry.
     """
     if not tables:
         raise BadInputError("tables", "give at least one table")
@@ -305,7 +306,11 @@ def naslib_zc_json(tables: Sequence[PrecomputedTable], *, arch_key, val_accuracy
             finite = [x for x in ss if x is not None]
             entry[c] = {"score": no_score if len(finite) < len(ss) else sum(finite) / len(finite),
                         "time": sum(ts) / len(ts)}
-        accs = [float(val_accuracy(i)) for i in sorted(ids_of[key], key=str)]
+        accs = [val_accuracy(i) for i in sorted(ids_of[key], key=str)]
+        accs = [float(a) for a in accs if a is not None and math.isfinite(a)]
+        if not accs:  # no benchmark value (e.g. a cell with no finite PTB run): left out
+            del out[key]
+            continue
         entry["val_accuracy"] = sum(accs) / len(accs)
     return {dataset: out}
 
