@@ -22,7 +22,7 @@ import torch
 
 from .devices import resolve_device
 from .errors import BadInputError, DataError, ProxyOptionError, UnknownNameError
-from .proxies.base import ProxyResult, compute, get_proxy, list_proxies, parse_proxy_spec
+from .proxies.base import ProxyResult, compute_many, get_proxy, list_proxies, parse_proxy_spec
 from .spaces import get_space, list_spaces
 from .store import make_key
 
@@ -36,10 +36,6 @@ class ProxyRequest:
     name: str
     options: Mapping[str, Any]
     higher_is_better: bool
-
-    @property
-    def needs(self) -> str:
-        return get_proxy(self.name).needs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,16 +94,11 @@ class ScoringPlan:
                                              **self.context_options)
 
     def score(self, arch, requests: Optional[Sequence[ProxyRequest]] = None) -> Dict[str, ProxyResult]:
-        """``{spec: ProxyResult}`` of one architecture, in plan order, on one shared context.
-
-        Gradient proxies run first: a backward pass records its forward statistics too (BERT),
-        so forward-only proxies asked after it cost nothing.  Values do not depend on the order
-        (conformance test)."""
-        todo = list(self.requests if requests is None else requests)
-        order = sorted(todo, key=lambda r: r.needs != "gradients")
+        """``{spec: ProxyResult}`` of one architecture, in plan order, on one shared context
+        (:func:`~nni_zerocost.proxies.base.compute_many` orders the passes)."""
+        todo = self.requests if requests is None else requests
         with self.context(arch) as ctx:
-            done = {r.spec: compute(get_proxy(r.name), ctx, **r.options) for r in order}
-        return {r.spec: done[r.spec] for r in todo}
+            return compute_many(ctx, [(r.spec, r.name, r.options) for r in todo])
 
 
 def make_plan(

@@ -131,17 +131,17 @@ class ProxySettings:
         self.corpus = None if corpus is None else str(corpus)
         self.batch_size, self.seq_len = batch_size, seq_len
         self.store = None if store is None else str(store)
-        kw = dict(seed=seed, corpus=self.corpus, batch_size=batch_size, seq_len=seq_len, device=self.device)
-        specs = [proxy, *self.extra_proxies]
+        self._specs = [proxy, *self.extra_proxies]
+        self._plan_options = dict(seed=seed, corpus=self.corpus, batch_size=batch_size, seq_len=seq_len,
+                                  device=self.device)
         self._plans: Dict[str, ScoringPlan] = (
-            {space: make_plan(space, specs, **kw)} if space is not None else plans_for_any_space(specs, **kw)
+            {space: make_plan(space, self._specs, **self._plan_options)} if space is not None
+            else plans_for_any_space(self._specs, **self._plan_options)
         )
 
     def plan(self, space: str) -> ScoringPlan:
-        if space not in self._plans:
-            self._plans[space] = make_plan(space, [self.proxy, *self.extra_proxies], seed=self.seed,
-                                           corpus=self.corpus, batch_size=self.batch_size, seq_len=self.seq_len,
-                                           device=self.device)
+        if space not in self._plans:  # a space the specs do not apply to: make_plan says why
+            self._plans[space] = make_plan(space, self._specs, **self._plan_options)
         return self._plans[space]
 
     def metrics(self, space: str, arch) -> Dict[str, Any]:

@@ -20,6 +20,31 @@ import numpy as np
 
 from .cell import ACTIVATIONS, Cell
 
+#: the three handcrafted cells at the head of the official recipe list (ids 1000000-1000002):
+#: a plain RNN, an LSTM and a GRU, as NAS-Bench-NLP's code writes them
+HANDCRAFTED = {
+    "rnn": {"f": {"op": "linear", "input": ["x", "h_prev_0"]},
+            "h_new_0": {"op": "activation_tanh", "input": ["f"]}},
+    "lstm": {
+        "i": {"op": "linear", "input": ["x", "h_prev_0"]}, "i_act": {"op": "activation_tanh", "input": ["i"]},
+        "j": {"op": "linear", "input": ["x", "h_prev_0"]}, "j_act": {"op": "activation_sigm", "input": ["j"]},
+        "f": {"op": "linear", "input": ["x", "h_prev_0"]}, "f_act": {"op": "activation_sigm", "input": ["f"]},
+        "o": {"op": "linear", "input": ["x", "h_prev_0"]}, "o_act": {"op": "activation_tanh", "input": ["o"]},
+        "h_new_1_part1": {"op": "elementwise_prod", "input": ["f_act", "h_prev_1"]},
+        "h_new_1_part2": {"op": "elementwise_prod", "input": ["i_act", "j_act"]},
+        "h_new_1": {"op": "elementwise_sum", "input": ["h_new_1_part1", "h_new_1_part2"]},
+        "h_new_1_act": {"op": "activation_tanh", "input": ["h_new_1"]},
+        "h_new_0": {"op": "elementwise_prod", "input": ["h_new_1_act", "o_act"]},
+    },
+    "gru": {
+        "r": {"op": "linear", "input": ["x", "h_prev_0"]}, "r_act": {"op": "activation_sigm", "input": ["r"]},
+        "z": {"op": "linear", "input": ["x", "h_prev_0"]}, "z_act": {"op": "activation_sigm", "input": ["z"]},
+        "rh": {"op": "elementwise_prod", "input": ["r_act", "h_prev_0"]},
+        "h_tilde": {"op": "linear", "input": ["x", "rh"]}, "h_tilde_act": {"op": "activation_tanh", "input": ["h_tilde"]},
+        "h_new_0": {"op": "blend", "input": ["z_act", "h_prev_0", "h_tilde_act"]},
+    },
+}
+
 MAIN_OPS = ("linear", "blend", "elementwise_prod", "elementwise_sum")
 MAIN_WEIGHTS = (3.0, 1.0, 1.0, 1.0)
 LINEAR_FAN_IN = (2, 3)
