@@ -62,3 +62,15 @@ class BadInputError(ZeroCostError, ValueError):
     def __init__(self, field: str, problem: str, subject: str | None = None):
         self.field, self.problem, self.subject = field, problem, subject
         super().__init__(f"{field} {subject}: {problem}" if subject is not None else f"{field}: {problem}")
+
+
+def suggest(name, valid) -> str:
+    """``" (did you mean 'x'?)"`` for the valid names closest to a mistyped ``name``, else ``""``."""
+    import difflib
+
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(name, list(valid), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"

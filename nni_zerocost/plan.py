@@ -1,12 +1,17 @@
-"""The one checked door into scoring: ``(space, proxy specs, options) -> ScoringPlan``.
+"""The one checked door into scoring: a :class:`ScoringRequest` -> a :class:`ScoringPlan`.
 
-Every front end (the CLI, the NNI evaluator, strategies, tuner and trial, the NASLib predictor
-and driver, :func:`nni_zerocost.score`) turns its input into a plan here and does nothing else
-with it.  :func:`make_plan` checks everything a request can get wrong -- the space, each
-proxy's name, whether it applies to the space, each option's name, type and allowed values,
-the context options, the seed and the data source -- and raises one
-:class:`~nni_zerocost.errors.BadInputError` naming the field and what is allowed.  It does so
-before any model is built, so bad input never costs work.
+A :class:`ScoringRequest` holds everything that decides a score as plain JSON values (space,
+proxy specs, seed, data source, context options, device), so it crosses any process boundary:
+NNI trials, worker pools, Ray tasks, configuration files.  Every front end (the CLI, the NNI
+evaluator, strategies, tuner and trial, the NASLib predictor and driver,
+:func:`nni_zerocost.score` and :func:`nni_zerocost.score_model`) builds one request and hands
+it to :func:`make_plan`, and does nothing else with it.
+
+:func:`make_plan` checks everything a request can get wrong -- the space, each proxy's name,
+whether it applies (by the capabilities the space's contexts offer), each option's name, type
+and allowed values, the context options, the seed, the device and the data source -- and raises
+one :class:`~nni_zerocost.errors.BadInputError` naming the field and what is allowed.  It does
+so before any model is built, so bad input never costs work.
 
 A plan then answers everything downstream needs: the input batch, the store key of a result,
 the scoring context of an architecture, and the scores themselves (``plan.score(arch)``).
@@ -15,16 +20,70 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import numbers
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 
 from .devices import resolve_device
-from .errors import BadInputError, DataError, ProxyOptionError, UnknownNameError
-from .proxies.base import ProxyResult, compute_many, get_proxy, list_proxies, parse_proxy_spec
+from .errors import BadInputError, DataError, ProxyOptionError, UnknownNameError, suggest
+from .proxies.base import ProxyResult, compute_many, get_proxy, list_proxies, offers_of, parse_proxy_spec
 from .spaces import get_space, list_spaces
 from .store import make_key
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoringRequest:
+    """What to score, as plain JSON values; :func:`make_plan` checks it.
+
+    ``space``: a registered search space; ``proxies``: specs (``"hidden_covariance:layer=2"``);
+    ``corpus`` / ``batch_size`` / ``seq_len``: the input batch (default: the space's embedded
+    one); ``device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; ``options``: the space's
+    context options (``init``, ``as_trained``, ...; ``nni-zerocost list spaces`` shows them).
+    """
+
+    proxies: Tuple[str, ...]
+    space: Optional[str] = None
+    seed: int = 0
+    corpus: Optional[str] = None
+    batch_size: Optional[int] = None
+    seq_len: Optional[int] = None
+    device: str = "auto"
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        specs = (self.proxies,) if isinstance(self.proxies, str) else tuple(self.proxies or ())
+        object.__setattr__(self, "proxies", specs)
+        object.__setattr__(self, "options", {k: v for k, v in dict(self.options or {}).items() if v is not None})
+        object.__setattr__(self, "device", "auto" if self.device is None else str(self.device))
+        if self.corpus is not None:
+            object.__setattr__(self, "corpus", str(self.corpus))
+
+    @classmethod
+    def of(cls, proxies, space: Optional[str] = None, **fields) -> "ScoringRequest":
+        """A request from keyword arguments: the named fields, and every other keyword as a
+        context option (``init="compat"``, ``as_trained=True``)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"proxies", "space", "options"}
+        options = dict(fields.pop("options", None) or {})
+        options.update({k: fields.pop(k) for k in list(fields) if k not in names})
+        return cls(proxies, space, options=options, **fields)
+
+    def replace(self, **changes) -> "ScoringRequest":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"proxies": list(self.proxies), "space": self.space, "seed": self.seed, "corpus": self.corpus,
+                "batch_size": self.batch_size, "seq_len": self.seq_len, "device": self.device,
+                "options": dict(self.options)}
+
+    @classmethod
+    def from_json(cls, obj: Union[str, Mapping[str, Any]]) -> "ScoringRequest":
+        d = json.loads(obj) if isinstance(obj, str) else dict(obj)
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise BadInputError("request", f"unknown field(s) {', '.join(unknown)}")
+        return cls(**d)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,11 +99,14 @@ class ProxyRequest:
 
 @dataclasses.dataclass(frozen=True)
 class ScoringPlan:
-    """A checked scoring request; build with :func:`make_plan`.
+    """A checked scoring request; build with :func:`make_plan` (a space) or
+    :func:`make_model_plan` (a user's model).
 
     ``context_options`` holds only the options given with a non-default value, so results
     stored before an option existed keep their keys.  ``device`` is the resolved
     ``torch.device`` models and batches are built on (weights are drawn on the CPU and moved).
+    ``space`` is the registered space's name, or for a user's model its description (the
+    model's class, or the NNI space class it was sampled from).
     """
 
     space: str
@@ -53,6 +115,8 @@ class ScoringPlan:
     batch: Any
     context_options: Mapping[str, Any]
     device: torch.device = torch.device("cpu")
+    scoring_request: Optional[ScoringRequest] = None
+    model_contexts: bool = False  # architectures are torch modules scored by the generic contexts
 
     @property
     def specs(self) -> Tuple[str, ...]:
@@ -66,7 +130,13 @@ class ScoringPlan:
         return next(r for r in self.requests if r.spec == spec)
 
     def arch_key(self, arch) -> str:
-        """What identifies ``arch``'s scores under this plan (canonical or exact hash)."""
+        """What identifies ``arch``'s scores under this plan (canonical or exact hash; for a
+        user's NNI space, the frozen sample)."""
+        if self.model_contexts:
+            key = getattr(arch, "key", None)
+            if key is None:
+                raise TypeError("scores of a bare model have no store key; score it without a store")
+            return key
         return get_space(self.space).arch_key(arch, **self.context_options)
 
     @property
@@ -90,6 +160,12 @@ class ScoringPlan:
                         self.key_context)
 
     def context(self, arch):
+        if self.model_contexts:
+            from .models import model_context
+
+            build = getattr(arch, "build", None)  # a sample of a user's NNI space
+            model = build(self.seed) if build is not None else arch
+            return model_context(model, self.batch, seed=self.seed, device=self.device)
         return get_space(self.space).context(arch, self.batch, seed=self.seed, device=self.device,
                                              **self.context_options)
 
@@ -98,12 +174,14 @@ class ScoringPlan:
         (:func:`~nni_zerocost.proxies.base.compute_many` orders the passes)."""
         todo = self.requests if requests is None else requests
         with self.context(arch) as ctx:
+            if self.model_contexts:
+                check_applies(todo, ctx)
             return compute_many(ctx, [(r.spec, r.name, r.options) for r in todo])
 
 
 def make_plan(
-    space: str,
-    proxies: Union[str, Sequence[str]],
+    space: Union[str, ScoringRequest, None] = None,
+    proxies: Union[str, Sequence[str], None] = None,
     *,
     seed: int = 0,
     corpus: Optional[str] = None,
@@ -115,35 +193,104 @@ def make_plan(
 ) -> ScoringPlan:
     """Check a scoring request and return its plan; :class:`BadInputError` otherwise.
 
-    ``proxies``: a spec (``"hidden_covariance:layer=2"``) or a list of them; duplicates are
-    scored once.  ``corpus`` / ``batch_size`` / ``seq_len`` choose the input batch through the
-    space (:meth:`SearchSpace.batch`); ``batch`` passes a ready one instead.
-    ``device``: ``"auto"`` (default: CUDA when available, else the CPU), ``"cpu"``, ``"cuda"``
-    or ``"cuda:N"``; CUDA asked for where there is none is refused.
-    ``context_options``: the space's own (``init`` for rnn, ``as_trained``/``loss`` for bert).
+    Call it with a :class:`ScoringRequest`, or with its fields: ``space``, ``proxies`` (a spec
+    or a list; duplicates are scored once), ``seed``, ``corpus`` / ``batch_size`` / ``seq_len``
+    (the batch, through the space: :meth:`SearchSpace.batch`), ``device`` (``"auto"``: CUDA when
+    available, else the CPU; ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; CUDA asked for where there is
+    none is refused) and the space's context options as keywords (``init`` for rnn, ...).
+    ``batch`` passes a ready batch object instead (not part of the request: it is no JSON).
     """
+    if isinstance(space, ScoringRequest):
+        if proxies is not None or context_options:
+            raise TypeError("make_plan(request) takes no other request fields")
+        request = space
+    else:
+        try:
+            request = ScoringRequest(proxies, space, seed=seed, corpus=corpus, batch_size=batch_size,
+                                     seq_len=seq_len, device=device, options=context_options)
+        except TypeError as e:
+            raise BadInputError("request", str(e)) from None
+    return _plan(request, batch)
+
+
+def _plan(request: ScoringRequest, batch: Any) -> ScoringPlan:
+    name = request.space
     try:
-        sp = get_space(space)
+        sp = get_space(name)
     except UnknownNameError:
-        raise BadInputError("space", f"unknown space; valid spaces: {', '.join(list_spaces())}", repr(space)) from None
-    if isinstance(proxies, str):
-        proxies = [proxies]
-    specs = list(dict.fromkeys(proxies or ()))
+        raise BadInputError("space", f"unknown space{suggest(name, list_spaces())}; valid spaces: "
+                                     f"{', '.join(list_spaces())}", repr(name)) from None
+    specs = list(dict.fromkeys(request.proxies))
     if not specs:
-        raise BadInputError("proxy", f"no proxy given; proxies for the {space!r} space: {', '.join(list_proxies(space))}")
-    requests = tuple(_request(space, spec) for spec in specs)
+        raise BadInputError("proxy", f"no proxy given; proxies for the {name!r} space: {', '.join(list_proxies(name))}")
+    requests = tuple(_request(name, spec, sp.offers, sp.limits()) for spec in specs)
+    seed = check_seed(request.seed)
+    ctx_opts = _context_options(name, sp.context_options(), request.options)
+    dev = resolve_device(request.device)
+    if batch is None:
+        batch = _batch(sp, request.corpus, request.batch_size, request.seq_len)
+    elif request.corpus is not None or request.batch_size is not None or request.seq_len is not None:
+        raise BadInputError("batch", "give either a ready batch or corpus/batch_size/seq_len, not both")
+    return ScoringPlan(name, requests, seed, batch, ctx_opts, dev, request)
+
+
+def make_model_plan(model, proxies: Union[str, Sequence[str]], *, batch: Any = None, seed: int = 0,
+                    device: Any = None, label: Optional[str] = None) -> ScoringPlan:
+    """The plan scoring a user's own language model (:func:`nni_zerocost.score_model`).
+
+    ``model`` is a ``torch.nn.Module`` (or an NNI sample with ``build(seed)``); it is wrapped
+    once here to learn what it offers, so a proxy it cannot give fails now, with one line naming
+    what the model lacks.  ``batch``: token ids ``(B, T)``, a corpus path, ``(texts,
+    tokenizer)``, or None (the Zipf batch over the model's vocabulary).  ``device``: None = where
+    the model's parameters are.
+    """
+    from .models import model_batch, model_context
+
+    specs = [proxies] if isinstance(proxies, str) else list(dict.fromkeys(proxies or ()))
+    if not specs:
+        raise BadInputError("proxy", "no proxy given")
+    seed = check_seed(seed)
+    built = model.build(seed) if hasattr(model, "build") and not isinstance(model, torch.nn.Module) else model
+    dev = None if device is None else resolve_device(device)
+    the_batch = model_batch(built, batch)
+    with model_context(built, the_batch, seed=seed, device=dev) as ctx:
+        offers, limits = frozenset(ctx.offers), _context_limits(ctx)
+        space = label or ctx.label
+        dev = ctx.device
+    requests = tuple(_request(space, spec, offers, limits, what="model") for spec in specs)
+    return ScoringPlan(space, requests, seed, the_batch, {}, dev, None, model_contexts=True)
+
+
+def _context_limits(ctx) -> Dict[str, int]:
+    from .proxies.base import context_limits
+
+    return context_limits(ctx)
+
+
+def check_applies(requests: Sequence[ProxyRequest], ctx) -> None:
+    """Every request's proxy has an implementation for ``ctx`` (a candidate of a user's space
+    whose models differ); BadInputError naming what the model lacks otherwise."""
+    for r in requests:
+        proxy = get_proxy(r.name)
+        if proxy.impl_for(ctx.offers) is None:
+            raise BadInputError("proxy", f"{r.name!r} does not apply to {ctx.label}: it needs "
+                                         f"{proxy.missing_text(ctx.offers).replace('the model', 'it')}", repr(r.spec))
+
+
+def check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise BadInputError("seed", f"must be an integer >= 0, got {seed!r}")
-    ctx_opts = _context_options(space, sp.context_options(), context_options)
-    dev = resolve_device(device)
-    if batch is None:
-        batch = _batch(space, sp, corpus, batch_size, seq_len)
-    elif corpus is not None or batch_size is not None or seq_len is not None:
-        raise BadInputError("batch", "give either a ready batch or corpus/batch_size/seq_len, not both")
-    return ScoringPlan(space, requests, int(seed), batch, ctx_opts, dev)
+    return int(seed)
 
 
-def _request(space: str, spec: Any) -> ProxyRequest:
+def check_count(field: str, value: Any, minimum: int = 1) -> int:
+    """A count option (workers, budget, top, limit): an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise BadInputError(field, f"must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _request(space: str, spec: Any, offers, limits, what: str = "space") -> ProxyRequest:
     if not isinstance(spec, str) or not spec.strip():
         raise BadInputError("proxy", "a proxy spec is a non-empty string such as 'hidden_covariance:layer=2'",
                             repr(spec))
@@ -151,18 +298,21 @@ def _request(space: str, spec: Any) -> ProxyRequest:
         name, given = parse_proxy_spec(spec)
     except ProxyOptionError as e:
         raise BadInputError("proxy", str(e), repr(spec)) from None
-    valid = list_proxies(space)
+    valid = list_proxies(offers)
+    where = f"the {space!r} space" if what == "space" else space
     if name not in list_proxies():
-        raise BadInputError("proxy", f"unknown proxy {name!r}; proxies for the {space!r} space: {', '.join(valid)}",
-                            repr(spec))
+        raise BadInputError("proxy", f"unknown proxy {name!r}{suggest(name, list_proxies())}; proxies for {where}: "
+                                     f"{', '.join(valid)}", repr(spec))
     proxy = get_proxy(name)
-    if not proxy.applies_to(space):
-        raise BadInputError("proxy", f"{name!r} does not apply to the {space!r} space (it applies to "
-                            f"{', '.join(proxy.spaces)}); proxies for {space!r}: {', '.join(valid)}", repr(spec))
+    impl = proxy.impl_for(offers)
+    if impl is None:
+        lacks = proxy.missing_text(offers).replace("the model", "it")
+        raise BadInputError("proxy", f"{name!r} does not apply to {where}: it needs {lacks}; proxies for {where}: "
+                                     f"{', '.join(valid)}", repr(spec))
     try:
-        options = proxy.impl(space).check_options(name, given)
+        options = impl.check_options(name, given, offers, limits)
     except ProxyOptionError as e:
-        raise BadInputError("proxy", str(e), repr(spec)) from None
+        raise BadInputError("proxy", str(e).replace("this model", where), repr(spec)) from None
     return ProxyRequest(spec, name, options, proxy.higher_is_better)
 
 
@@ -174,7 +324,7 @@ def _context_options(space: str, allowed: Mapping[str, Any], given: Mapping[str,
         if name not in allowed:
             takes = ", ".join(allowed) or "none"
             raise BadInputError(name, f"the {space!r} space takes no such option (its options: {takes})")
-        values = allowed[name]
+        values = allowed[name].values
         if isinstance(values, type):
             ok = isinstance(value, values) and not isinstance(value, bool) and value > 0
             if not ok:
@@ -186,7 +336,7 @@ def _context_options(space: str, allowed: Mapping[str, Any], given: Mapping[str,
     return out
 
 
-def _batch(space: str, sp, corpus, batch_size, seq_len):
+def _batch(sp, corpus, batch_size, seq_len):
     for field, v in (("batch_size", batch_size), ("seq_len", seq_len)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1):
             raise BadInputError(field, f"must be a positive integer, got {v!r}")
@@ -199,25 +349,47 @@ def _batch(space: str, sp, corpus, batch_size, seq_len):
         raise BadInputError("corpus" if corpus is not None else "batch_size", str(e)) from None
 
 
-def plans_for_any_space(proxies: Union[str, Sequence[str]], **options: Any) -> Dict[str, ScoringPlan]:
-    """Plans for every space that takes the whole request (adapters that learn the space only
-    from their first candidate check here at construction); the most relevant error when no
-    space does: that of a space the first proxy applies to."""
-    specs = [proxies] if isinstance(proxies, str) else list(proxies)
-    for spec in specs:  # a name no space knows: list every proxy, not one space's
-        name = parse_proxy_spec(spec)[0] if isinstance(spec, str) and spec.strip() else None
-        if name is not None and name not in list_proxies():
-            raise BadInputError("proxy", f"unknown proxy {name!r}; valid proxies: {', '.join(list_proxies())}",
+def check_request(request: ScoringRequest) -> None:
+    """What can be checked of a request before its space is known (an NNI adapter learns the
+    space from its first candidate): proxy names and spec syntax, seed, device, and that some
+    space takes each context option.  The full check runs per space in :func:`make_plan`."""
+    for spec in request.proxies or ():
+        if not isinstance(spec, str) or not spec.strip():
+            raise BadInputError("proxy", "a proxy spec is a non-empty string such as 'hidden_covariance:layer=2'",
                                 repr(spec))
+        try:
+            name, _ = parse_proxy_spec(spec)
+        except ProxyOptionError as e:
+            raise BadInputError("proxy", str(e), repr(spec)) from None
+        if name not in list_proxies():
+            raise BadInputError("proxy", f"unknown proxy {name!r}{suggest(name, list_proxies())}; valid proxies: "
+                                         f"{', '.join(list_proxies())}", repr(spec))
+    if not request.proxies:
+        raise BadInputError("proxy", "no proxy given")
+    check_seed(request.seed)
+    resolve_device(request.device)
+    for option in request.options:
+        if not any(option in get_space(s).context_options() for s in list_spaces()):
+            raise BadInputError(option, "no search space takes such an option")
+
+
+def plans_for_any_space(request: ScoringRequest) -> Dict[str, ScoringPlan]:
+    """Plans for every registered space that takes the whole request (adapters that learn the
+    space only from their first candidate); the most relevant error when no space does."""
+    check_request(request)
     plans: Dict[str, ScoringPlan] = {}
     errors = []
+    first = parse_proxy_spec(request.proxies[0])[0]
     for space in list_spaces():
         try:
-            plans[space] = make_plan(space, specs, **options)
+            plans[space] = make_plan(request.replace(space=space))
         except BadInputError as e:
-            name = parse_proxy_spec(specs[0])[0] if specs and isinstance(specs[0], str) else None
-            first_applies = name in list_proxies(space)
-            errors.append((not first_applies, e))
+            errors.append((first not in list_proxies(space), e))
     if not plans:
         raise sorted(errors, key=lambda t: t[0])[0][1]
     return plans
+
+
+def offers_text(space: str) -> str:
+    """The capabilities a registered space's contexts offer, for ``list spaces``."""
+    return ", ".join(sorted(offers_of(space)))

@@ -1,10 +1,11 @@
 """Proxy registry, options and result type.
 
 A proxy is a plain function ``fn(ctx, **options) -> float`` registered with
-:func:`register_proxy`.  ``ctx`` is a :class:`~nni_zerocost.spaces.base.ScoringContext` (its
-space's context) for one architecture and one input
-batch; it builds the model lazily and caches the forward/backward passes that several proxies
-share, so asking for many proxies of one model costs one pass where possible.
+:func:`register_proxy` together with the capabilities it needs
+(:mod:`nni_zerocost.capabilities`).  ``ctx`` is a
+:class:`~nni_zerocost.spaces.base.ScoringContext` for one model and one input batch, offering
+capabilities; it builds the model lazily and caches the forward/backward passes that several
+proxies share, so asking for many proxies of one model costs one pass where possible.
 
 Sign convention: every proxy declares ``higher_is_better``.  :attr:`ProxyResult.score` is the
 *normalised* value (``raw`` negated when lower is better) so that downstream code (rankings,
@@ -22,11 +23,19 @@ import math
 import re
 import time
 import typing
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from ..capabilities import check_names, missing
 from ..errors import ProxyNotApplicableError, ProxyOptionError
 from ..registry import Registry
 from ..spaces.base import ScoringContext
+
+
+#: the one value that stands for "no score" where a host framework needs a finite number (NNI's
+#: ``default`` metric, NASLib predictions, exported zero-cost tables): below any real proxy value,
+#: so every search ranks such an architecture last.  Inside the package a missing score is NaN
+#: with a flag (:class:`ProxyResult`), never this number.
+NO_SCORE = -1e100
 
 
 class Flagged(Exception):
@@ -62,6 +71,11 @@ class ProxyResult:
         """Normalised value: higher is better.  NaN only when :attr:`ok` is False."""
         return self.raw if self.higher_is_better else -self.raw
 
+    @property
+    def finite_score(self) -> float:
+        """:attr:`score`, or :data:`NO_SCORE` when there is none (for hosts that need a number)."""
+        return self.score if self.ok else NO_SCORE
+
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
@@ -72,7 +86,9 @@ class Option:
 
     ``type`` is the annotation (int, float, str or bool); ``optional`` when it also admits
     None (``Optional[int] = None`` means "off").  ``choices`` (allowed values) and ``bounds``
-    (inclusive ``(low, high)``, None = open) come from :func:`register_proxy`.
+    (inclusive ``(low, high)``, None = open) come from :func:`register_proxy`; ``limit`` names
+    a model property bounding an integer option from above (``"recurrent_layers"``: a layer
+    index), known from a space before any work or from a context.
     """
 
     name: str
@@ -81,10 +97,24 @@ class Option:
     optional: bool = False
     choices: Optional[Tuple[Any, ...]] = None
     bounds: Optional[Tuple[Any, Any]] = None
+    limit: Optional[str] = None
+
+    def bounded(self, limits: Optional[Mapping[str, int]]) -> "Option":
+        """This option with its ``limit`` resolved from ``limits`` (small ranges become choices)."""
+        if self.limit is None or not limits or self.limit not in limits:
+            return self
+        low = (self.bounds or (1, None))[0]
+        high = int(limits[self.limit])
+        if high - low < 10:
+            return dataclasses.replace(self, choices=tuple(range(low, high + 1)), bounds=None, limit=None)
+        return dataclasses.replace(self, bounds=(low, high), limit=None)
 
     def allowed(self) -> str:
         """What values are allowed, in words (for errors and ``list proxies``)."""
-        if self.choices is not None:
+        if self.limit is not None and self.choices is None:
+            low = (self.bounds or (1, None))[0]
+            text = f"{_TYPE_NAMES[self.type]} in {low}..(the model's {self.limit.replace('_', ' ')})"
+        elif self.choices is not None:
             text = "one of " + ", ".join(_show(c) for c in self.choices)
         elif self.bounds is not None:
             lo, hi = self.bounds
@@ -138,7 +168,7 @@ def _show(v: Any) -> str:
 
 
 def options_from_signature(fn: Callable, choices: Mapping[str, Sequence[Any]],
-                           bounds: Mapping[str, Tuple[Any, Any]]) -> Dict[str, Option]:
+                           bounds: Mapping[str, Tuple[Any, Any]], limits: Mapping[str, str] = {}) -> Dict[str, Option]:
     """``{name: Option}`` for every keyword parameter of ``fn`` after the context."""
     hints = typing.get_type_hints(fn)
     params = list(inspect.signature(fn).parameters.values())[1:]
@@ -155,10 +185,11 @@ def options_from_signature(fn: Callable, choices: Mapping[str, Sequence[Any]],
             raise TypeError(f"{fn.__qualname__}: annotate option {p.name!r} as int, float, str or bool "
                             f"(or Optional[...] of one), got {hints.get(p.name)!r}")
         out[p.name] = Option(p.name, tp, p.default, optional,
-                             tuple(choices[p.name]) if p.name in choices else None, bounds.get(p.name))
-    unknown = (set(choices) | set(bounds)) - set(out)
+                             tuple(choices[p.name]) if p.name in choices else None, bounds.get(p.name),
+                             limits.get(p.name))
+    unknown = (set(choices) | set(bounds) | set(limits)) - set(out)
     if unknown:
-        raise TypeError(f"{fn.__qualname__}: choices/bounds given for unknown option(s) {sorted(unknown)}")
+        raise TypeError(f"{fn.__qualname__}: choices/bounds/limits given for unknown option(s) {sorted(unknown)}")
     for opt in out.values():  # the defaults themselves must be allowed
         opt.check(opt.default)
     return out
@@ -166,14 +197,19 @@ def options_from_signature(fn: Callable, choices: Mapping[str, Sequence[Any]],
 
 @dataclasses.dataclass(frozen=True)
 class ProxyImpl:
-    """How a proxy is computed on one space: function, needs, mode, NaN policy, options."""
+    """How a proxy is computed on contexts offering ``needs``: function, cost, mode, NaN
+    policy, size behaviour, options (and the capabilities some option values need)."""
 
     fn: Callable[..., float]
-    needs: str  # "forward" | "gradients" | "labels" | "none"
+    needs: FrozenSet[str]  # capabilities (nni_zerocost.capabilities) the context must offer
+    cost: str  # "weights" | "forward" | "gradients": what the proxy runs (gradient passes go first)
     mode: str  # e.g. "eval (no dropout)"
     nan_policy: str
     description: str
     options: Mapping[str, Option] = dataclasses.field(default_factory=dict)
+    size: str = ""  # how the value behaves with model size (documentation)
+    scales_with_size: bool = False  # True: it ranks bigger models higher by construction
+    option_needs: Mapping[str, FrozenSet[str]] = dataclasses.field(default_factory=dict)
 
     @property
     def defaults(self) -> Dict[str, Any]:
@@ -185,51 +221,88 @@ class ProxyImpl:
         first = " ".join(self.description.split("\n\n")[0].split())
         return re.split(r"(?<!\bal)(?<!e\.g)\.\s+(?=[A-Z`(])", first)[0].rstrip(".") + "."
 
-    def check_options(self, proxy: str, given: Mapping[str, Any]) -> Dict[str, Any]:
-        """Every option, defaults filled in, each value checked; ProxyOptionError otherwise."""
+    def applies_to(self, offers: Iterable[str]) -> bool:
+        return self.needs <= set(offers)
+
+    def check_options(self, proxy: str, given: Mapping[str, Any], offers: Optional[Iterable[str]] = None,
+                      limits: Optional[Mapping[str, int]] = None) -> Dict[str, Any]:
+        """Every option, defaults filled in, each value checked; ProxyOptionError otherwise.
+
+        With ``offers`` (the context's capabilities), an option value that needs a capability
+        the context lacks (``option_needs``) is refused too; ``limits`` (a space's or a
+        context's :meth:`limits`) bound the options that declare a ``limit``."""
         unknown = sorted(set(given) - set(self.options))
         if unknown:
             raise ProxyOptionError(
                 f"proxy {proxy!r} has no option {', '.join(map(repr, unknown))}; its options: "
                 + (", ".join(f"{o.name} ({o.allowed()})" for o in self.options.values()) or "none")
             )
-        return {name: opt.check(given[name]) if name in given else opt.default for name, opt in self.options.items()}
+        out = {name: opt.bounded(limits).check(given[name]) if name in given else opt.default
+               for name, opt in self.options.items()}
+        if offers is not None:
+            have = set(offers)
+            for key, needs in self.option_needs.items():
+                name, _, value = key.partition("=")
+                v = out.get(name)
+                hit = (v is not None and v != self.options[name].default) if not value else _show(v) == value
+                lack = sorted(needs - have)
+                if hit and lack:
+                    shown = f"{name}={_show(v)}"
+                    raise ProxyOptionError(f"option {shown} needs {', '.join(lack)}, which this model does not offer")
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
 class Proxy:
-    """One registered proxy name: its sign and one implementation per search space.
+    """One registered proxy name: its sign and its implementations, each for the contexts that
+    offer the capabilities it needs (tried in registration order).
 
-    A name such as ``activation_distance`` means the same idea on every space it applies to,
-    so it is one proxy with per-space implementations (the BERT and RNN passes differ); the
-    sign must agree across spaces.  ``needs``/``mode``/``nan_policy``/``description``/
-    ``defaults`` describe the first implementation; use :meth:`impl` for a given space.
+    A name such as ``activation_distance`` means the same idea on every model it applies to, so
+    it is one proxy with an implementation per kind of model (the passes of a recurrent cell and
+    of a transformer differ); the sign agrees across them.  ``needs``/``mode``/``nan_policy``/
+    ``description``/``defaults`` describe the first implementation; use :meth:`impl` for a
+    given context.
     """
 
     name: str
     higher_is_better: bool
-    impls: Mapping[str, ProxyImpl]
+    impls: Tuple[ProxyImpl, ...]
+
+    def impl_for(self, offers: Iterable[str]) -> Optional[ProxyImpl]:
+        """The first implementation whose needs ``offers`` covers, or None."""
+        have = set(offers)
+        return next((i for i in self.impls if i.needs <= have), None)
+
+    def applies_to(self, target) -> bool:
+        """True for a space name, a context or a set of capabilities it has an implementation for."""
+        return self.impl_for(offers_of(target)) is not None
+
+    def impl(self, target) -> ProxyImpl:
+        """The implementation for a space name, a context or a set of capabilities;
+        ProxyNotApplicableError naming what is missing otherwise."""
+        offers = offers_of(target)
+        found = self.impl_for(offers)
+        if found is None:
+            raise ProxyNotApplicableError(f"proxy {self.name!r} needs {self.missing_text(offers)}")
+        return found
+
+    def missing_text(self, offers: Iterable[str]) -> str:
+        """What the closest implementation needs and ``offers`` lacks, in words."""
+        lacks = [missing(i.needs, offers) for i in self.impls]
+        return " or ".join(", ".join(m) for m in sorted(lacks, key=len)[:2]) + ", which the model does not offer"
 
     @property
     def spaces(self) -> Tuple[str, ...]:
-        return tuple(self.impls)
+        """Registered search spaces it applies to (derived from their capabilities)."""
+        from ..spaces import get_space, list_spaces
 
-    def applies_to(self, space: str) -> bool:
-        return space in self.impls
-
-    def impl(self, space: str) -> ProxyImpl:
-        try:
-            return self.impls[space]
-        except KeyError:
-            raise ProxyNotApplicableError(
-                f"proxy {self.name!r} does not apply to the {space!r} space "
-                f"(it applies to: {', '.join(self.spaces)})"
-            ) from None
+        return tuple(s for s in list_spaces() if self.impl_for(get_space(s).offers) is not None)
 
     def _first(self) -> ProxyImpl:
-        return next(iter(self.impls.values()))
+        return self.impls[0]
 
     needs = property(lambda self: self._first().needs)
+    cost = property(lambda self: self._first().cost)
     mode = property(lambda self: self._first().mode)
     nan_policy = property(lambda self: self._first().nan_policy)
     description = property(lambda self: self._first().description)
@@ -240,45 +313,87 @@ class Proxy:
         return compute(self, ctx, **options)
 
 
-NEEDS = ("forward", "gradients", "labels", "none")
+def offers_of(target) -> FrozenSet[str]:
+    """Capabilities of a space name, a space, a context, or an iterable of capability names."""
+    if isinstance(target, str):
+        from ..spaces import get_space
+
+        return frozenset(get_space(target).offers)
+    offers = getattr(target, "offers", None)
+    if offers is not None:
+        return frozenset(offers)
+    return frozenset(target)
+
+
+def context_limits(ctx) -> Dict[str, int]:
+    """The values a context gives the options' ``limit`` names (cached on the context)."""
+    if "option_limits" not in ctx.cache:
+        out = {}
+        if "recurrent_states" in ctx.offers:
+            out["recurrent_layers"] = int(ctx.recurrent_layers())
+        ctx.cache["option_limits"] = out
+    return ctx.cache["option_limits"]
+
+
+COSTS = ("weights", "forward", "gradients")
 PROXIES: Registry[Proxy] = Registry("proxy")
 
 
 def register_proxy(
     name: str,
     *,
-    spaces: Sequence[str],
+    needs: Sequence[str],
     higher_is_better: bool,
-    needs: str,
+    cost: str,
     mode: str,
     nan_policy: str,
+    size: str = "",
+    scales_with_size: bool = False,
     choices: Optional[Mapping[str, Sequence[Any]]] = None,
     bounds: Optional[Mapping[str, Tuple[Any, Any]]] = None,
+    option_needs: Optional[Mapping[str, Sequence[str]]] = None,
+    limits: Optional[Mapping[str, str]] = None,
 ):
-    """Decorator registering ``fn(ctx, **options) -> float`` as the proxy ``name`` on ``spaces``.
+    """Decorator registering ``fn(ctx, **options) -> float`` as the proxy ``name``.
 
-    The one way to add a proxy.  Its options are ``fn``'s keyword parameters after ``ctx``:
-    name, annotated type (int, float, str, bool, or Optional of one) and default, so
-    ``def f(ctx, layer: int = 1)`` has the option ``layer``; ``choices`` / ``bounds`` name the
-    allowed values of an option.  The docstring of ``fn`` becomes the description.  A name may
-    be registered again for *other* spaces (same sign), adding a per-space implementation.
+    The one way to add a proxy.  ``needs``: the capabilities (:mod:`nni_zerocost.capabilities`)
+    a context must offer; the proxy applies to every space and model that offers them.
+    ``cost``: ``"weights"`` (reads weights or counts only), ``"forward"`` or ``"gradients"``.
+    ``size``: how the value behaves with model size, and ``scales_with_size=True`` when it ranks
+    bigger models higher by construction (searches that vary width or depth warn).
+
+    Its options are ``fn``'s keyword parameters after ``ctx``: name, annotated type (int, float,
+    str, bool, or Optional of one) and default, so ``def f(ctx, layer: int = 1)`` has the option
+    ``layer``; ``choices`` / ``bounds`` name the allowed values of an option, and
+    ``option_needs`` the capabilities an option (``"max_degree"``: any non-default value) or one
+    value of it (``"axis=paper"``) needs beyond ``needs``; ``limits`` bounds an integer option by
+    a model property (``{"layer": "recurrent_layers"}``).  The docstring of ``fn`` becomes the
+    description.  A name may be registered again for other capabilities (same sign), adding an
+    implementation for another kind of model.
     """
-    if needs not in NEEDS:
-        raise ValueError(f"needs must be one of {NEEDS}, got {needs!r}")
+    if cost not in COSTS:
+        raise ValueError(f"cost must be one of {COSTS}, got {cost!r}")
+    needed = check_names(needs)
+    if not needed:
+        raise ValueError(f"proxy {name!r}: needs must name at least one capability")
+    extra = {k: check_names(v) for k, v in dict(option_needs or {}).items()}
 
     def deco(fn):
-        options = options_from_signature(fn, dict(choices or {}), dict(bounds or {}))
-        impl = ProxyImpl(fn, needs, mode, nan_policy, inspect.cleandoc(fn.__doc__ or ""), options)
+        options = options_from_signature(fn, dict(choices or {}), dict(bounds or {}), dict(limits or {}))
+        for key in extra:
+            if key.partition("=")[0] not in options:
+                raise TypeError(f"{fn.__qualname__}: option_needs names unknown option {key!r}")
+        impl = ProxyImpl(fn, needed, cost, mode, nan_policy, inspect.cleandoc(fn.__doc__ or ""), options,
+                         size, scales_with_size, extra)
         if name in PROXIES:
             old = PROXIES.get(name)
-            clash = set(old.impls) & set(spaces)
-            if clash:
-                raise ValueError(f"proxy {name!r} is already registered for {sorted(clash)}")
+            if any(i.needs == needed for i in old.impls):
+                raise ValueError(f"proxy {name!r} is already registered for contexts offering {sorted(needed)}")
             if old.higher_is_better != higher_is_better:
-                raise ValueError(f"proxy {name!r}: the sign must agree across spaces")
-            PROXIES._items[name] = Proxy(name, higher_is_better, {**old.impls, **{s: impl for s in spaces}})
+                raise ValueError(f"proxy {name!r}: the sign must agree across implementations")
+            PROXIES._items[name] = Proxy(name, higher_is_better, old.impls + (impl,))
         else:
-            PROXIES.add(name, Proxy(name, higher_is_better, {s: impl for s in spaces}))
+            PROXIES.add(name, Proxy(name, higher_is_better, (impl,)))
         return fn
 
     return deco
@@ -290,19 +405,26 @@ def get_proxy(name: str) -> Proxy:
 
 
 def list_proxies(space: Optional[str] = None) -> List[str]:
-    """Registered proxy names, optionally only those applicable to ``space``."""
+    """Registered proxy names, optionally only those applicable to ``space`` (a space name, a
+    context or a set of capabilities)."""
     _load_builtin_proxies()
-    return [n for n in PROXIES.names() if space is None or PROXIES.get(n).applies_to(space)]
+    if space is None:
+        return PROXIES.names()
+    offers = offers_of(space)
+    return [n for n in PROXIES.names() if PROXIES.get(n).impl_for(offers) is not None]
 
 
 def _load_builtin_proxies() -> None:
     from . import _builtin  # noqa: F401  (import registers the built-in proxies)
+    from ..plugins import load_plugins
+
+    load_plugins()
 
 
 def compute(proxy: Proxy, ctx: ScoringContext, **options) -> ProxyResult:
     """Run one proxy on a context, applying its defaults and the package-wide NaN policy."""
-    impl = proxy.impl(ctx.space)
-    opts = impl.check_options(proxy.name, options)
+    impl = proxy.impl(ctx)
+    opts = impl.check_options(proxy.name, options, ctx.offers, context_limits(ctx))
     start = time.perf_counter()
     flag = None
     try:
@@ -321,7 +443,7 @@ def compute_many(ctx: ScoringContext, parsed: Sequence[Tuple[str, str, Mapping[s
     (BERT), so forward-only proxies asked after it cost nothing, while asked before it they
     pay for a forward pass of their own.  Values do not depend on the order (conformance
     test)."""
-    order = sorted(range(len(parsed)), key=lambda i: get_proxy(parsed[i][1]).impl(ctx.space).needs != "gradients")
+    order = sorted(range(len(parsed)), key=lambda i: get_proxy(parsed[i][1]).impl(ctx).cost != "gradients")
     done = {parsed[i][0]: compute(get_proxy(parsed[i][1]), ctx, **parsed[i][2]) for i in order}
     return {key: done[key] for key, _, _ in parsed}
 

@@ -1,7 +1,7 @@
-"""NASWOT-family proxies for the BERT space: activation distance and Jacobian covariance.
+"""NASWOT-family proxies for transformers: activation distance and Jacobian covariance.
 
-The same proxy names have RNN implementations in ``naswot.py``; the registry keeps one
-implementation per space under one name.
+The same proxy names have recurrent implementations in ``naswot.py``; the registry keeps one
+implementation per kind of model (by the capabilities it needs) under one name.
 """
 from __future__ import annotations
 
@@ -9,16 +9,19 @@ import math
 
 import torch
 
-from ..spaces.bert.context import CODE_ROWS
 from .base import Flagged, register_proxy
 from .linalg import correlation_eigen_score
 
 FORMS_ACTIVATION = ("logdet", "paper")
 FORMS_JACOBIAN = ("naswot", "paper")
+#: sequences whose tokens' codes are recorded (the ``ffn_codes`` capability records this many)
+CODE_ROWS = 8
 
 
 @register_proxy(
-    "activation_distance", spaces=("bert",), higher_is_better=True, needs="forward",
+    "activation_distance", needs=("ffn_codes",), higher_is_better=True, cost="forward",
+    size="log det of token kernels whose entries count agreeing units, summed over feed-forward layers: "
+         "grows with width and depth; normalize=true divides by the number of layers", scales_with_size=True,
     mode="eval (no dropout); no autograd (reuses the gradient pass's forward when it ran)",
     nan_policy="a singular token kernel (two tokens with identical activation patterns) gives NaN, "
                "flagged; never NaN with form='paper'",
@@ -34,13 +37,12 @@ def bert_activation_distance(ctx, form: str = "logdet", rows: int = 8, normalize
     the entries of ``K`` for the first row (it grows with the layer width).
     ``normalize=True`` divides by the number of feed-forward layers.
     """
-    stats = ctx.forward_stats()
+    all_codes, row_of, code_rows = ctx.ffn_codes()
     n_rows = 1 if form == "paper" else int(rows)
-    if not 1 <= n_rows <= stats.code_rows:
-        raise ValueError(f"rows must be in 1..{stats.code_rows}, got {rows}")
-    row_of = stats.code_row
+    if not 1 <= n_rows <= code_rows:
+        raise ValueError(f"rows must be in 1..{code_rows}, got {rows}")
     total, singular = 0.0, 0
-    for codes in stats.codes.values():
+    for codes in all_codes.values():
         layer_value = 0.0
         used = 0
         for b in range(n_rows):
@@ -60,11 +62,12 @@ def bert_activation_distance(ctx, form: str = "logdet", rows: int = 8, normalize
         total += layer_value / max(used, 1) if form == "logdet" else layer_value
     if singular:
         raise Flagged(f"{singular} token-kernel matrices are singular (tokens with identical activation patterns)")
-    return total / len(stats.codes) if normalize else total
+    return total / len(all_codes) if normalize else total
 
 
 @register_proxy(
-    "jacobian_covariance", spaces=("bert",), higher_is_better=True, needs="gradients",
+    "jacobian_covariance", needs=("weight_gradients",), higher_is_better=True, cost="gradients",
+    size="a correlation spectrum between sequences (B x B), independent of width by construction",
     mode="eval (no dropout); one shared forward+backward pass, replaced-token-detection loss by default",
     nan_policy="sequences with an all-zero Jacobian count as zero eigenvalues, flagged with the "
                "finite fallback; a non-finite loss or Jacobian gives NaN, flagged",

@@ -1,4 +1,4 @@
-"""Capacity and signal-propagation proxies for the BERT space (issue #14).
+"""Capacity and signal-propagation proxies for transformers.
 
 Two published peers, implemented from their papers' descriptions (no code was available or
 copied), and our own rank-based proxies.  Mechanisms, stated before any measurement:
@@ -21,75 +21,18 @@ copied), and our own rank-based proxies.  Mechanisms, stated before any measurem
   and feed-forward width/depth (feed-forward activations).  Compute them ``--as-trained``
   (every layer SDP attention, what the benchmark really trained).
 
-Shared pass: one no-grad forward of the first rows of the batch holding ``TOKENS`` real tokens
-(default batch: Zipf word pieces with GLUE-like lengths); for each sub-layer output the
-eigenvalues of the token covariance (features centred over tokens) are kept, cached on the
-context.  Mode: eval (no dropout), no autograd, no hook; weights unchanged.
+Shared pass (the ``layer_spectra`` capability): one no-grad forward of the first rows of the
+batch holding about 1,024 real tokens; for each sub-layer output the eigenvalues of the token
+covariance (features centred over tokens) are kept, cached on the context.  Mode: eval (no
+dropout), no autograd; weights unchanged.  Causal models: every token's representation is what
+the causal mask lets it see; the spectra are over tokens all the same.
 """
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Tuple
-
 import torch
-import torch.nn.functional as F
 
 from .base import Flagged, register_proxy
-
-#: real tokens used for the spectra (the first rows of the batch that hold them)
-TOKENS = 1024
-
-
-def _eigen(x: torch.Tensor) -> torch.Tensor:
-    """Eigenvalues (descending, >= 0, float64) of the feature covariance of tokens ``x`` (N, D)."""
-    x = x.double()
-    x = x - x.mean(0, keepdim=True)
-    n, d = x.shape
-    g = (x.T @ x) if d <= n else (x @ x.T)  # same non-zero spectrum, smaller side
-    ev = torch.linalg.eigvalsh(g / max(1, n - 1)).flip(0).clamp_min(0.0)
-    return ev
-
-
-def spectra(ctx, tokens: int = TOKENS) -> Dict[str, List[Tuple[int, int, torch.Tensor]]]:
-    """``{"mix": [(layer, 0, ev)], "ffn": [(layer, j, ev)], "out": [(layer, 0, ev)]}``; cached.
-
-    ``mix``: the token mixer's output after its output dense (before the residual);
-    ``ffn``: every feed-forward intermediate after its GELU; ``out``: each layer's output.
-    """
-    key = ("bert_spectra", int(tokens))
-    if key in ctx.cache:
-        return ctx.cache[key]
-    from ..spaces.bert.model import Packing
-
-    model = ctx.model()
-    batch = ctx.batch
-    lengths = batch.attention_mask.sum(1)
-    cum = torch.cumsum(lengths, 0)
-    rows = int(torch.searchsorted(cum, torch.tensor(int(tokens), device=cum.device, dtype=cum.dtype)).item()) + 1
-    rows = max(1, min(rows, lengths.numel()))
-    device = next(model.parameters()).device
-    mask = batch.attention_mask[:rows].bool().to(device)
-    pk = Packing(mask)
-    ids = batch.input_ids[:rows].to(device)  # the clean text: these proxies need no corruption
-    out: Dict[str, List[Tuple[int, int, torch.Tensor]]] = {"mix": [], "ffn": [], "out": []}
-    keep = slice(0, int(tokens))
-    with torch.no_grad():
-        x = model.embedding_norm(model.embed(ids, batch.token_type_ids[:rows].to(device), pk))
-        if model.embedding_project is not None:
-            x = model.embedding_project(x)
-        for i, layer in enumerate(model.layers):
-            m = layer.mix_out(layer.mix(x, pk, None, i))
-            out["mix"].append((i, 0, _eigen(m[keep])))
-            x = layer.mix_norm(x + m)
-            h = x
-            for j, lin in enumerate(layer.ffn.dense):
-                h = F.gelu(lin(h))
-                out["ffn"].append((i, j, _eigen(h[keep])))
-            x = layer.ffn_norm(x + layer.ffn.out(h))
-            out["out"].append((i, 0, _eigen(x[keep])))
-    ctx.cache[key] = out
-    return out
-
 
 def effective_rank(ev: torch.Tensor) -> float:
     """Roy & Vetterli's effective rank from covariance eigenvalues (singular values = sqrt)."""
@@ -118,10 +61,13 @@ def _check(value: float, what: str) -> float:
 
 
 _MODE = "eval (no dropout), no autograd; one forward of the first rows holding 1024 real tokens"
+RANK_SIZE = ("a sum of effective ranks over sub-layers: grows with width (more dimensions) and depth "
+             "(more sub-layers)")
 _NAN = "finite for any finite forward; non-finite activations give NaN, flagged"
 
 
-@register_proxy("wpca", spaces=("bert",), higher_is_better=True, needs="forward", mode=_MODE,
+@register_proxy("wpca", needs=("layer_spectra", "parameters"), higher_is_better=True, cost="forward", mode=_MODE,
+                size="parameters x principal components: grows with size twice over", scales_with_size=True,
                 nan_policy=_NAN + "; a feed-forward with zero variance counts 0 components",
                 bounds={"eta": (0.0, 1.0)}, choices={"params": ("all", "nonembedding")})
 def wpca(ctx, eta: float = 0.99, params: str = "all") -> float:
@@ -135,11 +81,12 @@ def wpca(ctx, eta: float = 0.99, params: str = "all") -> float:
     if params not in ("all", "nonembedding"):
         raise ValueError(f"params must be 'all' or 'nonembedding', got {params!r}")
     n = ctx.param_count() if params == "all" else ctx.nonembedding_param_count()
-    count = sum(pca_count(ev, eta) for _, _, ev in spectra(ctx)["ffn"])
+    count = sum(pca_count(ev, eta) for _, _, ev in ctx.spectra()["ffn"])
     return _check(float(n) * float(count), "W-PCA")
 
 
-@register_proxy("zerolm", spaces=("bert",), higher_is_better=True, needs="none",
+@register_proxy("zerolm", needs=("weights",), higher_is_better=True, cost="weights",
+                size="log of summed nuclear norms: grows with width and depth", scales_with_size=True,
                 mode="weights only (data-free), no forward",
                 nan_policy="finite for finite weights; a zero capacity gives -inf, flagged NaN",
                 bounds={"alpha": (0.0, 1.0)})
@@ -147,49 +94,53 @@ def zerolm(ctx, alpha: float = 0.5) -> float:
     """ZeroLM (2025), from its description: ``alpha log A + (1 - alpha) log F`` with ``A``/``F``
     the summed nuclear norms of the token-mixing / feed-forward weight matrices.  ``alpha``
     fixed at 0.5 (the paper tunes it on benchmark samples, which we do not do)."""
-    model = ctx.model()
     with torch.no_grad():
-        a = sum(float(torch.linalg.svdvals(w.detach().double()).sum()) for _, _, w in model.mixing_weights())
-        f = sum(float(torch.linalg.svdvals(w.detach().double()).sum()) for _, _, w in model.feed_forward_weights())
+        a = sum(float(torch.linalg.svdvals(w.detach().double()).sum()) for _, w in ctx.weights("attention"))
+        f = sum(float(torch.linalg.svdvals(w.detach().double()).sum()) for _, w in ctx.weights("feed_forward"))
     if not (a > 0 and f > 0):
         raise Flagged("a sub-module has zero capacity")
     return _check(alpha * math.log(a) + (1 - alpha) * math.log(f), "ZeroLM score")
 
 
-@register_proxy("attention_rank", spaces=("bert",), higher_is_better=True, needs="forward", mode=_MODE,
+@register_proxy("attention_rank", needs=("layer_spectra",), higher_is_better=True, cost="forward", mode=_MODE,
+                size=RANK_SIZE, scales_with_size=True,
                 nan_policy=_NAN)
 def attention_rank(ctx) -> float:
     """Sum over layers of the effective rank of the token mixer's output (after its output
     dense): how many directions attention keeps distinct (rank collapse, heads)."""
-    return _check(sum(effective_rank(ev) for _, _, ev in spectra(ctx)["mix"]), "attention rank")
+    return _check(sum(effective_rank(ev) for _, _, ev in ctx.spectra()["mix"]), "attention rank")
 
 
-@register_proxy("ffn_rank", spaces=("bert",), higher_is_better=True, needs="forward", mode=_MODE,
+@register_proxy("ffn_rank", needs=("layer_spectra",), higher_is_better=True, cost="forward", mode=_MODE,
+                size=RANK_SIZE, scales_with_size=True,
                 nan_policy=_NAN)
 def ffn_rank(ctx) -> float:
     """Sum over every feed-forward intermediate (after GELU) of its effective rank: the
     directions the feed-forward stacks use (width and depth)."""
-    return _check(sum(effective_rank(ev) for _, _, ev in spectra(ctx)["ffn"]), "feed-forward rank")
+    return _check(sum(effective_rank(ev) for _, _, ev in ctx.spectra()["ffn"]), "feed-forward rank")
 
 
-@register_proxy("representation_rank", spaces=("bert",), higher_is_better=True, needs="forward", mode=_MODE,
+@register_proxy("representation_rank", needs=("layer_spectra",), higher_is_better=True, cost="forward",
+                mode=_MODE, size=RANK_SIZE, scales_with_size=True,
                 nan_policy=_NAN)
 def representation_rank(ctx) -> float:
     """Sum over layers of the effective rank of the layer's output tokens (signal propagation
     through depth: collapse lowers it)."""
-    return _check(sum(effective_rank(ev) for _, _, ev in spectra(ctx)["out"]), "representation rank")
+    return _check(sum(effective_rank(ev) for _, _, ev in ctx.spectra()["out"]), "representation rank")
 
 
-@register_proxy("subspace_rank", spaces=("bert",), higher_is_better=True, needs="forward", mode=_MODE,
+@register_proxy("subspace_rank", needs=("layer_spectra",), higher_is_better=True, cost="forward", mode=_MODE,
+                size=RANK_SIZE, scales_with_size=True,
                 nan_policy=_NAN)
 def subspace_rank(ctx) -> float:
     """``attention_rank + ffn_rank``: the effective dimensions produced by every sub-layer
     (mixers and feed-forward intermediates), the sum of the two mechanisms above."""
-    s = spectra(ctx)
+    s = ctx.spectra()
     return _check(sum(effective_rank(ev) for k in ("mix", "ffn") for _, _, ev in s[k]), "subspace rank")
 
 
-@register_proxy("balanced_rank", spaces=("bert",), higher_is_better=True, needs="forward", mode=_MODE,
+@register_proxy("balanced_rank", needs=("layer_spectra",), higher_is_better=True, cost="forward", mode=_MODE,
+                size="log of the rank sums: grows with width and depth, slowly", scales_with_size=True,
                 nan_policy=_NAN + "; a zero rank (all tokens identical) gives -inf, flagged NaN")
 def balanced_rank(ctx) -> float:
     """``0.5 log attention_rank + 0.5 log ffn_rank``: the two functional sub-modules balanced
@@ -197,7 +148,7 @@ def balanced_rank(ctx) -> float:
     instead of weight norms), so that neither the wide feed-forward spectra nor the narrow
     attention spectra dominate the sum.  Post-hoc: designed after the 500-architecture results
     of the proxies above, where attention rank and feed-forward rank ranked different groups."""
-    s = spectra(ctx)
+    s = ctx.spectra()
     a = sum(effective_rank(ev) for _, _, ev in s["mix"])
     f = sum(effective_rank(ev) for _, _, ev in s["ffn"])
     if not (a > 0 and f > 0):

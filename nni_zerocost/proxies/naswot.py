@@ -25,10 +25,13 @@ NOISE_OPTIONS = ("none", "small", "large", "more")
 
 @register_proxy(
     "activation_distance",
-    spaces=("rnn",),
+    needs=("cell_graph",),
     higher_is_better=True,
-    needs="forward",
+    cost="forward",
     mode="eval (no dropout), no autograd",
+    size="log det of a B x B kernel whose entries count codes, so it grows with the number of activation "
+         "nodes and hidden units (un-normalised, as in the paper)",
+    scales_with_size=True,
     nan_policy=(
         "a cell without activation nodes has no codes, and a singular kernel (two sequences with "
         "the same codes everywhere) has log|K| = -inf: both NaN, flagged"
@@ -108,9 +111,10 @@ def _noise_variant(ctx, score: Callable[[np.ndarray], float], noise: str, more_s
 
 @register_proxy(
     "jacobian_covariance",
-    spaces=("rnn",),
+    needs=("recurrent_gradients",),
     higher_is_better=True,
-    needs="gradients",
+    cost="gradients",
+    size="a correlation spectrum between sequences (B x B), independent of width by construction",
     mode="eval (no dropout); one forward + backward of the label-free sum loss per noise level",
     nan_policy=(
         "a sequence whose Jacobian is constant counts as a zero eigenvalue (finite value, "
@@ -140,9 +144,10 @@ def jacobian_covariance(ctx, noise: str = "none") -> float:
 
 @register_proxy(
     "jacobian_cosine",
-    spaces=("rnn",),
+    needs=("recurrent_gradients",),
     higher_is_better=True,
-    needs="gradients",
+    cost="gradients",
+    size="mean cosine between sequences' Jacobians, in [0.5, 1] whatever the size",
     mode="eval (no dropout); one forward + backward of the label-free sum loss per noise level",
     nan_policy=(
         "a sequence with an all-zero Jacobian has no cosine, and a non-finite Jacobian "

@@ -1,4 +1,4 @@
-"""Divergence-aware RNN proxies: the dynamics of the untrained recurrence over time (issue #14).
+"""Divergence-aware RNN proxies: the dynamics of the untrained recurrence over time.
 
 Mechanism (stated before any measurement).  Hidden covariance sees how decorrelated the units
 of the *untrained* cell are; it cannot see that a cell's recurrence will blow up once training
@@ -112,9 +112,10 @@ EXPLODED_EXPONENT = math.log(sys.float_info.max)
 
 @register_proxy(
     "recurrent_lyapunov",
-    spaces=("rnn",),
+    needs=("cell_graph",),
     higher_is_better=False,
-    needs="forward",
+    cost="forward",
+    size="a per-step exponent of the layer-1 recurrence, independent of width by construction",
     mode="eval (no dropout), no autograd; float64 copy of layer 1 with weights x gain",
     nan_policy=(
         "finite always: a state that overflows float64 is flagged and scored "
@@ -138,9 +139,10 @@ def recurrent_lyapunov(ctx, gain: float = UNIT_RADIUS_GAIN, rows: int = 10) -> f
 
 @register_proxy(
     "edge_of_chaos",
-    spaces=("rnn",),
+    needs=("cell_graph",),
     higher_is_better=True,
-    needs="forward",
+    cost="forward",
+    size="a per-step exponent of the layer-1 recurrence, independent of width by construction",
     mode="eval (no dropout), no autograd; float64 copy of layer 1 with weights x gain",
     nan_policy="finite always: an overflowing state is flagged and scored -EXPLODED_EXPONENT (the worst value)",
     bounds={"gain": (0.0, None), "rows": (1, None)},
@@ -161,9 +163,11 @@ def edge_of_chaos(ctx, gain: float = UNIT_RADIUS_GAIN, rows: int = 10) -> float:
 
 @register_proxy(
     "hidden_covariance_stable",
-    spaces=("rnn",),
+    needs=("cell_graph",),
     higher_is_better=True,
-    needs="forward",
+    cost="forward",
+    size="hidden covariance's: a sum over hidden units (grows with width)",
+    scales_with_size=True,
     mode="eval (no dropout), no autograd (hidden covariance pass + the float64 dynamics pass)",
     nan_policy=(
         "as hidden_covariance for its part (constant units flagged fallback; non-finite states "
@@ -203,9 +207,11 @@ VETO = 1e9
 
 @register_proxy(
     "hidden_covariance_seeds",
-    spaces=("rnn",),
+    needs=("cell_graph",),
     higher_is_better=True,
-    needs="forward",
+    cost="forward",
+    size="hidden covariance's: a sum over hidden units (grows with width)",
+    scales_with_size=True,
     mode="eval (no dropout), no autograd; n_seeds independently initialised models",
     nan_policy=(
         "mean over seeds of hidden_covariance: a seed whose value is a flagged fallback (constant "
@@ -254,9 +260,11 @@ def hidden_covariance_seeds(ctx, layer: int = 1, n_seeds: int = 3) -> float:
 
 @register_proxy(
     "hidden_covariance_bounded",
-    spaces=("rnn",),
+    needs=("cell_graph",),
     higher_is_better=True,
-    needs="forward",
+    cost="forward",
+    size="hidden covariance's: a sum over hidden units (grows with width)",
+    scales_with_size=True,
     mode="eval (no dropout), no autograd (hidden covariance pass + a float64 layer-1 run from unit-RMS states)",
     nan_policy=(
         "finite always: as hidden_covariance for its part (constant units: flagged fallback); a "
@@ -299,9 +307,11 @@ def hidden_covariance_bounded(ctx, layer: int = 1, gain: float = UNIT_RADIUS_GAI
 
 @register_proxy(
     "hidden_covariance_gain",
-    spaces=("rnn",),
+    needs=("cell_graph",),
     higher_is_better=True,
-    needs="forward",
+    cost="forward",
+    size="hidden covariance's: a sum over hidden units (grows with width)",
+    scales_with_size=True,
     mode="eval (no dropout), no autograd; a copy of layer 1 with every weight x gain",
     nan_policy=(
         "as hidden_covariance: constant units are a flagged fallback (zero eigenvalues); "

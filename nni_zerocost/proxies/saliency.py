@@ -9,7 +9,7 @@ Abdelfattah et al. (2021), adapted to a recurrent model:
   its gradient summed over steps by autograd;
 * the loss is the real language-modelling loss by default (next-token cross-entropy through
   the tied decoder), the paper's label-free losses are options (``loss="lm"|"sum"|"square"``,
-  see :data:`nni_zerocost.spaces.rnn.passes.LOSSES`);
+  see :class:`nni_zerocost.capabilities.RecurrentGradients`);
 * ``fisher`` uses the activation-gradient formulation on the hidden states (NASLib's
   per-module hooks break on modules reused across time steps).
 
@@ -22,7 +22,6 @@ import math
 from typing import List
 
 
-from ..spaces.rnn.passes import LOSSES
 from .base import Flagged, register_proxy
 
 PARAM_SETS = {
@@ -36,23 +35,15 @@ _MODE = "eval (no dropout); one forward + backward of the chosen loss (shared pe
 _NAN = "non-finite loss or gradients (an exploding cell) give NaN, flagged"
 
 
-_LOSS = {"loss": tuple(LOSSES)}
+#: losses of a recurrent gradient pass (see the ``recurrent_gradients`` capability)
+LOSSES = ("lm", "sum", "square")
+_LOSS = {"loss": LOSSES}
 
 def parameter_names(ctx, which: str = "cell") -> List[str]:
     """``named_parameters`` names of one of :data:`PARAM_SETS`."""
     if which not in PARAM_SETS:
         raise ValueError(f"unknown params {which!r}; valid: {', '.join(PARAM_SETS)}")
-    model = ctx.model()
-    names = {id(p): n for n, p in model.named_parameters()}
-    if which == "cell":
-        return [names[id(p)] for layer in model.layers for p in layer.parameters()]
-    out = []
-    for layer in model.layers:
-        for official, p in layer.official_parameter_order():
-            kind = official.rsplit(".", 1)[1]  # "b" or "w<i>"
-            if kind.startswith("w") and int(kind[1:]) >= 1:
-                out.append(names[id(p)])
-    return out + [names[id(model.encoder.weight)]]
+    return ctx.recurrent_parameter_names() if which == "cell" else ctx.paper_parameter_names()
 
 
 def _checked(ctx, loss: str):
@@ -77,8 +68,9 @@ def _saliency(ctx, loss: str, params: str) -> float:
 
 
 @register_proxy(
-    "synaptic_saliency", spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE, nan_policy=_NAN,
-    choices={**_LOSS, "params": tuple(PARAM_SETS)},
+    "synaptic_saliency", needs=("recurrent_gradients",), higher_is_better=True, cost="gradients", mode=_MODE,
+    nan_policy=_NAN, size="a sum over every recurrent parameter (or hidden unit), so it grows with the model's size", scales_with_size=True,
+    choices={**_LOSS, "params": tuple(PARAM_SETS)}, option_needs={"params=paper": ("cell_graph",)},
 )
 def synaptic_saliency(ctx, loss: str = "sum", params: str = "cell") -> float:
     """Synaptic saliency ``Σ |θ ⊙ ∂L/∂θ|`` (synflow-style, as the paper ran it).
@@ -93,7 +85,8 @@ def synaptic_saliency(ctx, loss: str = "sum", params: str = "cell") -> float:
 
 
 @register_proxy(
-    "snip", spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE, nan_policy=_NAN,
+    "snip", needs=("recurrent_gradients",), higher_is_better=True, cost="gradients", mode=_MODE,
+    nan_policy=_NAN, size="a sum over every recurrent parameter (or hidden unit), so it grows with the model's size", scales_with_size=True,
     choices=_LOSS,
 )
 def snip(ctx, loss: str = "lm") -> float:
@@ -103,7 +96,8 @@ def snip(ctx, loss: str = "lm") -> float:
 
 
 @register_proxy(
-    "grad_norm", spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE, nan_policy=_NAN,
+    "grad_norm", needs=("recurrent_gradients",), higher_is_better=True, cost="gradients", mode=_MODE,
+    nan_policy=_NAN, size="a sum over every recurrent parameter (or hidden unit), so it grows with the model's size", scales_with_size=True,
     choices=_LOSS,
 )
 def grad_norm(ctx, loss: str = "lm") -> float:
@@ -114,7 +108,9 @@ def grad_norm(ctx, loss: str = "lm") -> float:
 
 
 @register_proxy(
-    "grasp", spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE + ", plus one forward and double backward for the Hessian-gradient product", nan_policy=_NAN,
+    "grasp", needs=("recurrent_gradients",), higher_is_better=True, cost="gradients",
+    mode=_MODE + ", plus one forward and double backward for the Hessian-gradient product", nan_policy=_NAN,
+    size="a sum over every recurrent parameter (or hidden unit), so it grows with the model's size", scales_with_size=True,
     choices=_LOSS,
 )
 def grasp(ctx, loss: str = "lm") -> float:
@@ -129,7 +125,8 @@ def grasp(ctx, loss: str = "lm") -> float:
 
 
 @register_proxy(
-    "fisher", spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE, nan_policy=_NAN,
+    "fisher", needs=("recurrent_gradients",), higher_is_better=True, cost="gradients", mode=_MODE,
+    nan_policy=_NAN, size="a sum over every recurrent parameter (or hidden unit), so it grows with the model's size", scales_with_size=True,
     choices=_LOSS,
 )
 def fisher(ctx, loss: str = "lm") -> float:
@@ -149,7 +146,8 @@ def fisher(ctx, loss: str = "lm") -> float:
 
 
 @register_proxy(
-    "hidden_synaptic_saliency", spaces=("rnn",), higher_is_better=True, needs="gradients", mode=_MODE, nan_policy=_NAN,
+    "hidden_synaptic_saliency", needs=("recurrent_gradients",), higher_is_better=True, cost="gradients", mode=_MODE,
+    nan_policy=_NAN, size="a sum over every recurrent parameter (or hidden unit), so it grows with the model's size", scales_with_size=True,
     choices=_LOSS,
 )
 def hidden_synaptic_saliency(ctx, loss: str = "sum") -> float:

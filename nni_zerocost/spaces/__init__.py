@@ -1,13 +1,22 @@
-"""Search-space registry: ``list_spaces()``, ``get_space(name)``."""
-from .base import SPACES, SearchSpace, get_space as _get_space, list_spaces as _list_spaces, register_space
+"""Search-space registry: ``list_spaces()``, ``get_space(name)``, ``register_space``.
+
+Built-in spaces are imported on first use; third-party spaces register through entry points or
+``--plugin`` modules (:mod:`nni_zerocost.plugins`).  An import error in a space is raised as
+is, never turned into "unknown space".
+"""
+from .base import SPACES, ScoringContext, SearchSpace, get_space as _get_space, list_spaces as _list_spaces, register_space
+
+BUILTIN = ("rnn", "bert")
 
 
 def _load_builtin_spaces() -> None:
-    from . import rnn  # noqa: F401
-    try:
-        from . import bert  # noqa: F401
-    except ImportError:  # the BERT space is optional while it is being built
-        pass
+    from importlib import import_module
+
+    from ..plugins import load_plugins
+
+    for name in BUILTIN:
+        import_module(f"{__name__}.{name}")
+    load_plugins()
 
 
 def get_space(name: str) -> SearchSpace:
@@ -20,4 +29,4 @@ def list_spaces() -> list:
     return _list_spaces()
 
 
-__all__ = ["SearchSpace", "get_space", "list_spaces", "register_space", "SPACES"]
+__all__ = ["SearchSpace", "ScoringContext", "get_space", "list_spaces", "register_space", "SPACES"]

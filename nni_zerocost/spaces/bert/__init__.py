@@ -5,14 +5,15 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from ..base import SearchSpace, register_space
+from ..base import ContextOption, ScoringContext, SearchSpace, register_space
+from .codec import BertCodec
 from .config import (
     FEED_FORWARD_DIMS, HEADS, HIDDEN_SIZES, NUM_FEED_FORWARD, NUM_LAYERS, OPERATIONS, BertConfig, LayerConfig,
     space_size,
 )
 from .context import LOSSES, BertContext, ForwardRecorder, GradientPass
 from .inputs import BertBatch, batch_from_texts, zipf_bert_batch
-from .model import BertModel, param_count
+from .model import BertModel, embedding_param_count, param_count
 
 __all__ = [
     "BertConfig", "LayerConfig", "BertContext", "BertBatch", "BertModel", "BertSpace",
@@ -26,6 +27,8 @@ class BertSpace(SearchSpace[BertConfig]):
     """Hidden 128/256, 2/4 layers of SA (SDP/WMA), LT (DFT/DCT) or DSC (kernel 5/9) mixing."""
 
     name = "bert"
+    title = "Bert"
+    offers = BertContext.offers
 
     def parse(self, obj: Any) -> BertConfig:
         return BertConfig.parse(obj)
@@ -63,8 +66,46 @@ class BertSpace(SearchSpace[BertConfig]):
             return self.default_batch()
         return zipf_bert_batch(batch_size or 128, seq_len or 128, seed=0)
 
-    def context_options(self) -> Dict[str, Sequence[Any]]:
-        return {"as_trained": (False, True), "loss": LOSSES}
+    def context_options(self) -> Dict[str, ContextOption]:
+        return {
+            "as_trained": ContextOption("as_trained", (False, True),
+                                        "build every layer as SDP self-attention, as the benchmark was actually "
+                                        "trained (its training code ignored the operation type)"),
+            "loss": ContextOption("loss", LOSSES, "loss of the gradient pass: 'rtd' (ELECTRA's replaced-token "
+                                                  "detection, default), 'mlm', or the paper's degenerate 'sum'"),
+        }
+
+    def summary(self, arch: Any) -> str:
+        """Hidden size, layers, and per layer its op, heads and feed-forward stack."""
+        d = self.to_dict(self.parse(arch))
+        layers = d["nas_config"]["encoder_layers"]
+        return f"hidden {d['hidden_size']}, {len(layers)} layers: " + "; ".join(
+            f"{l['operation_type']}/{l['operation_parameter']} x{l['num_operation_heads']} heads, "
+            f"FF {l['num_feed_forward']}x{l['feed_forward_dimension']}" for l in layers)
+
+    def build_model(self, arch: Any, *, seed: int = 0, as_trained: bool = False, loss: str = "rtd", **_) -> BertModel:
+        """The model the proxies score, with the pre-training head of ``loss`` (not counted as
+        parameters; it gives the gradient pass its loss)."""
+        return BertModel(self.parse(arch), seed=seed, as_trained=as_trained, head=None if loss == "sum" else loss)
+
+    def param_count(self, arch: Any, *, as_trained: bool = False, **_) -> int:
+        """The encoder with its embeddings (no LM head), from the configuration alone."""
+        return param_count(self.parse(arch), as_trained)
+
+    def codec(self) -> BertCodec:
+        return BertCodec()
+
+    def naslib_form(self):
+        from .naslib_form import naslib_form
+
+        return naslib_form()
+
+    def claims(self, model) -> bool:
+        return isinstance(model, BertModel)
+
+    def context_for_model(self, model, batch, *, seed: int = 0, device=None) -> ScoringContext:
+        """Our own :class:`BertModel` (as :meth:`build_model` or NNI's ``freeze`` made it), scored as is with the space's passes."""
+        return BertContext.of_model(model, self.default_batch() if batch is None else batch, seed=seed, device=device)
 
     def context(self, arch: Any, batch: Optional[BertBatch] = None, *, seed: int = 0, device=None,
                 as_trained: bool = False, loss: str = "rtd") -> BertContext:

@@ -33,6 +33,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from ...spectra import covariance_eigenvalues
 from ..base import ScoringContext
 from .config import BertConfig
 from .inputs import CLS_ID, SEP_ID, BertBatch
@@ -42,6 +43,8 @@ LOSSES = ("rtd", "mlm", "sum")
 MASK_FRACTION = 0.15
 #: activation-pattern statistics keep the tokens of this many leading rows
 CODE_ROWS = 8
+#: real tokens used for the layer spectra (the first rows of the batch that hold them)
+SPECTRA_TOKENS = 1024
 
 
 class ForwardRecorder:
@@ -134,7 +137,8 @@ class BertContext(ScoringContext):
     eval form (no dropout).
     """
 
-    space = "bert"
+    offers = frozenset({"parameters", "weights", "weight_gradients", "attention_confidence", "ffn_codes",
+                        "layer_spectra", "bert_paper_forms"})
 
     def __init__(self, config: BertConfig, batch: BertBatch, *, seed: int = 0, device=None,
                  as_trained: bool = False, loss: str = "rtd"):
@@ -149,6 +153,22 @@ class BertContext(ScoringContext):
         self.input_ids = batch.input_ids.to(self.device)
         self.token_type_ids = batch.token_type_ids.to(self.device)
         self.attention_mask = batch.attention_mask.to(self.device)
+
+    @classmethod
+    def of_model(cls, model: BertModel, batch: BertBatch, *, seed: int = 0, device=None) -> "BertContext":
+        """A context scoring an existing model (never rebuilt or modified): ``as_trained`` is the
+        model's, the loss that of its pre-training head (``rtd``/``mlm``; ``sum`` without one).
+        ``device``: the model's own when None; another device is refused."""
+        own = next(model.parameters()).device
+        if device is not None and torch.device(device) != own:
+            from ...errors import BadInputError
+
+            raise BadInputError("device", f"the model lives on {own}; move it there yourself, or pass device=None",
+                                repr(str(device)))
+        loss = "rtd" if model.rtd_head is not None else "mlm" if model.mlm_head is not None else "sum"
+        ctx = cls(model.config, batch, seed=seed, device=own, as_trained=model.as_trained, loss=loss)
+        ctx.cache["model"] = model
+        return ctx
 
     @property
     def config(self) -> BertConfig:
@@ -165,6 +185,70 @@ class BertContext(ScoringContext):
 
     def nonembedding_param_count(self) -> int:
         return self.param_count() - embedding_param_count()
+
+    # -- capabilities -----------------------------------------------------------------------
+    def weights(self, role: str) -> List[Tuple[str, torch.Tensor]]:
+        """``attention_input``: every mixer's operation weights (query/key/value, WMA, LT input,
+        DSC projections and convolutions); ``attention``: those and each mixer's output dense;
+        ``feed_forward``: the GELU stack and its down projection."""
+        model = self.model()
+        chosen = {"attention_input": model.operation_weights, "attention": model.mixing_weights,
+                  "feed_forward": model.feed_forward_weights}
+        if role not in chosen:
+            raise ValueError(f"unknown weight role {role!r}; valid: {', '.join(chosen)}")
+        names = {id(p): n for n, p in model.named_parameters()}
+        return [(names[id(p)], p) for _, _, p in chosen[role]()]
+
+    def head_counts(self) -> List[int]:
+        return self.model().head_counts()
+
+    def attention_confidence(self) -> Dict[int, torch.Tensor]:
+        """Every SA head and the self-attention heads of DSC layers (LT layers have none)."""
+        return self.forward_stats().attention_keys
+
+    def softmax_confidence(self) -> Dict[int, torch.Tensor]:
+        """The attention heads and the DSC dynamic-convolution kernels (softmax over the span)."""
+        stats = self.forward_stats()
+        return {**{("attention", k): v for k, v in stats.attention_keys.items()},
+                **{("conv", k): v for k, v in stats.conv_keys.items()}}
+
+    def ffn_codes(self):
+        stats = self.forward_stats()
+        return stats.codes, stats.code_row, stats.code_rows
+
+    def spectra(self, tokens: int = SPECTRA_TOKENS) -> Dict[str, List[Tuple[int, int, torch.Tensor]]]:
+        """One no-grad forward of the first rows holding ``tokens`` real tokens of the clean
+        batch (no corruption): token-covariance eigenvalues of each mixer's output after its
+        output dense (``mix``), every feed-forward intermediate after GELU (``ffn``) and each
+        layer's output (``out``); cached."""
+        key = ("spectra", int(tokens))
+        if key in self.cache:
+            return self.cache[key]
+        model, batch = self.model(), self.batch
+        lengths = batch.attention_mask.sum(1)
+        cum = torch.cumsum(lengths, 0)
+        rows = int(torch.searchsorted(cum, torch.tensor(int(tokens), dtype=cum.dtype)).item()) + 1
+        rows = max(1, min(rows, lengths.numel()))
+        pk = Packing(batch.attention_mask[:rows].bool().to(self.device))
+        ids = batch.input_ids[:rows].to(self.device)
+        out: Dict[str, List[Tuple[int, int, torch.Tensor]]] = {"mix": [], "ffn": [], "out": []}
+        keep = slice(0, int(tokens))
+        with torch.no_grad():
+            x = model.embedding_norm(model.embed(ids, batch.token_type_ids[:rows].to(self.device), pk))
+            if model.embedding_project is not None:
+                x = model.embedding_project(x)
+            for i, layer in enumerate(model.layers):
+                m = layer.mix_out(layer.mix(x, pk, None, i))
+                out["mix"].append((i, 0, covariance_eigenvalues(m[keep])))
+                x = layer.mix_norm(x + m)
+                h = x
+                for j, lin in enumerate(layer.ffn.dense):
+                    h = F.gelu(lin(h))
+                    out["ffn"].append((i, j, covariance_eigenvalues(h[keep])))
+                x = layer.ffn_norm(x + layer.ffn.out(h))
+                out["out"].append((i, 0, covariance_eigenvalues(x[keep])))
+        self.cache[key] = out
+        return out
 
     def packing(self) -> Packing:
         return self.cached("packing", lambda: Packing(self.attention_mask.bool()))

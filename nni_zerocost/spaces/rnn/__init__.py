@@ -6,12 +6,15 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
+import torch
+
 from ...data import TokenBatch, corpus_batch, zipf_batch
-from ..base import SearchSpace, register_space
+from ..base import ContextOption, ScoringContext, SearchSpace, register_space
 from .cell import ACTIVATIONS, ARITY, OPS, Cell, Node
-from .context import RNNContext
+from .codec import RNN_MAX_NODES, RNNCellCodec
+from .context import RNNContext, param_count
 from .generator import CellGenerator
-from .model import INIT_MODES, RNNLanguageModel
+from .model import EMSIZE, INIT_MODES, NHID, NLAYERS, VOCAB, RNNLanguageModel
 
 __all__ = ["Cell", "Node", "CellGenerator", "RNNLanguageModel", "RNNSpace", "RNNContext"]
 
@@ -24,6 +27,8 @@ class RNNSpace(SearchSpace[Cell]):
     """NAS-Bench-NLP cells: hidden tuple size 1-3, 13 intermediate vertices."""
 
     name = "rnn"
+    title = "RNN"
+    offers = RNNContext.offers
 
     def parse(self, obj: Any) -> Cell:
         if isinstance(obj, dict) and "recipe" in obj and not _looks_like_recipe(obj):
@@ -67,9 +72,63 @@ class RNNSpace(SearchSpace[Cell]):
             return self.default_batch() if (bs, sl) == (BATCH_SIZE, SEQ_LEN) else zipf_batch(bs, sl, seed=0)
         return _corpus_batch(str(corpus), bs, sl)
 
-    def context_options(self) -> Dict[str, Any]:
+    def smoke_batch(self) -> TokenBatch:
+        """12 steps x 6 sequences of the default batch: enough for every proxy's code path."""
+        batch = self.default_batch(0)
+        return TokenBatch(batch.tokens[:12, :6].clone(), batch.vocab_size, batch.source + ":12x6")
+
+    def context_options(self) -> Dict[str, ContextOption]:
         """``init`` (see :mod:`.model`); ``emsize``/``nhid`` shrink the model for quick checks."""
-        return {"init": INIT_MODES, "emsize": int, "nhid": int}
+        return {
+            "init": ContextOption("init", INIT_MODES,
+                                  "weight init: 'official' distributions, built from the canonical cell (default), "
+                                  "or 'compat' = the official code's exact random stream (reproduces the paper's "
+                                  "scores with --seed 0)"),
+            "emsize": ContextOption("emsize", int, f"embedding size (default {EMSIZE}; smaller for quick checks)"),
+            "nhid": ContextOption("nhid", int, f"hidden size of the inner layers (default {NHID})"),
+        }
+
+    def limits(self) -> Dict[str, int]:
+        return {"recurrent_layers": NLAYERS}
+
+    def summary(self, arch: Any) -> str:
+        """Op counts, the hidden tuple size and the output op."""
+        recipe = self.to_dict(self.parse(arch))
+        ops = [v["op"] for v in recipe.values()]
+        k = sum(1 for n in recipe if n.startswith("h_new_"))
+        acts = ", ".join(f"{ops.count(a)} {a[len('activation_'):]}" for a in sorted(set(ops)) if a.startswith("activation_"))
+        other = ", ".join(f"{ops.count(o)} {o}" for o in ("blend", "elementwise_prod", "elementwise_sum") if o in ops)
+        return f"{len(recipe)} nodes: {ops.count('linear')} linear" + (f", {acts}" if acts else "") + \
+            (f", {other}" if other else "") + f"; hidden tuple {k}; h_new_0 = {recipe['h_new_0']['op']}"
+
+    def build_model(self, arch: Any, *, seed: int = 0, init: str = "official", vocab_size: int = VOCAB,
+                    **sizes) -> RNNLanguageModel:
+        """The model the proxies score: the canonical cell for ``official`` init (isomorphic
+        cells get identical models), the exact recipe for ``compat``."""
+        cell = self.parse(arch)
+        return RNNLanguageModel(cell if init == "compat" else cell.canonical(), vocab_size=vocab_size, seed=seed,
+                                init=init, **sizes)
+
+    def param_count(self, arch: Any, *, vocab_size: int = VOCAB, emsize: int = EMSIZE, nhid: int = NHID, **_) -> int:
+        return param_count(self.parse(arch), vocab_size, emsize, nhid)
+
+    def codec(self, max_nodes: int = RNN_MAX_NODES) -> RNNCellCodec:
+        return RNNCellCodec(max_nodes)
+
+    def codec_options(self) -> Dict[str, Any]:
+        return {"max_nodes": RNN_MAX_NODES}
+
+    def naslib_form(self):
+        from .naslib_form import naslib_form
+
+        return naslib_form()
+
+    def claims(self, model) -> bool:
+        return isinstance(model, RNNLanguageModel)
+
+    def context_for_model(self, model, batch, *, seed: int = 0, device=None) -> ScoringContext:
+        """Our own :class:`RNNLanguageModel` (as :meth:`build_model` or NNI's ``freeze`` made it), scored as is with the space's passes."""
+        return RNNContext.of_model(model, self.default_batch() if batch is None else batch, seed=seed, device=device)
 
     def context(self, arch: Any, batch: Optional[TokenBatch] = None, *, seed: int = 0, device=None,
                 init: str = "official", **sizes) -> RNNContext:

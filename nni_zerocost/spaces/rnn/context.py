@@ -1,7 +1,7 @@
 """Scoring context of one recurrent cell: the model, built lazily, and the cached passes."""
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 
@@ -10,7 +10,18 @@ from ...errors import DataError
 from ..base import ScoringContext
 from . import passes
 from .cell import Cell
-from .model import EMSIZE, INIT_MODES, NHID, NLAYERS, RNNLanguageModel, layer_sizes
+from .model import EMSIZE, INIT_MODES, NHID, NLAYERS, VOCAB, RNNLanguageModel, layer_sizes
+
+
+def param_count(cell: Cell, vocab_size: int = VOCAB, emsize: int = EMSIZE, nhid: int = NHID) -> int:
+    """Parameters of the full AWD-RNN model of ``cell`` (embedding tied with the decoder, plus the
+    decoder bias), counted from the cell alone."""
+    n = vocab_size * emsize + vocab_size  # embedding + decoder bias
+    for inp, hid in layer_sizes(emsize, nhid):
+        for _, node in cell.nodes:
+            if node.op == "linear":
+                n += hid + sum(hid * (inp if s == "x" else hid) for s in node.inputs)
+    return n
 
 
 class RNNContext(ScoringContext):
@@ -25,7 +36,7 @@ class RNNContext(ScoringContext):
     ``.grad`` fields or leaves a hook behind.
     """
 
-    space = "rnn"
+    offers = frozenset({"parameters", "recurrent_states", "recurrent_gradients", "cell_graph"})
 
     def __init__(self, cell: Cell, batch: TokenBatch, *, seed: int = 0, device=None, init: str = "official",
                  emsize: int = EMSIZE, nhid: int = NHID):
@@ -42,6 +53,24 @@ class RNNContext(ScoringContext):
         if int(self.tokens.max()) >= batch.vocab_size or int(self.tokens.min()) < 0:
             raise DataError(f"token ids must lie in [0, {batch.vocab_size}); got {int(self.tokens.min())}..{int(self.tokens.max())}")
         self.tokens = self.tokens.to(self.device)  # a no-op on the CPU
+
+    @classmethod
+    def of_model(cls, model: RNNLanguageModel, batch: TokenBatch, *, seed: int = 0, device=None) -> "RNNContext":
+        """A context scoring an existing model (not rebuilt; never modified).  ``device``: the
+        model's own when None; another device is refused (moving would change the caller's model)."""
+        own = next(model.parameters()).device
+        if device is not None and torch.device(device) != own:
+            from ...errors import BadInputError
+
+            raise BadInputError("device", f"the model lives on {own}; move it there yourself, or pass device=None",
+                                repr(str(device)))
+        if model.depth != model.nlayers:
+            raise ValueError(f"the model has only {model.depth} of its {model.nlayers} layers built")
+        ctx = cls(model.cell, batch, seed=seed, device=own, init=model.init, emsize=model.emsize, nhid=model.nhid)
+        ctx.cache["model"] = model
+        ctx.cache["canonical_cell"] = model.cell
+        return ctx
+
     @property
     def cell(self) -> Cell:
         return self.arch
@@ -130,11 +159,33 @@ class RNNContext(ScoringContext):
             self.cache[key] = passes.hessian_gradient(self.model(), self.tokens, loss, names, g)
         return self.cache[key]
 
+    # -- capabilities -----------------------------------------------------------------------
     def param_count(self) -> int:
         """Parameters of the full official PTB model (embedding tied with the decoder)."""
-        n = self.batch.vocab_size * self.emsize + self.batch.vocab_size  # embedding + decoder bias
-        for inp, hid in layer_sizes(self.emsize, self.nhid):
-            for name, node in self.cell.nodes:
-                if node.op == "linear":
-                    n += hid + sum(hid * (inp if s == "x" else hid) for s in node.inputs)
-        return n
+        return param_count(self.cell, self.batch.vocab_size, self.emsize, self.nhid)
+
+    def nonembedding_param_count(self) -> int:
+        """The recurrent layers' weights and biases (the tied embedding/decoder and the decoder
+        bias left out)."""
+        return self.param_count() - self.batch.vocab_size * (self.emsize + 1)
+
+    def recurrent_layers(self) -> int:
+        return NLAYERS
+
+    def recurrent_parameter_names(self) -> List[str]:
+        model = self.model()
+        names = {id(p): n for n, p in model.named_parameters()}
+        return [names[id(p)] for layer in model.layers for p in layer.parameters()]
+
+    def paper_parameter_names(self) -> List[str]:
+        """The paper's selection: the weights of every linear node except those of its first
+        input (an off-by-one of the paper's code), plus the tied embedding/decoder matrix."""
+        model = self.model()
+        names = {id(p): n for n, p in model.named_parameters()}
+        out = []
+        for layer in model.layers:
+            for official, p in layer.official_parameter_order():
+                kind = official.rsplit(".", 1)[1]  # "b" or "w<i>"
+                if kind.startswith("w") and int(kind[1:]) >= 1:
+                    out.append(names[id(p)])
+        return out + [names[id(model.encoder.weight)]]

@@ -1,0 +1,80 @@
+"""Scoring contexts for a user's own language model (:func:`nni_zerocost.score_model`).
+
+:func:`model_context` wraps a ``torch.nn.Module`` in the scoring context that knows it best:
+
+1. a registered search space that claims its own module type (``SearchSpace.claims``:
+   the NAS-Bench-NLP ``RNNLanguageModel``, the benchmark's ``BertModel``) scores it with the
+   space's own passes, so ``score_model`` equals ``score`` on the architecture;
+2. otherwise the first generic adapter that recognises the model (:data:`ADAPTERS`, see
+   :func:`register_model_adapter`): recurrent LMs over ``nn.RNN``/``nn.LSTM``/``nn.GRU`` or user
+   cells, Hugging Face transformers built from a config, torch's own transformer layers.
+
+Each context declares the capabilities it offers for *this* model, so the proxies that apply
+follow from the model (``list_proxies(ctx)``).  Contexts never modify the model: no weight is
+changed, no hook outlives a pass, and its train/eval mode is restored.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Tuple
+
+import torch
+
+from ..errors import BadInputError
+from ..spaces import get_space, list_spaces
+from ..spaces.base import ScoringContext
+
+#: ``(name, matches(model) -> bool, make(model, batch, seed, device) -> context)``, tried in order
+ADAPTERS: List[Tuple[str, Callable[[torch.nn.Module], bool], Callable[..., ScoringContext]]] = []
+
+
+def register_model_adapter(name: str, matches: Callable[[torch.nn.Module], bool]):
+    """Decorator registering ``make(model, batch, *, seed, device) -> ScoringContext`` for the
+    models ``matches`` accepts (later registrations are tried first, so a plugin can refine a
+    built-in adapter)."""
+
+    def deco(make):
+        ADAPTERS.insert(0, (name, matches, make))
+        return make
+
+    return deco
+
+
+def _load_builtin_adapters() -> None:
+    from . import recurrent, transformer  # noqa: F401  (they register themselves)
+
+
+def claiming_space(model) -> Optional[str]:
+    """The registered space whose own module type ``model`` is, or None."""
+    return next((name for name in list_spaces() if get_space(name).claims(model)), None)
+
+
+def model_batch(model: torch.nn.Module, batch: Any = None):
+    """The batch a model is scored on: a space's own batch for a space's model (None = its
+    default), else :func:`~.batch.model_batch` (token ids, a corpus path, texts with a tokenizer,
+    or the Zipf batch over the model's vocabulary)."""
+    space = claiming_space(model)
+    if space is not None:
+        return get_space(space).default_batch() if batch is None else batch
+    from .batch import model_batch as generic
+
+    return generic(model, batch)
+
+
+def model_context(model: torch.nn.Module, batch, *, seed: int = 0, device=None) -> ScoringContext:
+    """The scoring context of a user's model (see the module docstring); BadInputError when
+    nothing recognises it."""
+    if not isinstance(model, torch.nn.Module):
+        raise BadInputError("model", f"expected a torch.nn.Module language model, got {type(model).__name__}")
+    space = claiming_space(model)
+    if space is not None:
+        ctx = get_space(space).context_for_model(model, batch, seed=seed, device=device)
+        ctx.label = f"the {space!r} space's {type(model).__name__}"
+        return ctx
+    _load_builtin_adapters()
+    for _, matches, make in ADAPTERS:
+        if matches(model):
+            return make(model, batch, seed=seed, device=device)
+    raise BadInputError(
+        "model", f"{type(model).__name__} is not a language model nni-zerocost can read: it needs recurrent "
+        "layers (nn.RNN/LSTM/GRU, or cells reporting their state), a Hugging Face transformer, or torch "
+        "transformer layers, and to map token ids (B, T) to logits")
