@@ -7,7 +7,7 @@ Runs on NNI's sequential engine (in-process, no training):
 Head confidence is the paper's best BERT proxy (|Kendall tau| 0.478 vs GLUE); the parameter
 count is reported beside it, since model size alone ranks this benchmark better (tau ~0.50, see
 README).  A configuration without attention heads (only LT layers) has no head confidence: it is
-reported with nni_zerocost.nas.FLAGGED_SCORE and ranked last.
+reported with nni_zerocost.NO_SCORE and ranked last.
 """
 from __future__ import annotations
 

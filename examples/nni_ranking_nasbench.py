@@ -37,7 +37,7 @@ from scipy import stats
 from nni_zerocost.benchmarks.base import get_benchmark
 from nni_zerocost.data import data_dir
 from nni_zerocost.nas import ProxyRanking, RNNModelSpace
-from nni_zerocost.nas.codec import RNNCellCodec
+from nni_zerocost.spaces.rnn.codec import RNNCellCodec
 
 
 def report_table_loss(model, table):

@@ -18,6 +18,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .errors import BadInputError, InvalidArchitectureError, ZeroCostError
+from .proxies.base import NO_SCORE
 
 #: CLI flag of each field a plan can refuse
 FLAGS = {"as_trained": "--as-trained", "batch_size": "--batch-size", "seq_len": "--seq-len"}
@@ -449,7 +450,7 @@ def cmd_search(args) -> int:
 
     def on_trial(arch, metrics):
         score = metrics.get("default")
-        scored = score is not None and score > -1e90  # FLAGGED_SCORE: the proxy has no value
+        scored = score is not None and score > NO_SCORE  # NO_SCORE: the proxy has no value
         rec = {"index": len(records), "arch_hash": metrics.get("arch") or sp.arch_hash(arch), "arch": sp.to_dict(arch),
                "score": score if scored else None,
                "scores": {k: v for k, v in metrics.items() if k not in ("default", "flag", "arch", "seconds", "device")},
@@ -520,18 +521,10 @@ def _rank_unique(records):
 
 
 def _summary(space: str, arch) -> str:
-    """One line naming every field that tells architectures apart."""
-    if space == "rnn":
-        ops = [v["op"] for v in arch.values()]
-        k = sum(1 for n in arch if n.startswith("h_new_"))
-        acts = ", ".join(f"{ops.count(a)} {a[len('activation_'):]}" for a in sorted(set(ops)) if a.startswith("activation_"))
-        other = ", ".join(f"{ops.count(o)} {o}" for o in ("blend", "elementwise_prod", "elementwise_sum") if o in ops)
-        return f"{len(arch)} nodes: {ops.count('linear')} linear" + (f", {acts}" if acts else "") + \
-            (f", {other}" if other else "") + f"; hidden tuple {k}; h_new_0 = {arch['h_new_0']['op']}"
-    layers = arch.get("nas_config", {}).get("encoder_layers", []) if isinstance(arch, dict) else []
-    return f"hidden {arch.get('hidden_size')}, {len(layers)} layers: " + "; ".join(
-        f"{l.get('operation_type')}/{l.get('operation_parameter')} x{l.get('num_operation_heads')} heads, "
-        f"FF {l.get('num_feed_forward')}x{l.get('feed_forward_dimension')}" for l in layers)
+    """One line naming every field that tells architectures apart (the space's own summary)."""
+    from .spaces import get_space
+
+    return get_space(space).summary(arch)
 
 
 def _search_report(args, records, top, elapsed, figure, nni_dir) -> str:

@@ -129,6 +129,16 @@ class ScoringPlan:
     def request(self, spec: str) -> ProxyRequest:
         return next(r for r in self.requests if r.spec == spec)
 
+    # -- architectures: the space's, or a user's NNI sample (``key``, ``sample``, ``build``) ---
+    def parse(self, arch):
+        return arch if self.model_contexts else get_space(self.space).parse(arch)
+
+    def to_dict(self, arch):
+        return dict(getattr(arch, "sample", {}) or {}) if self.model_contexts else get_space(self.space).to_dict(arch)
+
+    def arch_hash(self, arch) -> str:
+        return self.arch_key(arch) if self.model_contexts else get_space(self.space).arch_hash(arch)
+
     def arch_key(self, arch) -> str:
         """What identifies ``arch``'s scores under this plan (canonical or exact hash; for a
         user's NNI space, the frozen sample)."""

@@ -24,7 +24,6 @@ from . import __version__
 from .errors import InvalidArchitectureError, ZeroCostError
 from .plan import ProxyRequest, ScoringPlan
 from .proxies.base import ProxyResult
-from .spaces import get_space
 from .store import ResultStore
 
 #: record statuses: every proxy finite / some value a flagged fallback / some proxy has no
@@ -46,6 +45,8 @@ class ArchRecord:
     computed: int  # proxies computed now (0 = everything came from the store)
     error: Optional[str] = None
     device: str = "cpu"  # the plan's device (store keys of other device types never match)
+    #: the traceback when the error is a bug (an exception that is not a ZeroCostError), else None
+    traceback: Optional[str] = None
 
     @property
     def values(self) -> Dict[str, Optional[float]]:
@@ -102,12 +103,22 @@ THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLI
               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
-def worker_threads(workers: int) -> int:
-    """Threads per worker process: one.  A proxy's work is a chain of small dependent matrix
-    products (50-row recurrences, 128-wide BERT layers) that a second thread barely speeds up,
-    so the cores are better spent as more workers; on a loaded machine a second thread's
-    spin-waiting costs 10x the CPU time (measured: docs/devices.md)."""
-    return 1
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def worker_threads(workers: int, threads: Optional[int] = None) -> int:
+    """Threads per worker process: ``threads`` when given, else the usable CPUs shared out
+    between the ``workers`` (at least one each), so that workers never oversubscribe the
+    machine: on a loaded machine a thread beyond the cores spin-waits and costs many times
+    the CPU time (measured: docs/devices.md)."""
+    if threads is not None:
+        return max(1, int(threads))
+    return max(1, usable_cpus() // max(1, int(workers)))
 
 
 def _worker_init(threads: int, plan: ScoringPlan) -> None:
@@ -150,10 +161,34 @@ def _worker_eval(args):
     arch_obj, specs = args
     plan = _WORKER_PLAN
     try:
-        arch = get_space(plan.space).parse(arch_obj)
-        return "ok", _results_json(plan.score(arch, [plan.request(s) for s in specs]))
+        arch = plan.parse(arch_obj)
+        return "ok", _results_json(plan.score(arch, [plan.request(s) for s in specs])), None
     except Exception as e:  # reported by the parent as an error record
-        return "error", f"{type(e).__name__}: {e}"
+        return "error", f"{type(e).__name__}: {e}", _bug_traceback(e)
+
+
+def _bug_traceback(e: BaseException) -> Optional[str]:
+    """The traceback of an exception that is a bug (not a ZeroCostError about the input)."""
+    return None if isinstance(e, ZeroCostError) else "".join(traceback.format_exception(e))
+
+
+class ScoringBugError(RuntimeError):
+    """An unexpected exception while scoring (a bug, not bad input), carrying the traceback of
+    where it happened, worker processes included; front ends show it as a bug (exit 1)."""
+
+    def __init__(self, record: "ArchRecord"):
+        self.record = record
+        super().__init__(f"scoring architecture {record.id!r} failed with an unexpected error: {record.error}\n"
+                         f"--- traceback where it happened ---\n{record.traceback}")
+
+
+def raise_for_error(record: "ArchRecord") -> None:
+    """Raise the record's error: :class:`ScoringBugError` for a bug, else a ZeroCostError."""
+    if record.error is None:
+        return
+    if record.traceback is not None:
+        raise ScoringBugError(record)
+    raise ZeroCostError(record.error)
 
 
 def score_many(
@@ -162,6 +197,7 @@ def score_many(
     store: Optional[ResultStore] = None,
     *,
     workers: int = 1,
+    threads: Optional[int] = None,
     progress: bool = True,
     total: Optional[int] = None,
     desc: str = "scoring",
@@ -169,11 +205,13 @@ def score_many(
     """Yield one :class:`ArchRecord` per ``(id, arch)`` item, in input order.
 
     An item whose ``arch`` is an :class:`InvalidArchitectureError` (e.g. an unreadable input
-    line) becomes an ``invalid`` record carrying that error.
+    line) becomes an ``invalid`` record carrying that error.  ``threads``: per worker process
+    (default: :func:`worker_threads`).
     """
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    sp = get_space(plan.space)
+    from .plan import check_count
+
+    check_count("workers", workers)
+    sp = plan
     pbar = _progress(progress, total, desc)
     counts: Dict[str, int] = {}
     try:
@@ -183,7 +221,7 @@ def score_many(
                 _tick(pbar, rec, counts)
                 yield rec
         else:
-            threads = worker_threads(workers)
+            threads = worker_threads(workers, threads)
             # spawn, not fork: forking a process that already runs threads (torch's and BLAS's
             # pools, NNI's engine) can leave a worker deadlocked on a lock copied mid-use.
             # Workers start once each (the pool keeps them), and get the plan once, in the
@@ -245,16 +283,14 @@ def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchReco
     akey = plan.arch_key(parsed)
     todo = _todo(plan, akey, store)
     fresh: Dict[str, Dict[str, Any]] = {}
-    error = None
+    error = bug = None
     if todo and pending is None:
         try:
             fresh = _results_json(plan.score(parsed, todo))
         except Exception as e:  # one bad architecture must not stop the run
-            error = f"{type(e).__name__}: {e}"
-            if not isinstance(e, ZeroCostError) and os.environ.get("NNI_ZEROCOST_DEBUG"):
-                traceback.print_exc()
+            error, bug = f"{type(e).__name__}: {e}", _bug_traceback(e)
     elif todo:
-        status, payload = pending.result()
+        status, payload, bug = pending.result()
         fresh, error = (payload, None) if status == "ok" else ({}, payload)
     if store is not None:
         for r in todo:
@@ -282,7 +318,7 @@ def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchReco
     seconds = sum(float(v.get("seconds") or 0.0) for v in fresh.values()) if pending is not None \
         else time.perf_counter() - start
     return ArchRecord(item_id, sp.to_dict(parsed), sp.arch_hash(parsed), results, status, seconds, len(fresh), error,
-                      plan.device_name)
+                      plan.device_name, bug)
 
 
 def _progress(enabled: bool, total, desc):

@@ -168,16 +168,18 @@ def test_workers_records_equal_one_process_and_carry_the_device():
 def test_trial_and_tuner_take_a_device(capsys):
     pytest.importorskip("nni")
     from nni_zerocost.nas.codec import get_codec
-    from nni_zerocost.nas.trial import build_parser, main as trial_main, resolve_settings
+    from nni_zerocost.nas.trial import build_parser, main as trial_main, resolve_request
     from nni_zerocost.nas.tuner import ZeroCostTuner
 
     sample = get_codec("rnn").encode(nz.get_space("rnn").parse(RNN))
     assert trial_main(["--space", "rnn", "--device", "cpu", "--batch-size", "6", "--seq-len", "8",
                        "--sample", json.dumps(sample)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["metrics"]["device"] == "cpu"
-    assert resolve_settings(build_parser().parse_args(["--space", "rnn"]), {"device": None})["device"] == "auto"
+    assert resolve_request(build_parser().parse_args(["--space", "rnn"]), None).device == "auto"
+    sent = {"space": "rnn", "proxies": ["params"]}
+    assert resolve_request(build_parser().parse_args(["--device", "cpu"]), sent).device == "cpu"
     with pytest.raises(ValueError, match="contradicts"):
-        resolve_settings(build_parser().parse_args(["--space", "rnn", "--device", "cpu"]), {"device": "cuda"})
+        resolve_request(build_parser().parse_args(["--space", "rnn", "--device", "cpu"]), {**sent, "device": "cuda"})
     if not HAS_CUDA:
         with pytest.raises(BadInputError) as e:  # checked when NNI hands the tuner its search space
             ZeroCostTuner(space="rnn", algorithm="Random", device="cuda").update_search_space({})

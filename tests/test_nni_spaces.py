@@ -10,8 +10,10 @@ torch = pytest.importorskip("torch")
 
 from nni_zerocost import InvalidArchitectureError, score  # noqa: E402
 from nni_zerocost.data import data_dir, zipf_batch  # noqa: E402
-from nni_zerocost.nas.codec import RNNCellCodec, get_codec, search_space_json  # noqa: E402
-from nni_zerocost.nas.evaluator import FLAGGED_SCORE, ZeroCostEvaluator, metric_dict  # noqa: E402
+from nni_zerocost.nas.codec import get_codec, search_space_json  # noqa: E402
+from nni_zerocost.spaces.rnn.codec import RNNCellCodec  # noqa: E402
+from nni_zerocost import NO_SCORE
+from nni_zerocost.nas.evaluator import ZeroCostEvaluator, metric_dict  # noqa: E402
 from nni_zerocost.nas.spaces import RNNModelSpace, model_space  # noqa: E402
 from nni_zerocost.proxies.base import ProxyResult  # noqa: E402
 from nni_zerocost.spaces import list_spaces  # noqa: E402
@@ -146,10 +148,8 @@ def test_decode_names_missing_or_bad_labels():
 
 
 def test_codec_ops_are_exactly_the_core_ops():
-    from nni_zerocost.nas import codec
-    from nni_zerocost.spaces.rnn import cell
+    from nni_zerocost.spaces.rnn import cell, codec
 
-    assert codec.ACTIVATIONS == cell.ACTIVATIONS
     assert {op for op, _ in codec.RNN_OPS.values()} == set(cell.OPS)
 
 
@@ -202,7 +202,7 @@ def test_a_nan_score_reaches_nni_as_a_finite_sentinel_with_its_flag():
         "params": ProxyResult("params", 123.0, True),
     }
     m = metric_dict(results, "hidden_covariance")
-    assert m["default"] == FLAGGED_SCORE and math.isfinite(m["default"])
+    assert m["default"] == NO_SCORE and math.isfinite(m["default"])
     assert m["hidden_covariance"] is None and m["params"] == 123.0
     assert m["flag"] == "hidden_covariance: non-finite activations"
     lower = metric_dict({"x": ProxyResult("x", 5.0, False, "fallback")}, "x")
@@ -219,7 +219,9 @@ def test_tuner_adds_settings_and_strips_them_for_the_inner_tpe():
     assert tuner.inner.optimize_mode.value == "maximize"
     tuner.update_search_space(search_space_json("rnn"))
     params = tuner.generate_parameters(0)
-    assert params[SETTINGS_KEY]["proxy"] == "hidden_covariance" and params[SETTINGS_KEY]["seed"] == 4
+    sent = params[SETTINGS_KEY]
+    assert sent["proxies"] == ["hidden_covariance"] and sent["seed"] == 4 and sent["space"] == "rnn"
+    assert "device" not in sent  # unset: each trial's --device decides
     get_codec("rnn").decode(params)
     seen = []
     original = tuner.inner.receive_trial_result
@@ -228,7 +230,7 @@ def test_tuner_adds_settings_and_strips_them_for_the_inner_tpe():
     assert seen and SETTINGS_KEY not in seen[0] and seen[0] == {k: v for k, v in params.items() if k != SETTINGS_KEY}
     with pytest.raises(ValueError, match="not the 'rnn' space"):
         tuner.update_search_space({"x": {"_type": "choice", "_value": [1]}})
-    random_tuner = ZeroCostTuner(algorithm="Random", algorithm_args={"seed": 0})  # takes no optimize_mode
+    random_tuner = ZeroCostTuner(space="rnn", algorithm="Random", algorithm_args={"seed": 0})  # no optimize_mode
     random_tuner.update_search_space(search_space_json("rnn"))
     assert SETTINGS_KEY in random_tuner.generate_parameters(0)
 
@@ -251,16 +253,20 @@ def test_meta_file_registers_the_tuner_under_a_builtin_name(tmp_path, monkeypatc
     assert isinstance(tuner, ZeroCostTuner) and type(tuner.inner).__name__ == "RandomTuner"
 
 
-def test_trial_settings_merge_flags_and_tuner():
-    from nni_zerocost.nas.trial import build_parser, resolve_settings
+def test_trial_request_merges_flags_and_tuner():
+    from nni_zerocost.nas.trial import build_parser, resolve_request
 
-    args = build_parser().parse_args(["--seed", "3"])
-    out = resolve_settings(args, {"space": "rnn", "proxy": "hidden_covariance:layer=2"})
-    assert out["space"] == "rnn" and out["proxy"] == "hidden_covariance:layer=2" and out["seed"] == 3
+    args = build_parser().parse_args(["--seed", "3", "--init", "compat"])
+    out = resolve_request(args, {"space": "rnn", "proxies": ["hidden_covariance:layer=2"]})
+    assert (out.space, out.proxies, out.seed, dict(out.options)) == ("rnn", ("hidden_covariance:layer=2",), 3,
+                                                                     {"init": "compat"})
     with pytest.raises(ValueError, match="contradicts"):
-        resolve_settings(build_parser().parse_args(["--space", "bert"]), {"space": "rnn"})
+        resolve_request(build_parser().parse_args(["--space", "bert"]), {"space": "rnn", "proxies": ["params"]})
+    with pytest.raises(ValueError, match="contradicts"):
+        resolve_request(build_parser().parse_args(["--init", "official"]),
+                        {"space": "rnn", "proxies": ["params"], "options": {"init": "compat"}})
     with pytest.raises(ValueError, match="no search space"):
-        resolve_settings(build_parser().parse_args([]), None)
+        resolve_request(build_parser().parse_args([]), None)
 
 
 def test_trial_scores_a_sample_standalone(capsys):

@@ -4,8 +4,9 @@ Needs the ``nni`` extra (``pip install "nni-zerocost[nni]"``).  Names are import
 that ``nni_zerocost.nas.codec`` (pure Python: search-space JSON, sample <-> architecture) works
 without importing NNI.
 
-* spaces: :class:`RNNModelSpace`, :class:`BertModelSpace`, :func:`model_space`;
-* evaluation: :class:`ZeroCostEvaluator`, :func:`proxy_metrics`, :data:`FLAGGED_SCORE`;
+* spaces: :func:`model_space` (the NNI model space of any registered space; its class is
+  ``<Title>ModelSpace``, e.g. ``RNNModelSpace``), :func:`space_of`;
+* evaluation: :class:`ZeroCostEvaluator`, :class:`ProxyScorer`, :func:`proxy_metrics`;
 * strategies: :class:`ProxyPrescreen` (middleware for ``Chain``), :class:`ProxyRanking`,
   :class:`TPE` (maximising, no idle pauses);
 * :func:`run_search` (sequential engine, one call), :func:`search_space_json`.
@@ -13,11 +14,11 @@ without importing NNI.
 from __future__ import annotations
 
 _EXPORTS = {
-    "RNNModelSpace": "spaces", "BertModelSpace": "spaces", "model_space": "spaces", "space_of": "spaces",
-    "ZeroCostEvaluator": "evaluator", "proxy_metrics": "evaluator", "FLAGGED_SCORE": "evaluator",
+    "model_space": "spaces", "model_space_class": "spaces", "space_of": "spaces", "ZeroCostModelSpace": "spaces",
+    "ZeroCostEvaluator": "evaluator", "ProxyScorer": "evaluator", "proxy_metrics": "evaluator",
     "ProxyPrescreen": "strategies", "ProxyRanking": "strategies", "TPE": "strategies",
     "TrialRecorder": "strategies",
-    "run_search": "search", "STRATEGIES": "search",
+    "run_search": "search", "check_search": "search", "STRATEGIES": "search",
     "search_space_json": "codec", "write_search_space": "codec", "get_codec": "codec",
 }
 
@@ -25,7 +26,7 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name):
-    module = _EXPORTS.get(name)
+    module = _EXPORTS.get(name) or ("spaces" if name.endswith("ModelSpace") else None)
     if module is None:
         raise AttributeError(f"module 'nni_zerocost.nas' has no attribute {name!r}")
     try:

@@ -1,10 +1,12 @@
-"""Zero-cost proxies as an NNI evaluator, and the one scoring function every adapter shares.
+"""Zero-cost proxies as an NNI evaluator, and the one scoring path every NNI adapter shares.
 
-:func:`proxy_metrics` is the only place where the NNI adapters score an architecture (the
-evaluator, the pre-screen and ranking strategies, the HPO trial and :func:`run_search` all call
-it), and it only calls the core :func:`nni_zerocost.score`.  So a candidate gets the same value
-in every route: the sequential engine, a training-service trial process, a strategy scoring
-in-process, or a standalone call.
+:class:`ProxyScorer` is the only place where the NNI adapters score an architecture (the
+evaluator, the pre-screen and ranking strategies, the HPO trial and :func:`run_search` all use
+it): it holds one :class:`~nni_zerocost.ScoringRequest` and asks the core for a plan per space
+(:func:`~nni_zerocost.make_plan`) or per model of a user's own NNI model space
+(:func:`~nni_zerocost.make_model_plan`).  So a candidate gets the same value in every route: the
+sequential engine, a training-service trial process, a strategy scoring in-process, or a
+standalone call.
 
 Metric reported to NNI (a dict, as ``nni.report_final_result`` accepts)::
 
@@ -16,11 +18,12 @@ Metric reported to NNI (a dict, as ``nni.report_final_result`` accepts)::
 
 Scores are :attr:`ProxyResult.score` (sign-normalised, higher is better).  NNI needs a finite
 ``default``: a proxy that has no value (flagged NaN, e.g. an exploding cell) reports
-:data:`FLAGGED_SCORE` = -1e100, below any real proxy value, so every strategy ranks such a
-candidate last; its named entry is ``None`` and ``flag`` says why.  A flagged but finite value
-(a documented fallback) is reported as is, with its flag.  ``arch`` identifies what was scored:
-NNI 3.0's local training service can hand concurrent trials each other's parameters while its
-web UI and ``export_data`` keep the original pairing (microsoft/nni#5726), so join results on it.
+:data:`~nni_zerocost.NO_SCORE` = -1e100, below any real proxy value, so every strategy ranks
+such a candidate last; its named entry is ``None`` and ``flag`` says why.  A flagged but finite
+value (a documented fallback) is reported as is, with its flag.  ``arch`` identifies what was
+scored: NNI 3.0's local training service can hand concurrent trials each other's parameters
+while its web UI and ``export_data`` keep the original pairing (microsoft/nni#5726), so join
+results on it.
 """
 from __future__ import annotations
 
@@ -34,11 +37,8 @@ import numpy as np
 import torch
 from nni.nas.evaluator import Evaluator
 
-from ..plan import ScoringPlan, make_plan, plans_for_any_space
+from ..plan import ScoringPlan, ScoringRequest, check_request, make_model_plan, make_plan
 from ..proxies.base import ProxyResult
-
-#: the ``default`` metric of a candidate whose main proxy has no value (NaN)
-FLAGGED_SCORE = -1e100
 
 
 @contextlib.contextmanager
@@ -63,8 +63,7 @@ def seeded(seed: int):
 def metric_dict(results: Mapping[str, ProxyResult], main: str, arch_hash: Optional[str] = None,
                 device: Optional[str] = None) -> Dict[str, Any]:
     """NNI metric dict from core results (see the module docstring)."""
-    r = results[main]
-    out: Dict[str, Any] = {"default": float(r.score) if r.ok else FLAGGED_SCORE}
+    out: Dict[str, Any] = {"default": float(results[main].finite_score)}
     flags = []
     for spec, res in results.items():
         out[spec] = float(res.score) if res.ok else None
@@ -85,25 +84,23 @@ def proxy_metrics(plan: ScoringPlan, arch, *, store: Optional[str] = None) -> Di
 
     With ``store`` (a results-store path) the core's store-backed runner answers: a candidate
     scored before (same space, architecture, proxy, data, seed, version) costs no model work,
-    which is what makes an interrupted search cheap to re-run.
+    which is what makes an interrupted search cheap to re-run.  An unexpected error is raised
+    as a bug (:class:`~nni_zerocost.runner.ScoringBugError`, with its traceback), bad input as
+    a ZeroCostError.
     """
-    from .. import get_space
-    from ..errors import ZeroCostError
-    from ..runner import score_many
+    from ..runner import raise_for_error, score_many
 
-    sp = get_space(plan.space)
-    parsed = sp.parse(arch)
+    parsed = plan.parse(arch)
     with seeded(plan.seed):
         if store is None:
             results = plan.score(parsed)
         else:
             (rec,) = score_many(plan, [(0, parsed)], _open_store(str(store)), progress=False)
-            if rec.error:
-                raise ZeroCostError(rec.error)
-            metrics = metric_dict(rec.results, plan.specs[0], sp.arch_hash(parsed), plan.device_name)
+            raise_for_error(rec)
+            metrics = metric_dict(rec.results, plan.specs[0], plan.arch_hash(parsed), plan.device_name)
             metrics["seconds"] = rec.seconds  # work done now: nothing when the store answered
             return metrics
-    return metric_dict(results, plan.specs[0], sp.arch_hash(parsed), plan.device_name)
+    return metric_dict(results, plan.specs[0], plan.arch_hash(parsed), plan.device_name)
 
 
 @functools.lru_cache(maxsize=4)
@@ -113,39 +110,53 @@ def _open_store(path: str):
     return ResultStore(path)
 
 
-class ProxySettings:
-    """The scoring keywords every NNI adapter takes, checked once through the core's door.
+class ProxyScorer:
+    """The scoring every NNI adapter shares: one request, checked once through the core's door.
 
-    The space is known only when a candidate arrives (it is read from the model), so the specs
-    are checked against every space they could apply to at construction, and the plan of a
-    space is made on first use.  Its arguments are plain values (paths, not tensors), so NNI
-    can ship an adapter to a trial as its arguments.
+    ``proxy`` is optimised, ``extra_proxies`` reported beside it; ``request_fields`` are the
+    :class:`~nni_zerocost.ScoringRequest` fields (``seed``, ``corpus``, ``batch_size``,
+    ``seq_len``, ``device``) and any space's context options (``init="compat"``,
+    ``as_trained=True``, ...), all plain values, so NNI can ship an adapter to a trial as its
+    arguments.  The space is known only when a candidate arrives (it is read from the model):
+    what can be checked without it is checked here, and the plan of a space is made on first
+    use.  Candidates of a user's own NNI model space are scored as models
+    (:func:`~nni_zerocost.score_model`), keyed by the space class and the frozen sample.
     """
 
-    def __init__(self, proxy: str, extra_proxies: Sequence[str] = (), seed: int = 0, corpus: Optional[str] = None,
-                 batch_size: Optional[int] = None, seq_len: Optional[int] = None, store: Optional[str] = None,
-                 space: Optional[str] = None, device: Optional[str] = "auto"):
-        self.proxy, self.extra_proxies, self.seed = proxy, tuple(extra_proxies), seed
-        # kept as given ("auto" resolves wherever a trial runs); checked here
-        self.device = "auto" if device is None else str(device)
-        self.corpus = None if corpus is None else str(corpus)
-        self.batch_size, self.seq_len = batch_size, seq_len
+    def __init__(self, proxy: str, extra_proxies: Sequence[str] = (), *, store: Optional[str] = None,
+                 **request_fields: Any):
+        self.request = ScoringRequest.of([proxy, *extra_proxies], **request_fields)
+        check_request(self.request)
         self.store = None if store is None else str(store)
-        self._specs = [proxy, *self.extra_proxies]
-        self._plan_options = dict(seed=seed, corpus=self.corpus, batch_size=batch_size, seq_len=seq_len,
-                                  device=self.device)
-        self._plans: Dict[str, ScoringPlan] = (
-            {space: make_plan(space, self._specs, **self._plan_options)} if space is not None
-            else plans_for_any_space(self._specs, **self._plan_options)
-        )
+        self._plans: Dict[str, ScoringPlan] = {}
+
+    @property
+    def proxy(self) -> str:
+        return self.request.proxies[0]
+
+    @property
+    def seed(self) -> int:
+        return self.request.seed
 
     def plan(self, space: str) -> ScoringPlan:
-        if space not in self._plans:  # a space the specs do not apply to: make_plan says why
-            self._plans[space] = make_plan(space, self._specs, **self._plan_options)
+        if space not in self._plans:  # make_plan says why a space does not take the request
+            self._plans[space] = make_plan(self.request.replace(space=space))
         return self._plans[space]
 
-    def metrics(self, space: str, arch) -> Dict[str, Any]:
-        return proxy_metrics(self.plan(space), arch, store=self.store)
+    def model_plan(self, sample) -> ScoringPlan:
+        """The plan of a candidate of a user's model space (a model of its own)."""
+        req = self.request
+        if req.options:
+            from ..errors import BadInputError
+
+            raise BadInputError(next(iter(req.options)), "a user's own model space takes no space context options")
+        batch = req.corpus
+        return make_model_plan(sample, list(req.proxies), batch=batch, seed=req.seed,
+                               device=None if req.device == "auto" else req.device, label=sample.space)
+
+    def metrics(self, space: Optional[str], arch) -> Dict[str, Any]:
+        plan = self.plan(space) if space is not None else self.model_plan(arch)
+        return proxy_metrics(plan, arch, store=self.store)
 
 
 @nni.trace
@@ -153,32 +164,32 @@ class ZeroCostEvaluator(Evaluator):
     """Scores each candidate with a training-free proxy and reports it as its final metric.
 
     ``proxy``: a proxy spec (``"hidden_covariance"``, ``"hidden_covariance:layer=2"``);
-    ``extra_proxies``: more specs reported beside it (not optimised); ``seed``: weight
-    initialisation seed; ``corpus``: a PTB-style folder or text file (a *path*: NNI ships
-    evaluators to trials as their arguments, so pass no tensors); ``batch_size``/``seq_len``:
-    batch shape (default: the space's embedded batch, 50 x 70 zipf tokens for RNNs);
-    ``device``: ``"auto"`` (CUDA when the trial's machine has it), ``"cpu"``, ``"cuda"``,
-    ``"cuda:N"`` (a string, resolved where the candidate is scored).
+    ``extra_proxies``: more specs reported beside it (not optimised); ``store``: a results-store
+    path; ``request_fields``: ``seed`` (weight initialisation), ``corpus`` (a PTB-style folder or
+    text file: a *path*, NNI ships evaluators to trials as their arguments), ``batch_size`` /
+    ``seq_len``, ``device`` (``"auto"``: CUDA when the trial's machine has it, ``"cpu"``,
+    ``"cuda"``, ``"cuda:N"``) and any space's context options (``init="compat"``, ...).
 
-    The evaluator keeps no per-model state; the space is read from the model.
+    Works on the model spaces of every registered space, and on any NNI ``ModelSpace`` whose
+    model is a language model :func:`~nni_zerocost.score_model` can read.  The evaluator keeps
+    no per-model state; the space is read from the model.
     """
 
-    def __init__(self, proxy: str = "hidden_covariance", *, extra_proxies: Sequence[str] = (), seed: int = 0,
-                 corpus: Optional[str] = None, batch_size: Optional[int] = None, seq_len: Optional[int] = None,
-                 store: Optional[str] = None, device: Optional[str] = "auto"):
-        self.settings = ProxySettings(proxy, extra_proxies, seed, corpus, batch_size, seq_len, store, device=device)
+    def __init__(self, proxy: str = "hidden_covariance", *, extra_proxies: Sequence[str] = (),
+                 store: Optional[str] = None, **request_fields: Any):
+        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, **request_fields)
 
     def extra_repr(self) -> str:
-        s = self.settings
-        return f"proxy={s.proxy!r}, extra_proxies={s.extra_proxies!r}, seed={s.seed}"
+        r = self.scorer.request
+        return f"proxy={r.proxies[0]!r}, extra_proxies={r.proxies[1:]!r}, seed={r.seed}"
 
     def score(self, model) -> Dict[str, Any]:
-        """Metric dict of an ExecutableModelSpace, a frozen module of ours, or ``(space, arch)``."""
+        """Metric dict of an ExecutableModelSpace, a frozen module, or ``(space, arch)``."""
         from .spaces import space_of
 
-        with seeded(self.settings.seed):  # the seed is set before the candidate is frozen
+        with seeded(self.scorer.seed):  # the seed is set before the candidate is frozen
             space, arch = model if isinstance(model, tuple) else space_of(model)
-            return self.settings.metrics(space, arch)
+            return self.scorer.metrics(space, arch)
 
     def _execute(self, model) -> Dict[str, Any]:
         # NNI's default would build the full network first (executable_model) only for us to

@@ -7,6 +7,27 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 STRATEGIES = ("random", "evolution", "tpe", "ranking")
 
 
+def check_search(space: str, proxy: str, strategy: str, budget: int, *, extra_proxies: Sequence[str] = (),
+                 workers: int = 1, **request_fields: Any):
+    """The checked door of a search (no NNI import, no work): the scoring request through
+    :func:`~nni_zerocost.make_plan`, the strategy, budget and workers; returns the plan."""
+    from ..errors import BadInputError
+    from ..plan import ScoringRequest, check_count, make_plan
+
+    plan = make_plan(ScoringRequest.of([proxy, *extra_proxies], space, **request_fields))
+    if strategy not in STRATEGIES:
+        from ..errors import suggest
+
+        raise BadInputError("strategy", f"unknown strategy{suggest(strategy, STRATEGIES)}; valid: "
+                                        f"{', '.join(STRATEGIES)}", repr(strategy))
+    check_count("budget", budget)
+    check_count("workers", workers)
+    if workers != 1 and strategy != "ranking":
+        raise BadInputError("workers", "applies to the 'ranking' strategy only (NNI's sequential engine scores "
+                                       "the other strategies' candidates one at a time)", repr(workers))
+    return plan
+
+
 def make_strategy(name: str, budget: int, seed: int = 0, **proxy_options):
     """The NNI strategy behind a ``run_search`` strategy name.
 
@@ -27,7 +48,7 @@ def make_strategy(name: str, budget: int, seed: int = 0, **proxy_options):
     if name == "tpe":
         return TPE(seed=seed, tpe_args={"n_startup_jobs": min(max(budget // 4, 5), 20)})
     if name == "ranking":
-        return ProxyRanking(n_candidates=budget, top_k=1, seed=seed, **proxy_options)
+        return ProxyRanking(n_candidates=budget, top_k=1, **{"seed": seed, **proxy_options})
     from ..errors import UnknownNameError
 
     raise UnknownNameError("search strategy", name, list(STRATEGIES))
@@ -39,46 +60,32 @@ def run_search(
     strategy: str = "evolution",
     budget: int = 50,
     *,
-    seed: int = 0,
-    corpus: Optional[str] = None,
-    batch_size: Optional[int] = None,
-    seq_len: Optional[int] = None,
     extra_proxies: Sequence[str] = (),
     on_trial: Optional[Callable[[Any, Dict[str, Any]], None]] = None,
     experiment_dir: Optional[str] = None,
     store: Optional[str] = None,
     workers: int = 1,
-    device: Optional[str] = "auto",
+    **request_fields: Any,
 ) -> List[Tuple[Any, Dict[str, Any]]]:
-    """Search ``space`` ("rnn" | "bert") by ``proxy`` with an NNI strategy; no training.
+    """Search a registered ``space`` by ``proxy`` with an NNI strategy; no training.
 
     ``budget`` is the number of candidates scored (NNI trials; for ``ranking``, candidates
-    scored in-process).  ``seed`` seeds both the strategy and the weight initialisation.
-    ``corpus``/``batch_size``/``seq_len`` choose the input batch (default: the space's embedded
-    batch).  ``on_trial(arch, metrics)`` is called as each candidate is scored.  NNI writes its
+    scored in-process).  ``request_fields``: ``seed`` (seeds both the strategy and the weight
+    initialisation), ``corpus``/``batch_size``/``seq_len`` (the input batch; default: the
+    space's embedded batch), ``device`` and the space's context options.  ``on_trial(arch, metrics)`` is called as each candidate is scored.  NNI writes its
     logs and checkpoint under ``experiment_dir`` (default: NNI's ``~/nni-experiments``).
     ``store``: a results-store path; candidates already in it cost no model work.
     ``workers``: processes scoring ``ranking``'s candidates (the other strategies run on NNI's
     sequential engine, one candidate at a time).
-    ``device``: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
 
     Returns ``[(architecture, metrics), ...]`` in evaluation order (for ``ranking``: every
     scored candidate, best first), where ``metrics`` is the dict the evaluator reported:
-    ``default`` (main proxy, higher is better, :data:`FLAGGED_SCORE` when it has no value),
+    ``default`` (main proxy, higher is better, :data:`~nni_zerocost.NO_SCORE` when it has no value),
     one entry per proxy spec and ``flag``.
     """
-    from ..errors import BadInputError
-    from ..plan import make_plan
-
     # the whole request is checked before NNI starts
-    make_plan(space, [proxy, *extra_proxies], seed=seed, corpus=corpus, batch_size=batch_size, seq_len=seq_len,
-              device=device)
-    if strategy not in STRATEGIES:
-        raise BadInputError("strategy", f"unknown strategy; valid: {', '.join(STRATEGIES)}", repr(strategy))
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise BadInputError("budget", f"must be an integer >= 1, got {budget!r}")
-    if workers != 1 and strategy != "ranking":
-        raise BadInputError("workers", "applies to the 'ranking' strategy only", repr(workers))
+    plan = check_search(space, proxy, strategy, budget, extra_proxies=extra_proxies, workers=workers, **request_fields)
+    seed = plan.seed
 
     from nni.nas.experiment import NasExperiment, NasExperimentConfig
     from nni.nas.strategy.middleware import Chain
@@ -86,8 +93,8 @@ def run_search(
     from .evaluator import ZeroCostEvaluator
     from .spaces import model_space
     from .strategies import TrialRecorder
-    proxy_options = dict(extra_proxies=tuple(extra_proxies), corpus=corpus, batch_size=batch_size, seq_len=seq_len,
-                         store=None if store is None else str(store), device=device)
+    proxy_options = dict(extra_proxies=tuple(extra_proxies), store=None if store is None else str(store),
+                         **{**request_fields, "seed": seed})
     ms = model_space(space)
     codec = ms.codec
 
@@ -102,7 +109,7 @@ def run_search(
     config.max_trial_number = 1 if strategy == "ranking" else budget
     if experiment_dir is not None:
         config.experiment_working_directory = str(experiment_dir)
-    evaluator = ZeroCostEvaluator(proxy, seed=seed, **proxy_options)
+    evaluator = ZeroCostEvaluator(proxy, **proxy_options)
     experiment = NasExperiment(ms, evaluator, Chain(main, recorder), config)
     nni_logger = logging.getLogger("nni")
     level = nni_logger.level

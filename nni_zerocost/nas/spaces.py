@@ -166,14 +166,19 @@ class UserSpaceSample:
     def __init__(self, cls: type, options: Mapping[str, Any], sample: Mapping[str, Any], model):
         self.cls, self.options, self.sample, self._model = cls, dict(options), dict(sample), model
         self.space, self.key = user_space_key(cls, self.options, self.sample)
+        self._built: Dict[int, torch.nn.Module] = {}
 
     def build(self, seed: int) -> torch.nn.Module:
-        """The language model of this sample, weights drawn under ``torch.manual_seed(seed)``."""
+        """The language model of this sample, weights drawn under ``torch.manual_seed(seed)``
+        (built once per seed: the plan inspects it, then scores it)."""
         model = self._model
-        if hasattr(model, "executable_model"):
-            torch.manual_seed(seed)
-            return model.executable_model()
-        return model
+        if not hasattr(model, "executable_model"):
+            return model
+        if seed not in self._built:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self._built = {seed: model.executable_model()}
+        return self._built[seed]
 
     def __repr__(self):
         return f"UserSpaceSample({self.space}, {self.key})"

@@ -11,12 +11,15 @@
   the proxy in-process, and submits only the ``top_k`` best to the experiment's evaluator
   (typically a real training evaluator).
 
-Both score through :class:`~nni_zerocost.nas.evaluator.ProxySettings` (the same numbers the
-:class:`~nni_zerocost.nas.evaluator.ZeroCostEvaluator` reports) and support NNI checkpoints
+Both score through :class:`~nni_zerocost.nas.evaluator.ProxyScorer` (the same numbers the
+:class:`~nni_zerocost.nas.evaluator.ZeroCostEvaluator` reports), take the same request fields
+(``seed``, ``corpus``, ``device``, any space's context options, ...), work on the model spaces
+of every registered space and on a user's own NNI model space, and support NNI checkpoints
 through ``state_dict``/``load_state_dict``.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -28,8 +31,10 @@ from nni.nas.strategy import Strategy
 from nni.nas.strategy import TPE as _NNITPE
 from nni.nas.strategy.middleware import Filter, StrategyMiddleware
 
-from .evaluator import ProxySettings
-from .spaces import space_class_of, space_of
+from ..errors import BadInputError
+from ..plan import check_count
+from .evaluator import ProxyScorer
+from .spaces import ZeroCostModelSpace, space_class_of, space_of
 
 _logger = logging.getLogger(__name__)
 
@@ -45,23 +50,23 @@ class ProxyPrescreen(Filter):
     """
 
     def __init__(self, proxy: str = "hidden_covariance", *, top_fraction: float = 0.5,
-                 extra_proxies: Sequence[str] = (), seed: int = 0, corpus: Optional[str] = None,
-                 batch_size: Optional[int] = None, seq_len: Optional[int] = None, patience: int = 1000,
-                 device: Optional[str] = "auto"):
-        if not 0.0 < top_fraction <= 1.0:
-            raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}")
+                 extra_proxies: Sequence[str] = (), patience: int = 1000, store: Optional[str] = None,
+                 **request_fields: Any):
+        if isinstance(top_fraction, bool) or not isinstance(top_fraction, (int, float)) or not 0.0 < top_fraction <= 1.0:
+            raise BadInputError("top_fraction", f"must be in (0, 1], got {top_fraction!r}")
+        check_count("patience", patience)
         super().__init__(self._passes, metric_for_invalid=None, patience=patience)
-        self.options = ProxySettings(proxy, extra_proxies, seed, corpus, batch_size, seq_len, device=device)
+        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, **request_fields)
         self.top_fraction = float(top_fraction)
         self._seen: List[float] = []
         self.last_metrics: Optional[Dict[str, Any]] = None
 
     def extra_repr(self) -> str:
-        return f"proxy={self.options.proxy!r}, top_fraction={self.top_fraction}"
+        return f"proxy={self.scorer.proxy!r}, top_fraction={self.top_fraction}"
 
     def _passes(self, model) -> bool:
         space, arch = space_of(model)
-        self.last_metrics = self.options.metrics(space, arch)
+        self.last_metrics = self.scorer.metrics(space, arch)
         score = self.last_metrics["default"]
         self._seen.append(score)
         better = sum(s > score for s in self._seen)
@@ -89,56 +94,59 @@ class ProxyRanking(Strategy):
     """
 
     def __init__(self, proxy: str = "hidden_covariance", *, n_candidates: int = 100, top_k: int = 5,
-                 candidates: Optional[Sequence[Any]] = None, sampler: str = "labels", seed: int = 0,
-                 extra_proxies: Sequence[str] = (), corpus: Optional[str] = None,
-                 batch_size: Optional[int] = None, seq_len: Optional[int] = None, store: Optional[str] = None,
-                 workers: int = 1, device: Optional[str] = "auto"):
+                 candidates: Optional[Sequence[Any]] = None, sampler: str = "labels",
+                 extra_proxies: Sequence[str] = (), store: Optional[str] = None, workers: int = 1,
+                 **request_fields: Any):
         super().__init__()
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
-        self.workers = workers
+        self.workers = check_count("workers", workers)
         if sampler not in ("labels", "space"):
-            raise ValueError(f"sampler must be 'labels' or 'space', got {sampler!r}")
-        if top_k < 1 or n_candidates < 1:
-            raise ValueError(f"n_candidates and top_k must be >= 1, got {n_candidates}, {top_k}")
-        self.options = ProxySettings(proxy, extra_proxies, seed, corpus, batch_size, seq_len, store, device=device)
+            raise BadInputError("sampler", f"must be 'labels' or 'space', got {sampler!r}")
+        check_count("top_k", top_k)
+        check_count("n_candidates", n_candidates)
+        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, **request_fields)
         self.n_candidates = int(n_candidates) if candidates is None else len(candidates)
         self.top_k = int(top_k)
         self.candidates = None if candidates is None else list(candidates)
         self.sampler = sampler
-        self._random_state = np.random.RandomState(seed)
+        self._random_state = np.random.RandomState(self.scorer.seed)
         self.ranking: Optional[List[Tuple[Dict[str, Any], Dict[str, Any]]]] = None
         self._submitted = 0
 
     def extra_repr(self) -> str:
-        return f"proxy={self.options.proxy!r}, n_candidates={self.n_candidates}, top_k={self.top_k}"
+        return f"proxy={self.scorer.proxy!r}, n_candidates={self.n_candidates}, top_k={self.top_k}"
 
     # -- candidates ---------------------------------------------------------------------------
-    def _codec(self):
+    def _our_space(self):
+        """``(space name, codec)`` when the model space is a registered space's, else None."""
         cls, options = space_class_of(self.model_space)
-        if cls is None:
-            raise TypeError("ProxyRanking needs a model space from nni_zerocost.nas (RNNModelSpace, BertModelSpace)")
-        return cls.make_codec(**options)
+        if cls is None or not issubclass(cls, ZeroCostModelSpace):
+            return None
+        return cls.space_name, cls.make_codec(**options)
 
     def _candidate_samples(self) -> List[Dict[str, Any]]:
-        codec = self._codec()
+        ours = self._our_space()
         if self.candidates is not None:
-            labels = codec.choices()
-            return [dict(c) if isinstance(c, Mapping) and all(k in c for k in labels) else codec.encode(c)
+            if ours is None:
+                return [dict(c) for c in self.candidates]
+            labels = ours[1].choices()
+            return [dict(c) if isinstance(c, Mapping) and all(k in c for k in labels) else ours[1].encode(c)
                     for c in self.candidates]
+        if self.sampler == "space" and ours is None:
+            raise BadInputError("sampler", "'space' needs the model space of a registered space (a user's own "
+                                           "model space samples its labels)")
         from ..spaces import get_space
 
-        core = get_space(codec.space)
         samples, seen = [], set()
         rng = np.random.default_rng(self._random_state.randint(2**31))
         for _ in range(50 * self.n_candidates):
             if len(samples) == self.n_candidates:
                 break
             if self.sampler == "space":
-                sample = codec.encode(core.sample(rng))
+                sample = ours[1].encode(get_space(ours[0]).sample(rng))
             else:
                 sample = self.model_space.random(random_state=self._random_state).sample
-            key = core.arch_hash(codec.decode(sample))
+            key = get_space(ours[0]).arch_hash(ours[1].decode(sample)) if ours else json.dumps(sample, sort_keys=True,
+                                                                                                 default=str)
             if key not in seen:
                 seen.add(key)
                 samples.append(sample)
@@ -168,30 +176,36 @@ class ProxyRanking(Strategy):
     def _score(self, samples, start: float) -> List[Dict[str, Any]]:
         """Metric dicts of the samples, in order: in-process, or over ``workers`` processes
         through the core's runner (the same plan, the same numbers)."""
-        if self.workers == 1:
+        ours = self._our_space()
+        if self.workers == 1 or ours is None:
             out = []
             for i, sample in enumerate(samples, start=1):
-                space, arch = space_of(self.model_space.freeze(sample))
-                out.append(self.options.metrics(space, arch))
+                space, arch = self._candidate(sample, ours)
+                out.append(self.scorer.metrics(space, arch))
                 if i % max(1, len(samples) // 10) == 0:
                     _logger.info("[ranking] %d/%d candidates scored (%.1f s)", i, len(samples),
                                  time.perf_counter() - start)
             return out
-        from ..errors import ZeroCostError
-        from ..runner import score_many
+        from ..runner import raise_for_error, score_many
         from ..store import ResultStore
         from .evaluator import metric_dict
 
-        codec = self._codec()
-        plan = self.options.plan(codec.space)
-        store = None if self.options.store is None else ResultStore(self.options.store)
+        space, codec = ours
+        plan = self.scorer.plan(space)
+        store = None if self.scorer.store is None else ResultStore(self.scorer.store)
         out = []
         for rec in score_many(plan, [(i, codec.decode(s)) for i, s in enumerate(samples)], store,
                               workers=self.workers, progress=False):
-            if rec.error:
-                raise ZeroCostError(rec.error)
+            raise_for_error(rec)
             out.append(metric_dict(rec.results, plan.specs[0], rec.arch_hash, plan.device_name))
         return out
+
+    def _candidate(self, sample, ours):
+        """``(space, architecture)`` of a sample: decoded for a registered space (no weights are
+        built), the frozen sample of a user's model space."""
+        if ours is not None:
+            return ours[0], ours[1].decode(sample)
+        return space_of(self.model_space.freeze(sample))
 
     def state_dict(self) -> dict:
         return {"ranking": self.ranking, "submitted": self._submitted,

@@ -3,9 +3,10 @@
 :class:`ZeroCostTuner` delegates every decision to a built-in NNI tuner created by NNI's own
 factory (``algorithm``: ``TPE``, ``Evolution``, ``Random``, ``GridSearch``, ``Anneal``, ...;
 ``optimize_mode: maximize`` is filled in for tuners that take it).  It only adds the scoring
-settings (space, proxy, seed, batch) to each parameter set under the reserved key
+request (:class:`~nni_zerocost.ScoringRequest` as JSON: space, proxies, seed, batch, device and
+the space's context options) to each parameter set under the reserved key
 :data:`SETTINGS_KEY`, which the trial entry point ``python -m nni_zerocost.nas.trial`` reads,
-and strips them again before results reach the inner tuner.  It also checks that the
+and strips it again before results reach the inner tuner.  It also checks that the
 experiment's search space is the space's (labels from :func:`~.codec.search_space_json`).
 
 Use it unregistered::
@@ -25,8 +26,6 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from nni.tuner import Tuner
 
-from .codec import get_codec
-
 #: parameter key carrying the scoring settings from the tuner to the trial
 SETTINGS_KEY = "_zerocost"
 
@@ -42,7 +41,10 @@ def builtin_tuner(algorithm: str, args: Optional[Dict[str, Any]] = None) -> Tune
     args = dict(args or {})
     module, cls_name = get_builtin_module_class_name("tuners", algorithm)
     if module is None:
-        raise ValueError(f"unknown NNI tuner {algorithm!r} (use a built-in name such as TPE, Evolution, Random)")
+        from ..errors import BadInputError
+
+        raise BadInputError("algorithm", "unknown NNI tuner (use a built-in name such as TPE, Evolution, Random)",
+                            repr(algorithm))
     params = inspect.signature(getattr(importlib.import_module(module), cls_name)).parameters
     if "optimize_mode" in params:
         args.setdefault("optimize_mode", "maximize")
@@ -52,18 +54,19 @@ def builtin_tuner(algorithm: str, args: Optional[Dict[str, Any]] = None) -> Tune
 class ZeroCostTuner(Tuner):
     """Built-in NNI tuner ``algorithm`` + the zero-cost scoring settings for the trials."""
 
-    def __init__(self, space: str = "rnn", proxy: str = "hidden_covariance", algorithm: str = "TPE",
-                 algorithm_args: Optional[Dict[str, Any]] = None, seed: int = 0,
-                 extra_proxies: Sequence[str] = (), corpus: Optional[str] = None,
-                 batch_size: Optional[int] = None, seq_len: Optional[int] = None, device: Optional[str] = None):
-        self.codec = get_codec(space)
-        # device None: each trial's --device (default auto) decides where it scores
-        self.settings = {"space": space, "proxy": proxy, "seed": int(seed), "extra_proxies": list(extra_proxies),
-                         "corpus": corpus, "batch_size": batch_size, "seq_len": seq_len, "device": device}
+    def __init__(self, space: str, proxy: str = "hidden_covariance", algorithm: str = "TPE",
+                 algorithm_args: Optional[Dict[str, Any]] = None, extra_proxies: Sequence[str] = (),
+                 **request_fields: Any):
+        # nothing here imports torch: NNI gives the tuner process 10 s to connect, so the
+        # request is checked in update_search_space; device unset: each trial's --device decides
+        self.space = space
+        self.proxies = [proxy, *extra_proxies]
+        self.request_fields = dict(request_fields)
+        self.settings: Optional[Dict[str, Any]] = None
         self.inner = builtin_tuner(algorithm, algorithm_args)
 
     def _with(self, params):
-        return {**params, SETTINGS_KEY: dict(self.settings)} if isinstance(params, dict) else params
+        return {**params, SETTINGS_KEY: dict(self.settings or {})} if isinstance(params, dict) else params
 
     @staticmethod
     def _without(params):
@@ -72,18 +75,22 @@ class ZeroCostTuner(Tuner):
     def update_search_space(self, search_space) -> None:
         # checked here, not in __init__: NNI gives the tuner process 10 s to connect, and
         # loading the proxies imports torch
-        from ..plan import make_plan
+        from ..errors import BadInputError
+        from ..plan import ScoringRequest, make_plan
+        from .codec import get_codec
 
-        st = self.settings
-        make_plan(st["space"], [st["proxy"], *st["extra_proxies"]], seed=st["seed"], corpus=st["corpus"],
-                  batch_size=st["batch_size"], seq_len=st["seq_len"], device=st["device"])
-        expected = self.codec.choices()
+        request = ScoringRequest.of(self.proxies, self.space, **self.request_fields)
+        make_plan(request)
+        # fields left unset stay unset, so each trial's own flags (e.g. --device) decide them
+        self.settings = {k: v for k, v in request.to_json().items()
+                         if k in ("space", "proxies", "options") or k in self.request_fields}
+        expected = get_codec(self.space).choices()
         missing = [label for label in expected if label not in (search_space or {})]
         if missing:
-            raise ValueError(
-                f"the experiment's search space is not the {self.settings['space']!r} space: it lacks "
+            raise BadInputError(
+                "search_space", f"the experiment's search space is not the {self.space!r} space: it lacks "
                 f"{len(missing)} label(s) ({', '.join(missing[:4])}...); export it with "
-                f"nni_zerocost.nas.write_search_space({self.settings['space']!r}, path)"
+                f"nni_zerocost.nas.write_search_space({self.space!r}, path)"
             )
         self.inner.update_search_space(search_space)
 

@@ -34,8 +34,8 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from ...errors import InvalidArchitectureError
 from ..base import check_sample as _check_sample
+from .cell import ACTIVATIONS, Cell
 
-ACTIVATIONS = ("activation_tanh", "activation_sigm", "activation_leaky_relu")  # == spaces.rnn.cell's
 #: op label value -> (cell op, number of inputs)
 RNN_OPS: Dict[str, tuple] = {
     "linear": ("linear", 2),
@@ -82,8 +82,6 @@ class RNNCellCodec:
     # -- sample -> cell -----------------------------------------------------------------
     def decode(self, sample: Mapping[str, Any]):
         """The valid cell a sample stands for (see the module docstring for the repair rules)."""
-        from .cell import Cell
-
         _check_sample(sample, self.choices())
         k = int(sample["hidden_tuple_size"])
         outputs: List[int] = []
@@ -132,8 +130,6 @@ class RNNCellCodec:
         Raises InvalidArchitectureError naming the node when the cell is outside the space's
         bounds (more than ``max_nodes`` nodes, an op arity the space does not encode, k > 3).
         """
-        from .cell import Cell
-
         cell = Cell.parse(cell)
         k = cell.hidden_tuple_size
         if k > MAX_HIDDEN_TUPLE:
