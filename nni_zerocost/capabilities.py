@@ -31,7 +31,7 @@ class Capability:
     @property
     def methods(self) -> Tuple[str, ...]:
         """The names a context offering it must define (the protocol's public members)."""
-        return tuple(n for n in vars(self.protocol) if not n.startswith("_"))
+        return tuple(n for n, v in vars(self.protocol).items() if not n.startswith("_") and callable(v))
 
 
 CAPABILITIES: Dict[str, Capability] = {}

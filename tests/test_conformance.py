@@ -1,25 +1,23 @@
-"""Registry conformance: every registered proxy, on every registered space it applies to.
+"""Registry conformance through the shipped kit (:mod:`nni_zerocost.testing`): every registered
+proxy on every registered space it applies to, and every space, on every device.
 
-Parametrized from the live registries, so proxies and spaces added later (BERT) are checked
-without editing this file.  For each (proxy, space): a result that is finite or explicitly
-flagged by the proxy itself, bit-identical values from two fresh contexts with the same seed,
-the model's weights unchanged, no hook left behind, and the same value whether the proxy runs
-alone or after every other proxy on a shared context (cached passes must not change numbers).
-
-Every check runs on every device: the CPU, and CUDA where there is a GPU (skipped, with the
-reason, where there is none, so CI on CPU stays green).
+Parametrized from the live registries, so proxies and spaces added later (or by plugins) are
+checked without editing this file.  The CUDA cases skip, with the reason, where there is no GPU.
+Deliberately broken proxies must fail the kit (a test of the tests).
 """
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
-from nni_zerocost.data import TokenBatch
-from nni_zerocost.proxies import compute, get_proxy, list_proxies
-from nni_zerocost.spaces import get_space, list_spaces
+import nni_zerocost as nz
+from nni_zerocost import testing
+from nni_zerocost.proxies.base import PROXIES, Flagged, register_proxy
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here (torch.cuda.is_available() is False)")
+
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -30,110 +28,91 @@ def one_thread():
     torch.set_num_threads(old)
 
 
-CASES = [(p, s) for p in list_proxies() for s in list_spaces() if get_proxy(p).applies_to(s)]
-DEVICES = [
-    "cpu",
-    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
-                                                  reason="no CUDA device here (torch.cuda.is_available() is False)")),
-]
-
-
-def small_batch(space):
-    """The space's default batch, cut down where we know its layout (speed only)."""
-    batch = space.default_batch(0)
-    if space.name == "rnn" and isinstance(batch, TokenBatch):
-        return TokenBatch(batch.tokens[:12, :6].clone(), batch.vocab_size, batch.source + ":12x6")
-    return batch
-
-
-def make_context(space_name, seed=0, device="cpu"):
-    space = get_space(space_name)
-    arch = space.sample(np.random.default_rng(0))
-    return space.context(arch, small_batch(space), seed=seed, device=device)
-
-
-def model_of(ctx):
-    model = getattr(ctx, "model", None)
-    return model() if callable(model) else None
-
-
-def hooks_left(model):
-    """Names of every hook still registered, globally or on the model's modules/parameters."""
-    left = []
-    mod = torch.nn.modules.module
-    for name in dir(mod):
-        obj = getattr(mod, name)
-        if name.startswith("_global_") and "hook" in name and isinstance(obj, dict) and obj:
-            left.append(name)
-    if model is not None:
-        for mname, m in model.named_modules():
-            for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-                         "_state_dict_hooks", "_load_state_dict_pre_hooks"):
-                if getattr(m, attr, None):
-                    left.append(f"{mname or 'model'}.{attr}")
-        for pname, p in model.named_parameters():
-            if getattr(p, "_backward_hooks", None):
-                left.append(f"{pname}._backward_hooks")
-    return left
-
-
-def same(a, b, device="cpu") -> bool:
-    """Bit-identical on the CPU.  On CUDA, backward passes accumulate with atomic adds
-    (index_select/embedding backward) whose order varies from run to run, so two runs agree
-    to float rounding only: 1e-4 relative (the eigen-scores amplify rounding by 1/(l + k))."""
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    if torch.device(device).type == "cpu":
-        return a == b
-    return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
-
-
 def test_registry_is_not_empty():
-    assert CASES, "no (proxy, space) pair registered"
-    assert "rnn" in list_spaces()
+    assert testing.checks(), "no (proxy, space) pair registered"
+    assert len(nz.list_spaces()) >= 3
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("proxy,space", CASES, ids=[f"{p}-{s}" for p, s in CASES])
-def test_proxy_conforms(proxy, space, device):
-    p = get_proxy(proxy)
-    assert p.description and p.mode and p.nan_policy, "sign, mode and NaN policy must be documented"
-    assert isinstance(p.higher_is_better, bool)
-
-    ctx = make_context(space, device=device)
-    model = model_of(ctx)
-    if model is not None:  # built on the device asked for
-        assert {p.device.type for p in model.parameters()} == {torch.device(device).type}
-    before = {k: v.detach().clone() for k, v in model.state_dict().items()} if model is not None else None
-    first = compute(p, ctx)
-    # finite, or flagged by the proxy itself (not rescued by the package's NaN guard)
-    assert first.ok or (first.flag and not first.flag.startswith("non-finite value")), first
-    if first.flag:
-        assert isinstance(first.flag, str) and first.flag.strip()
-    # the model is the same object with bit-identical weights
-    if model is not None:
-        assert model_of(ctx) is model
-        after = model.state_dict()
-        assert before.keys() == after.keys()
-        changed = [k for k in before if not torch.equal(before[k], after[k])]
-        assert not changed, f"{proxy} modified weights: {changed[:5]}"
-    assert hooks_left(model) == [], f"{proxy} left hooks behind"
-    ctx.close()
-
-    # deterministic under a seed: a fresh context gives the bit-identical value
-    again = compute(p, make_context(space, device=device))
-    assert same(first.raw, again.raw, device), (first.raw, again.raw)
-    assert first.flag == again.flag
+@testing.parametrize_with_checks()
+def test_conformance_cpu(check):
+    check()
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("space", sorted({s for _, s in CASES}))
-def test_shared_context_gives_the_same_values_as_fresh_ones(space, device):
-    names = [p for p, s in CASES if s == space]
-    alone = {n: compute(get_proxy(n), make_context(space, device=device)) for n in names}
-    shared = make_context(space, device=device)
-    for n in reversed(names):  # another order than the registry's
-        r = compute(get_proxy(n), shared)
-        assert same(r.raw, alone[n].raw, device), (n, r.raw, alone[n].raw)
-        assert r.flag == alone[n].flag
-    assert hooks_left(model_of(shared)) == []
+@CUDA
+@testing.parametrize_with_checks(device="cuda")
+def test_conformance_cuda(check):
+    check()
+
+
+# -- broken proxies fail the kit ---------------------------------------------------------------
+@pytest.fixture
+def broken():
+    """Registers throw-away proxies on the rnn space's capabilities; removed afterwards."""
+    added = []
+
+    def add(name, fn, **kw):
+        options = dict(needs=("recurrent_states",), higher_is_better=True, cost="forward", mode="eval",
+                       nan_policy="flags NaN", size="independent of width")
+        options.update(kw)
+        register_proxy(name, **options)(fn)
+        added.append(name)
+        return name
+
+    yield add
+    for name in added:
+        PROXIES._items.pop(name, None)
+
+
+def test_a_proxy_that_always_flags_fails(broken):
+    def always(ctx) -> float:
+        raise Flagged("I never know")
+
+    name = broken("t_always_flags", always)
+    with pytest.raises(AssertionError, match="flagged or without a score on every one"):
+        testing.check_proxy(name, "rnn")
+
+
+def test_a_proxy_that_changes_weights_fails(broken):
+    def vandal(ctx) -> float:
+        with torch.no_grad():
+            next(ctx.model().parameters()).add_(1.0)
+        return 1.0
+
+    name = broken("t_changes_weights", vandal)
+    with pytest.raises(AssertionError, match="modified weights"):
+        testing.check_leaves_model_unchanged(name, "rnn")
+
+
+def test_a_proxy_that_leaves_a_hook_fails(broken):
+    def hooked(ctx) -> float:
+        ctx.model().layers[0].register_forward_hook(lambda *a: None)
+        return 1.0
+
+    name = broken("t_leaves_hook", hooked)
+    with pytest.raises(AssertionError, match="left hooks behind"):
+        testing.check_leaves_model_unchanged(name, "rnn")
+
+
+def test_a_nondeterministic_or_undocumented_proxy_fails(broken):
+    gen = torch.Generator().manual_seed(0)
+
+    def noisy(ctx) -> float:
+        return float(torch.rand(1, generator=gen))
+
+    name = broken("t_noisy", noisy)
+    with pytest.raises(AssertionError, match="not deterministic"):
+        testing.check_deterministic(name, "rnn")
+    undocumented = broken("t_undocumented", lambda ctx: 1.0, size="")
+    with pytest.raises(AssertionError, match="size is not documented"):
+        testing.check_documented(undocumented, "rnn")
+
+
+def test_a_weights_cost_proxy_that_runs_the_model_fails(broken):
+    def sneaky(ctx) -> float:
+        return float(ctx.incoming_states(1).mean())
+
+    name = broken("t_sneaky", sneaky, cost="weights")
+    with pytest.raises(AssertionError, match="declared cost='weights' but ran passes"):
+        testing.check_weights_cost_runs_no_model(name, "rnn")
+    assert math.isfinite(nz.score("rnn", nz.get_space("rnn").smoke_architecture(), name, emsize=8, nhid=8,
+                                  batch_size=3, seq_len=4)[name].raw)

@@ -156,7 +156,7 @@ def test_ranking_submits_exactly_the_top_k_and_resumes_without_rescoring(tmp_pat
     state["submitted"] = 1  # as if the experiment stopped after the first submission
     resumed = ProxyRanking("hidden_covariance", n_candidates=16, top_k=3, seed=2, **BATCH["rnn"])
     resumed.load_state_dict(state)
-    monkeypatch.setattr(resumed.options, "metrics", lambda *a: pytest.fail("re-scored after resume"))
+    monkeypatch.setattr(resumed.scorer, "metrics", lambda *a: pytest.fail("re-scored after resume"))
     experiment = _sequential("rnn", evaluator, resumed, tmp_path / "b", trials=10)
     try:
         again = [m.sample for m in experiment.strategy.list_models(sort=False)]

@@ -28,7 +28,7 @@ def check_search(space: str, proxy: str, strategy: str, budget: int, *, extra_pr
     return plan
 
 
-def make_strategy(name: str, budget: int, seed: int = 0, **proxy_options):
+def make_strategy(name: str, budget: int, strategy_seed: int = 0, **proxy_options):
     """The NNI strategy behind a ``run_search`` strategy name.
 
     ``evolution``: RegularizedEvolution with a population of ``clip(budget // 4, 4, 50)`` and
@@ -40,6 +40,7 @@ def make_strategy(name: str, budget: int, seed: int = 0, **proxy_options):
 
     from .strategies import TPE, ProxyRanking
 
+    seed = strategy_seed
     if name == "random":
         return Random(seed=seed)
     if name == "evolution":

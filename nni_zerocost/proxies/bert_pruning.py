@@ -15,7 +15,7 @@ compared per unit.
 from __future__ import annotations
 
 import math
-from typing import Iterable, List, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 import torch
 
@@ -49,14 +49,25 @@ MEAN_SIZE = "normalize=true divides by the number of heads or matrices"
 @register_proxy(
     "head_importance", needs=("weights", "weight_gradients"), higher_is_better=True, cost="gradients",
     mode=GRAD_MODE, nan_policy=GRAD_NAN, size=SUM_SIZE + "; " + MEAN_SIZE, scales_with_size=True,
+    choices={"form": ("weights", "gates")}, option_needs={"form=gates": ("head_gates",)},
 )
-def head_importance(ctx, normalize: bool = False) -> float:
-    """Head importance (Michel et al. 2019) as the paper computed it: ``sum |W * dL/dW|`` over the
-    weights of every token-mixing operation (query/key/value, WMA matrix, LT input projection,
-    DSC projections and convolutions; the mixer's output dense excluded).
+def head_importance(ctx, normalize: bool = False, form: Optional[str] = None) -> float:
+    """Head importance as the paper computed it: ``sum |W * dL/dW|`` over the weights of every
+    token-mixing operation (query/key/value, WMA matrix, LT input projection, DSC projections
+    and convolutions; the mixer's output dense excluded).
 
+    ``form="gates"`` is Michel et al.'s (2019) own definition, where the model has head gates:
+    ``sum_h |dL/d(gate_h)|`` with a gate of one on every head's output.
     ``normalize=True`` divides by the number of heads of the model.
     """
+    if form == "gates":
+        passed = ctx.gradients()
+        if not math.isfinite(passed.loss):
+            raise Flagged(f"non-finite loss ({passed.loss})")
+        grads = list(ctx.head_gate_gradients().values())
+        if any(not bool(torch.isfinite(g).all()) for g in grads):
+            raise Flagged("non-finite gate gradients")
+        return _total((float(g.abs().sum()) for g in grads), sum(ctx.head_counts()), normalize)
     pairs = _weights_and_grads(ctx, "attention_input")
     return _total(((w * g).abs().sum().item() for w, g in pairs), sum(ctx.head_counts()), normalize)
 

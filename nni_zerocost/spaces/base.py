@@ -295,8 +295,12 @@ class SearchSpace(abc.ABC, Generic[A]):
         return self.default_batch()
 
     def smoke_batch(self):
-        """A small batch for the conformance checks (speed only; the default batch if None)."""
+        """A small batch for the conformance checks (speed only; the default batch)."""
         return self.default_batch(0)
+
+    def smoke_architecture(self) -> A:
+        """A small architecture for the conformance checks (speed only; a seeded sample)."""
+        return self.sample(np.random.default_rng(0))
 
     def context_options(self) -> Dict[str, ContextOption]:
         """Context options the space takes, by name."""

@@ -66,6 +66,10 @@ class BertSpace(SearchSpace[BertConfig]):
             return self.default_batch()
         return zipf_bert_batch(batch_size or 128, seq_len or 128, seed=0)
 
+    def smoke_batch(self) -> BertBatch:
+        """16 rows x 64 positions of Zipf word pieces (speed only)."""
+        return zipf_bert_batch(16, 64, seed=0)
+
     def context_options(self) -> Dict[str, ContextOption]:
         return {
             "as_trained": ContextOption("as_trained", (False, True),

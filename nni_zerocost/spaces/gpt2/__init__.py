@@ -1,15 +1,13 @@
-"""The GPT-2 decoder space of LiteTransformerSearch (LTS), ground truth in ``lts-gpt2-wt103``.
-
-Not registered in the space registry yet: ``GPT2Space()`` is usable directly, and proxies have
-no scoring context for it so far (:meth:`GPT2Space.context` says so).
-"""
+"""The GPT-2 decoder space of LiteTransformerSearch (LTS), ground truth in ``lts-gpt2-wt103``."""
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from ..base import SearchSpace
+from ..base import ScoringContext, SearchSpace, register_space
+from .codec import DecoderCodec
+from .context import GPT2Context
 from .config import (
     D_EMBEDS, D_INNER_MAX, D_INNER_MIN, D_MODELS, DIV_VALS, N_HEADS, N_LAYERS, VOCAB_SIZE,
     DecoderConfig, d_inner_min,
@@ -24,10 +22,13 @@ __all__ = [
 ]
 
 
+@register_space
 class GPT2Space(SearchSpace[DecoderConfig]):
     """GPT-2 decoders: 2-16 layers, d_model 64-512, per-layer heads and FFN width, adaptive I/O."""
 
     name = "gpt2"
+    title = "GPT2"
+    offers = GPT2Context.offers
 
     def parse(self, obj: Any) -> DecoderConfig:
         return DecoderConfig.parse(obj)
@@ -64,10 +65,48 @@ class GPT2Space(SearchSpace[DecoderConfig]):
             return self.default_batch() if (bs, sl) == (BATCH_SIZE, SEQ_LEN) else zipf_lm_batch(bs, sl, seed=0)
         return batch_from_file(corpus, bs, sl)
 
-    def context_options(self) -> Dict[str, Any]:
-        return {}
+    def smoke_batch(self) -> LMBatch:
+        """2 rows x 16 positions of the default batch (speed only)."""
+        return LMBatch(self.default_batch(0).input_ids[:2, :16].clone(), "zipf:smoke")
 
-    def context(self, arch: Any, batch=None, *, seed: int = 0, device=None, **options):
-        raise NotImplementedError(
-            "the gpt2 space has no scoring context yet: build the model with "
-            "nni_zerocost.spaces.gpt2.DecoderModel(config, seed=...) and score it directly")
+    def smoke_architecture(self) -> DecoderConfig:
+        """3 small layers of different heads and widths, all three vocabulary clusters."""
+        return DecoderConfig.parse({"n_layer": 3, "d_model": 64, "n_head": [2, 4, 8], "d_inner": [512, 640, 768],
+                                    "d_embed": 128, "div_val": 2})
+
+    def context(self, arch: Any, batch=None, *, seed: int = 0, device=None) -> GPT2Context:
+        return GPT2Context(self.parse(arch), batch if batch is not None else self.default_batch(), seed=seed,
+                           device=device)
+
+    def summary(self, arch: Any) -> str:
+        cfg = self.parse(arch)
+        counts = param_counts(cfg)
+        return (f"{cfg.n_layer} layers, d_model {cfg.d_model}, heads {'/'.join(map(str, cfg.n_head))}, "
+                f"d_inner {'/'.join(map(str, cfg.d_inner))}, d_embed {cfg.d_embed}, div_val {cfg.div_val} "
+                f"({counts['nonembedding'] / 1e6:.2f}M non-embedding parameters)")
+
+    def build_model(self, arch: Any, *, seed: int = 0, **_) -> DecoderModel:
+        return DecoderModel(self.parse(arch), seed=seed)
+
+    def param_count(self, arch: Any, **_) -> int:
+        """Every parameter, tied ones once (the release's ``total``)."""
+        return param_counts(self.parse(arch))["total"]
+
+    def flops(self, arch: Any, **_) -> float:
+        """Forward FLOPs per token at the default batch's sequence length."""
+        return float(flops_per_token(self.parse(arch), SEQ_LEN)["total"])
+
+    def codec(self) -> DecoderCodec:
+        return DecoderCodec()
+
+    def naslib_form(self):
+        from .naslib_form import naslib_form
+
+        return naslib_form()
+
+    def claims(self, model) -> bool:
+        return isinstance(model, DecoderModel)
+
+    def context_for_model(self, model, batch, *, seed: int = 0, device=None) -> ScoringContext:
+        """Our own :class:`DecoderModel`, scored as is."""
+        return GPT2Context.of_model(model, self.default_batch() if batch is None else batch, seed=seed, device=device)

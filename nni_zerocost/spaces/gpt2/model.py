@@ -275,14 +275,21 @@ class DecoderModel(nn.Module):
         return F.linear(hidden, weight, bias)
 
     # -- passes ---------------------------------------------------------------------------------
-    def hidden_states(self, input_ids: torch.Tensor, observer: Optional[Observer] = None,
-                      head_gates: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
-        """(B, T) token ids -> (B, T, d_model) final (normalised) hidden states."""
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, d_model): the adaptive embedding plus the positions (the
+        input of the first block)."""
         _check_ids(input_ids)
+        t = input_ids.shape[1]
+        return self.embedding(input_ids) + self.positions(torch.arange(t, device=input_ids.device))
+
+    def hidden_states(self, input_ids: torch.Tensor, observer: Optional[Observer] = None,
+                      head_gates: Optional[Sequence[torch.Tensor]] = None,
+                      inputs_embeds: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, d_model) final (normalised) hidden states.  ``inputs_embeds``
+        replaces :meth:`embed`'s output (gradients with respect to the input embeddings)."""
         if head_gates is not None:
             _check_gates(head_gates, self.config)
-        t = input_ids.shape[1]
-        x = self.embedding(input_ids) + self.positions(torch.arange(t, device=input_ids.device))
+        x = self.embed(input_ids) if inputs_embeds is None else inputs_embeds
         for i, layer in enumerate(self.layers):
             x = layer(x, i, observer, None if head_gates is None else head_gates[i])
         return self.final_norm(x)
@@ -324,17 +331,19 @@ class DecoderModel(nn.Module):
         return self.log_probs_from_hidden(self.hidden_states(input_ids, observer, head_gates))
 
     def token_nll(self, input_ids: torch.Tensor, observer: Optional[Observer] = None,
-                  head_gates: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+                  head_gates: Optional[Sequence[torch.Tensor]] = None,
+                  inputs_embeds: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(B, T) ids -> (B, T - 1) NLL of each next token ``ids[:, 1:]`` given its prefix."""
         if input_ids.dim() != 2 or input_ids.shape[1] < 2:
             raise ValueError(f"the LM loss needs (batch, length >= 2) token ids, got shape {tuple(input_ids.shape)}")
-        hidden = self.hidden_states(input_ids, observer, head_gates)
+        hidden = self.hidden_states(input_ids, observer, head_gates, inputs_embeds)
         return self.nll_from_hidden(hidden[:, :-1], input_ids[:, 1:])
 
     def loss(self, input_ids: torch.Tensor, observer: Optional[Observer] = None,
-             head_gates: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
+             head_gates: Optional[Sequence[torch.Tensor]] = None,
+             inputs_embeds: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Mean next-token NLL (nats) through the adaptive softmax: the LM training loss."""
-        return self.token_nll(input_ids, observer, head_gates).mean()
+        return self.token_nll(input_ids, observer, head_gates, inputs_embeds).mean()
 
     # -- bookkeeping ------------------------------------------------------------------------
     def head_counts(self) -> List[int]:
