@@ -363,7 +363,7 @@ def test_hpo_experiment_from_the_yaml_config(tmp_path):
     # export_data may pair concurrent trials crosswise (microsoft/nni#5726): join on "arch"
     expected = {}
     for row in result["data"]:
-        assert row["parameter"]["_zerocost"]["proxy"] == "hidden_covariance"  # sent by ZeroCostTuner
+        assert row["parameter"]["_zerocost"]["proxies"] == ["hidden_covariance"]  # sent by ZeroCostTuner
         plan = nz.make_plan("rnn", "hidden_covariance", seed=0, **BATCH["rnn"])
         metrics = proxy_metrics(plan, get_codec("rnn").decode(row["parameter"]))
         metrics.pop("seconds")

@@ -14,7 +14,12 @@ Metric reported to NNI (a dict, as ``nni.report_final_result`` accepts)::
      "<proxy spec>": <score or None>, ...,      # the main proxy and every extra proxy
      "flag": "<spec>: <reason>; ...",           # "" when no proxy flagged its value
      "arch": "<canonical hash of the architecture>",
-     "device": "cpu" | "cuda:0" ...}            # where the scores were computed
+     "device": "cpu" | "cuda:0" ...,            # where the scores were computed
+     "size_params": n, "size_flops": f}         # with a size budget: the candidate's size
+
+With a size budget (``max_params`` / ``max_flops``), a candidate over it is not scored: it
+reports ``default`` = NO_SCORE, ``over_budget`` = True and the reason in ``flag``, so every
+strategy ranks it last and no model work is spent on it.
 
 Scores are :attr:`ProxyResult.score` (sign-normalised, higher is better).  NNI needs a finite
 ``default``: a proxy that has no value (flagged NaN, e.g. an exploding cell) reports
@@ -37,8 +42,9 @@ import numpy as np
 import torch
 from nni.nas.evaluator import Evaluator
 
+from ..budget import SizeBudget
 from ..plan import ScoringPlan, ScoringRequest, check_request, make_model_plan, make_plan
-from ..proxies.base import ProxyResult
+from ..proxies.base import NO_SCORE, ProxyResult
 
 
 @contextlib.contextmanager
@@ -124,9 +130,10 @@ class ProxyScorer:
     """
 
     def __init__(self, proxy: str, extra_proxies: Sequence[str] = (), *, store: Optional[str] = None,
-                 **request_fields: Any):
+                 max_params: Optional[float] = None, max_flops: Optional[float] = None, **request_fields: Any):
         self.request = ScoringRequest.of([proxy, *extra_proxies], **request_fields)
         check_request(self.request)
+        self.budget = SizeBudget(max_params, max_flops)
         self.store = None if store is None else str(store)
         self._plans: Dict[str, ScoringPlan] = {}
 
@@ -154,9 +161,33 @@ class ProxyScorer:
         return make_model_plan(sample, list(req.proxies), batch=batch, seed=req.seed,
                                device=None if req.device == "auto" else req.device, label=sample.space)
 
+    def sizes(self, space: Optional[str], arch) -> Dict[str, float]:
+        """The candidate's size (parameters, and FLOPs where the space counts them)."""
+        return self.budget.sizes(space, arch, self.request.options if space is not None else None)
+
+    def over_budget(self, space: Optional[str], arch) -> Optional[Dict[str, Any]]:
+        """The metric dict of a candidate over the size budget (no model work), or None."""
+        if not self.budget.active:
+            return None
+        sizes = self.sizes(space, arch)
+        reason = self.budget.over(sizes)
+        if reason is None:
+            return None
+        plan_hash = self.plan(space).arch_hash(arch) if space is not None else arch.key
+        out = {"default": NO_SCORE, **{spec: None for spec in self.request.proxies}, "flag": reason,
+               "seconds": 0.0, "arch": plan_hash, "over_budget": True}
+        out.update({f"size_{k}": v for k, v in sizes.items()})
+        return out
+
     def metrics(self, space: Optional[str], arch) -> Dict[str, Any]:
+        over = self.over_budget(space, arch)
+        if over is not None:
+            return over
         plan = self.plan(space) if space is not None else self.model_plan(arch)
-        return proxy_metrics(plan, arch, store=self.store)
+        out = proxy_metrics(plan, arch, store=self.store)
+        if self.budget.active:
+            out.update({f"size_{k}": v for k, v in self.sizes(space, arch).items()})
+        return out
 
 
 @nni.trace
@@ -168,7 +199,8 @@ class ZeroCostEvaluator(Evaluator):
     path; ``request_fields``: ``seed`` (weight initialisation), ``corpus`` (a PTB-style folder or
     text file: a *path*, NNI ships evaluators to trials as their arguments), ``batch_size`` /
     ``seq_len``, ``device`` (``"auto"``: CUDA when the trial's machine has it, ``"cpu"``,
-    ``"cuda"``, ``"cuda:N"``) and any space's context options (``init="compat"``, ...).
+    ``"cuda"``, ``"cuda:N"``) and any space's context options (``init="compat"``, ...);
+    ``max_params`` / ``max_flops``: a size budget (candidates over it are not scored).
 
     Works on the model spaces of every registered space, and on any NNI ``ModelSpace`` whose
     model is a language model :func:`~nni_zerocost.score_model` can read.  The evaluator keeps
@@ -176,8 +208,10 @@ class ZeroCostEvaluator(Evaluator):
     """
 
     def __init__(self, proxy: str = "hidden_covariance", *, extra_proxies: Sequence[str] = (),
-                 store: Optional[str] = None, **request_fields: Any):
-        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, **request_fields)
+                 store: Optional[str] = None, max_params: Optional[float] = None, max_flops: Optional[float] = None,
+                 **request_fields: Any):
+        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, max_params=max_params, max_flops=max_flops,
+                                  **request_fields)
 
     def extra_repr(self) -> str:
         r = self.scorer.request

@@ -43,7 +43,8 @@ class ProxyPrescreen(Filter):
     """Let a candidate through only if its proxy score is in the top ``top_fraction`` so far.
 
     The k-th candidate (counting itself) passes when fewer than ``ceil(top_fraction * k)``
-    earlier candidates scored strictly higher; the first always passes.  Rejected candidates get
+    earlier candidates scored strictly higher; the first always passes.  With a size budget
+    (``max_params`` / ``max_flops``) a candidate over it is dropped without being scored.  Rejected candidates get
     status ``Invalid`` and no metric (strategies skip them), so the pre-screen never mixes proxy
     values into the evaluator's metric.  ``last_metrics`` holds the proxy metric dict of the
     latest screened candidate (for logging).
@@ -51,12 +52,13 @@ class ProxyPrescreen(Filter):
 
     def __init__(self, proxy: str = "hidden_covariance", *, top_fraction: float = 0.5,
                  extra_proxies: Sequence[str] = (), patience: int = 1000, store: Optional[str] = None,
-                 **request_fields: Any):
+                 max_params: Optional[float] = None, max_flops: Optional[float] = None, **request_fields: Any):
         if isinstance(top_fraction, bool) or not isinstance(top_fraction, (int, float)) or not 0.0 < top_fraction <= 1.0:
             raise BadInputError("top_fraction", f"must be in (0, 1], got {top_fraction!r}")
         check_count("patience", patience)
         super().__init__(self._passes, metric_for_invalid=None, patience=patience)
-        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, **request_fields)
+        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, max_params=max_params, max_flops=max_flops,
+                                  **request_fields)
         self.top_fraction = float(top_fraction)
         self._seen: List[float] = []
         self.last_metrics: Optional[Dict[str, Any]] = None
@@ -67,6 +69,9 @@ class ProxyPrescreen(Filter):
     def _passes(self, model) -> bool:
         space, arch = space_of(model)
         self.last_metrics = self.scorer.metrics(space, arch)
+        if self.last_metrics.get("over_budget"):  # never scored, never counted among the seen
+            _logger.info("[prescreen] drop (%s)", self.last_metrics["flag"])
+            return False
         score = self.last_metrics["default"]
         self._seen.append(score)
         better = sum(s > score for s in self._seen)
@@ -91,24 +96,29 @@ class ProxyRanking(Strategy):
     ``sampler="labels"`` (NNI's uniform draw over the labels, like Random) or
     ``sampler="space"`` (the core space's own sampler; for RNNs the NAS-Bench-NLP generator).
     Ties keep sampling order.  ``ranking`` holds ``[(sample, metric dict), ...]`` best first.
+    With a size budget (``max_params`` / ``max_flops``) only candidates within it are drawn and
+    scored (sampled candidates over it are skipped before any model work, and counted in
+    ``n_over_budget``); their metric dicts carry ``size_params`` (and ``size_flops``).
     """
 
     def __init__(self, proxy: str = "hidden_covariance", *, n_candidates: int = 100, top_k: int = 5,
                  candidates: Optional[Sequence[Any]] = None, sampler: str = "labels",
                  extra_proxies: Sequence[str] = (), store: Optional[str] = None, workers: int = 1,
-                 **request_fields: Any):
+                 max_params: Optional[float] = None, max_flops: Optional[float] = None, **request_fields: Any):
         super().__init__()
         self.workers = check_count("workers", workers)
         if sampler not in ("labels", "space"):
             raise BadInputError("sampler", f"must be 'labels' or 'space', got {sampler!r}")
         check_count("top_k", top_k)
         check_count("n_candidates", n_candidates)
-        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, **request_fields)
+        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, max_params=max_params, max_flops=max_flops,
+                                  **request_fields)
         self.n_candidates = int(n_candidates) if candidates is None else len(candidates)
         self.top_k = int(top_k)
         self.candidates = None if candidates is None else list(candidates)
         self.sampler = sampler
         self._random_state = np.random.RandomState(self.scorer.seed)
+        self.n_over_budget = 0
         self.ranking: Optional[List[Tuple[Dict[str, Any], Dict[str, Any]]]] = None
         self._submitted = 0
 
@@ -147,6 +157,11 @@ class ProxyRanking(Strategy):
                 sample = self.model_space.random(random_state=self._random_state).sample
             key = get_space(ours[0]).arch_hash(ours[1].decode(sample)) if ours else json.dumps(sample, sort_keys=True,
                                                                                                  default=str)
+            if key not in seen and self.scorer.budget.active:
+                if self.scorer.over_budget(*self._candidate(sample, ours)) is not None:
+                    seen.add(key)
+                    self.n_over_budget += 1
+                    continue
             if key not in seen:
                 seen.add(key)
                 samples.append(sample)
@@ -197,7 +212,10 @@ class ProxyRanking(Strategy):
         for rec in score_many(plan, [(i, codec.decode(s)) for i, s in enumerate(samples)], store,
                               workers=self.workers, progress=False):
             raise_for_error(rec)
-            out.append(metric_dict(rec.results, plan.specs[0], rec.arch_hash, plan.device_name))
+            metrics = metric_dict(rec.results, plan.specs[0], rec.arch_hash, plan.device_name)
+            if self.scorer.budget.active:
+                metrics.update({f"size_{k}": v for k, v in self.scorer.sizes(space, rec.arch).items()})
+            out.append(metrics)
         return out
 
     def _candidate(self, sample, ours):

@@ -1,0 +1,90 @@
+"""Search under a size budget: the best model with at most N parameters or F FLOPs.
+
+Size-like proxies rank bigger models higher (every ``scales_with_size`` proxy), so maximising one
+over a whole space returns its biggest model.  What a user asks is the best model *under a
+budget*.  A :class:`SizeBudget` admits an architecture by its size, measured from the
+architecture alone wherever the space can count it (:meth:`SearchSpace.param_count`,
+:meth:`SearchSpace.flops`), so a candidate over budget costs no model work; a user's own NNI
+model space has no such count, so its model is built and its parameters counted (no forward).
+
+:func:`pareto_front` gives the candidates no other beats on both proxy score and size.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .errors import BadInputError
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeBudget:
+    """``max_params`` (parameters, tied ones once) and/or ``max_flops`` (forward FLOPs per token);
+    None = no limit.  Checked when made: positive numbers only."""
+
+    max_params: Optional[float] = None
+    max_flops: Optional[float] = None
+
+    def __post_init__(self):
+        for field in ("max_params", "max_flops"):
+            v = getattr(self, field)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0
+                                  or not math.isfinite(v)):
+                raise BadInputError(field, f"must be a positive number, got {v!r}")
+
+    @property
+    def active(self) -> bool:
+        return self.max_params is not None or self.max_flops is not None
+
+    def check_space(self, space: str) -> None:
+        """A FLOPs budget needs a space that counts FLOPs (before any work)."""
+        from .spaces import get_space
+
+        sp = get_space(space)
+        if self.max_flops is not None and sp.flops(sp.smoke_architecture()) is None:
+            raise BadInputError("max_flops", f"the {space!r} space does not count FLOPs; use max_params")
+
+    def sizes(self, space: Optional[str], arch, options: Optional[Mapping[str, Any]] = None) -> Dict[str, float]:
+        """``{"params": n, "flops": f}`` of an architecture (a space's) or a candidate of a user's
+        NNI space (``build(seed)``, then its parameters counted); FLOPs only where counted."""
+        if space is None:
+            model = arch.build(0) if hasattr(arch, "build") else arch
+            return {"params": float(sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()))}
+        from .spaces import get_space
+
+        sp = get_space(space)
+        out: Dict[str, float] = {}
+        n = sp.param_count(arch, **dict(options or {}))
+        if n is None:
+            with sp.context(arch, sp.smoke_batch(), **dict(options or {})) as ctx:
+                n = ctx.param_count()
+        out["params"] = float(n)
+        f = sp.flops(arch, **dict(options or {}))
+        if f is not None:
+            out["flops"] = float(f)
+        return out
+
+    def over(self, sizes: Mapping[str, float]) -> Optional[str]:
+        """Why ``sizes`` break the budget (one line), or None when they fit."""
+        reasons = []
+        if self.max_params is not None and sizes.get("params", 0.0) > self.max_params:
+            reasons.append(f"{sizes['params']:.4g} parameters > {self.max_params:.4g}")
+        if self.max_flops is not None and sizes.get("flops", 0.0) > self.max_flops:
+            reasons.append(f"{sizes['flops']:.4g} FLOPs per token > {self.max_flops:.4g}")
+        return "over budget: " + "; ".join(reasons) if reasons else None
+
+
+def pareto_front(points: Sequence[Tuple[Optional[float], float]]) -> List[int]:
+    """Indices of the points ``(score, size)`` that no other point beats on both (a higher or
+    equal score with a smaller or equal size, one of them strictly), by increasing size.
+    Points without a score are never on the front."""
+    order = sorted((i for i, (s, _) in enumerate(points) if s is not None and math.isfinite(s)),
+                   key=lambda i: (points[i][1], -points[i][0]))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][0] > best:
+            front.append(i)
+            best = points[i][0]
+    return front
