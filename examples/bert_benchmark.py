@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nni_zerocost.benchmarks.base import get_benchmark  # noqa: E402
 from nni_zerocost.benchmarks.metrics import correlations  # noqa: E402
-from nni_zerocost.benchmarks.nasbench_bert import PUBLISHED_COLUMNS  # noqa: E402
+from nni_zerocost.spaces.bert.benchmark import PUBLISHED_COLUMNS  # noqa: E402
 from nni_zerocost.data import data_dir  # noqa: E402
 
 PROXIES = [

@@ -9,7 +9,7 @@ from scipy import stats
 
 from nni_zerocost.benchmarks.base import Entry, get_benchmark, list_benchmarks
 from nni_zerocost.benchmarks.metrics import correlations
-from nni_zerocost.benchmarks.nasbench_nlp import read_official_logs
+from nni_zerocost.spaces.rnn.benchmark import read_official_logs
 from nni_zerocost.benchmarks.study import select_entries, study
 from nni_zerocost.errors import DataError, UnknownNameError
 

@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from nni_zerocost.benchmarks.base import get_benchmark, list_benchmarks
-from nni_zerocost.benchmarks.nasbench_bert import PUBLISHED_COLUMNS, TASKS
+from nni_zerocost.spaces.bert.benchmark import PUBLISHED_COLUMNS, TASKS
 from nni_zerocost.data import data_dir
 from nni_zerocost.errors import DataError
 from nni_zerocost.proxies.base import get_proxy, parse_proxy_spec  # noqa: F401

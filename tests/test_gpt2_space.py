@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+import nni_zerocost as nz
 from nni_zerocost.benchmarks.base import get_benchmark
-from nni_zerocost.benchmarks.lts_gpt2 import PARAM_KEYS, TABLE, LTSGPT2WT103, prepare_lts
+from nni_zerocost.spaces.gpt2.benchmark import PARAM_KEYS, TABLE, LTSGPT2WT103, prepare_lts
 from nni_zerocost.data import PACKAGE_DATA
 from nni_zerocost.errors import DataError, InvalidArchitectureError
 from nni_zerocost.spaces.gpt2 import (
@@ -410,8 +411,51 @@ def test_space_api():
     assert choices["n_head"] == N_HEADS and choices["d_model"] == D_MODELS
     assert choices["d_inner"][0] == D_INNER_MIN and choices["d_inner"][-1] == D_INNER_MAX
     assert space.context_options() == {}
-    with pytest.raises(NotImplementedError, match="no scoring context"):
-        space.context(cfg)
+    assert GPT2Space.name in nz.list_spaces()
+
+
+# -- proxies on the space -------------------------------------------------------------------------
+TRANSFORMER_PROXIES = ["activation_distance", "attention_rank", "balanced_rank", "ffn_rank", "head_confidence",
+                       "head_importance", "head_softmax_confidence", "jacobian_covariance", "nonembedding_params",
+                       "params", "representation_rank", "subspace_rank", "synaptic_diversity", "synaptic_saliency",
+                       "wpca", "zerolm"]
+
+
+def test_every_transformer_proxy_applies_by_capability():
+    assert nz.list_proxies("gpt2") == TRANSFORMER_PROXIES
+    with pytest.raises(nz.BadInputError, match="'hidden_covariance' does not apply to the 'gpt2' space: it needs "
+                                               "recurrent_states"):
+        nz.make_plan("gpt2", "hidden_covariance")
+    with pytest.raises(nz.BadInputError, match="option axis='paper' needs bert_paper_forms"):
+        nz.make_plan("gpt2", "head_confidence:axis=paper")
+
+
+def test_causal_head_confidence_and_gate_importance_by_hand():
+    space = nz.get_space("gpt2")
+    cfg, batch = space.smoke_architecture(), space.smoke_batch()
+    res = nz.score("gpt2", cfg, ["head_confidence", "head_importance:form=gates", "params", "nonembedding_params"],
+                   batch=batch)
+    model = space.build_model(cfg, seed=0)
+    rec = RecordingObserver()
+    gates = [torch.ones(h, requires_grad=True) for h in cfg.n_head]
+    loss = model.loss(batch.input_ids, rec, gates)
+    grads = torch.autograd.grad(loss, gates)
+    # queries past the first (which sees only itself): the mean of each head's largest weight
+    by_hand = sum(float(p[:, :, 1:, :].amax(-1).mean(dim=(0, 2)).sum()) for p in rec.attentions.values())
+    assert res["head_confidence"].raw == pytest.approx(by_hand, rel=1e-6)
+    assert res["head_importance:form=gates"].raw == pytest.approx(sum(float(g.abs().sum()) for g in grads), rel=1e-6)
+    counts = param_counts(cfg)
+    assert (res["params"].raw, res["nonembedding_params"].raw) == (counts["total"], counts["nonembedding"])
+    assert space.param_count(cfg) == counts["total"] and space.flops(cfg) > 0
+
+
+def test_score_model_of_the_space_s_own_model_equals_score():
+    space = nz.get_space("gpt2")
+    cfg, batch = space.smoke_architecture(), space.smoke_batch()
+    specs = TRANSFORMER_PROXIES + ["head_importance:form=gates"]
+    direct = nz.score("gpt2", cfg, specs, batch=batch, seed=3)
+    mine = nz.score_model(space.build_model(cfg, seed=3), specs, batch=batch, seed=3)
+    assert {k: (v.raw, v.flag) for k, v in mine.items()} == {k: (v.raw, v.flag) for k, v in direct.items()}
 
 
 # -- the benchmark -------------------------------------------------------------------------

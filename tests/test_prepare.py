@@ -18,8 +18,8 @@ import pytest
 
 from nni_zerocost import cli
 from nni_zerocost.benchmarks.base import get_benchmark
-from nni_zerocost.benchmarks.prepare import (HANDCRAFTED, RECIPE_IDS, RUNS, TABLE, param_count, prepare,
-                                             read_recipe_map)
+from nni_zerocost.benchmarks.prepare import prepare
+from nni_zerocost.spaces.rnn.prepare import HANDCRAFTED, RECIPE_IDS, RUNS, TABLE, param_count, read_recipe_map
 from nni_zerocost.data import PACKAGE_DATA, data_dir, prepare_dir, user_data_dir
 from nni_zerocost.errors import DataError
 from nni_zerocost.spaces.rnn.cell import Cell
@@ -98,19 +98,21 @@ def test_shipped_tables_load_and_never_hold_a_corpus():
     tables = [f for f in every if f.startswith("precomputed/")]
     assert all(f.endswith((".csv.gz", ".json")) for f in tables), tables
     files = [f for f in every if f not in tables]
-    assert files == ["NOTICE.md", "nasbench_nlp/LICENSE", "nasbench_nlp/nasbench_nlp.jsonl.gz",
+    assert files == ["NOTICE.md", "lts/LICENSE", "lts/lts_gpt2_wt103.jsonl.gz", "nasbench_nlp/LICENSE", "nasbench_nlp/nasbench_nlp.jsonl.gz",
                      "nasbench_nlp/nasbench_nlp_ptb_runs.csv.gz", "nasbench_nlp/nasbench_nlp_recipe_ids.csv.gz",
                      "training_free_nas/BERT_benchmark.json", "training_free_nas/BERT_results_activation.csv",
                      "training_free_nas/LICENSE", "training_free_nas/search_space.json"]
     assert sum((PACKAGE_DATA / f).stat().st_size for f in every) < 5_000_000
     assert "Apache License" in (PACKAGE_DATA / "nasbench_nlp" / "LICENSE").read_text()
     assert "Attribution 4.0 International" in (PACKAGE_DATA / "training_free_nas" / "LICENSE").read_text()
+    assert "MIT License" in (PACKAGE_DATA / "lts" / "LICENSE").read_text()
 
 
 def test_shipped_tables_are_the_reference_tables(data_dir):
     for sub, name in [("nasbench_nlp", TABLE), ("nasbench_nlp", RUNS), ("nasbench_nlp", RECIPE_IDS),
                       ("training_free_nas", "BERT_benchmark.json"), ("training_free_nas", "search_space.json"),
-                      ("training_free_nas", "BERT_results_activation.csv"), ("training_free_nas", "LICENSE")]:
+                      ("training_free_nas", "BERT_results_activation.csv"), ("training_free_nas", "LICENSE"),
+                      ("lts", "lts_gpt2_wt103.jsonl.gz"), ("lts", "LICENSE")]:
         assert (PACKAGE_DATA / sub / name).read_bytes() == (data_dir / sub / name).read_bytes(), name
 
 
@@ -354,7 +356,7 @@ def test_published_scores_join_on_the_log_name(tmp_path):
     a = archs[7]
     for rid, loss in zip(a.recipe_ids[:2], (4.9, 5.1)):
         (logs / _log_name(rid)).write_text(_ptb_log(rid, a.recipe, [6.0, loss]))
-    from nni_zerocost.benchmarks.prepare import PUBLISHED_COLUMNS
+    from nni_zerocost.spaces.rnn.prepare import PUBLISHED_COLUMNS
 
     csvf = tmp_path / "RNN_results.csv"
     with open(csvf, "w", newline="", encoding="utf-8-sig") as f:  # the published file has a BOM

@@ -4,7 +4,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..registry import Registry
 
@@ -39,9 +39,27 @@ class Benchmark(abc.ABC):
     subdir: str = ""
     how_to_get: str = ""
 
+    #: options of :meth:`build` (``data prepare`` flags): name -> ("path" | "switch", help)
+    prepare_options: Mapping[str, Tuple[str, str]] = {}
+    #: what ``data prepare NAME --from PATH`` expects at PATH
+    prepare_source: str = "the benchmark's public release"
+
     @abc.abstractmethod
     def load(self, data_dir: Path) -> List[Entry]:
         """Read the benchmark; raise DataError naming the file (and line) on bad data."""
+
+    def build(self, src: Path, **options) -> Dict[str, bytes]:
+        """The benchmark's tables built from its public release at ``src``: ``{file name:
+        bytes}`` (plus ``"__summary__"``: JSON facts to print), fully validated, nothing written
+        (:func:`~nni_zerocost.benchmarks.prepare.prepare` writes them)."""
+        from ..errors import BadInputError
+
+        raise BadInputError("benchmark", "has no prepare step (its tables ship with the package)", repr(self.name))
+
+    def baselines(self, entries: Sequence[Entry]) -> Dict[str, List[float]]:
+        """Trivial baselines from the architectures alone (no model), reported beside the
+        proxies as raw features, not oriented: ``{name: value per entry}``."""
+        return {}
 
 
 BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
@@ -52,13 +70,18 @@ def register_benchmark(cls):
     return cls
 
 
-def get_benchmark(name: str) -> Benchmark:
-    from . import _builtin  # noqa: F401
+def _load() -> None:
+    """Every registered space's package registers its benchmarks when imported."""
+    from ..spaces import list_spaces
 
+    list_spaces()
+
+
+def get_benchmark(name: str) -> Benchmark:
+    _load()
     return BENCHMARKS.get(name)
 
 
 def list_benchmarks() -> List[str]:
-    from . import _builtin  # noqa: F401
-
+    _load()
     return BENCHMARKS.names()

@@ -1,4 +1,4 @@
-"""Extra benchmark metrics (issue #14): all-cells tau-b, within-group summary, trivial baselines.
+"""Extra benchmark metrics: all-cells tau-b, within-group summary, trivial baselines.
 
 * **All cells** (NAS-Bench-NLP).  ``select_all_cells`` keeps every cell with ``N_RUNS`` (3)
   training runs, diverged ones included.  ``all_cells_tau`` correlates a proxy with the cell's
@@ -8,9 +8,8 @@
 * **Within groups** (BERT).  The mean of the per-group Kendall taus, next to each group.
 * **Trivial baselines**, computed from the table alone (no model), reported with the same
   metrics as the proxies so that tables come from one CLI call.  They are *raw features*,
-  correlated as they are (not oriented): NAS-Bench-NLP "h_new_0 is a sigmoid" (1/0), the
-  official model's parameter count and the number of nodes; BERT layers x hidden size, layer
-  count and the non-embedding parameter count (as declared, the corrected count).
+  correlated as they are (not oriented), and each benchmark defines its own
+  (:meth:`~.base.Benchmark.baselines`).
 """
 from __future__ import annotations
 
@@ -65,35 +64,9 @@ def all_cells_tau(entries: Sequence[Entry], signed_scores: Sequence[float]) -> D
 
 
 # -- trivial baselines -------------------------------------------------------------------------
-def _rnn_baselines(entries: Sequence[Entry]) -> Dict[str, List[float]]:
-    out = {"h_new_0 is sigmoid": [], "n_params (official PTB model)": [], "n_nodes": []}
-    for e in entries:
-        nodes = e.arch.node_map
-        out["h_new_0 is sigmoid"].append(1.0 if nodes["h_new_0"].op == "activation_sigm" else 0.0)
-        n = e.extra.get("n_params")
-        out["n_params (official PTB model)"].append(float(n) if n is not None else math.nan)
-        out["n_nodes"].append(float(len(nodes)))
-    return out
-
-
-def _bert_baselines(entries: Sequence[Entry]) -> Dict[str, List[float]]:
-    from ..spaces.bert.model import embedding_param_count, param_count
-
-    out = {"layers x hidden": [], "layers": [], "non-embedding params (declared)": []}
-    for e in entries:
-        c = e.arch
-        out["layers x hidden"].append(float(c.num_layers * c.hidden_size))
-        out["layers"].append(float(c.num_layers))
-        out["non-embedding params (declared)"].append(float(param_count(c, False) - embedding_param_count()))
-    return out
-
-
 def baseline_features(benchmark: Benchmark, entries: Sequence[Entry]) -> Dict[str, List[float]]:
-    if benchmark.name == "nasbench-nlp":
-        return _rnn_baselines(entries)
-    if benchmark.name == "nasbench-bert":
-        return _bert_baselines(entries)
-    return {}
+    """The benchmark's own trivial baselines (:meth:`~.base.Benchmark.baselines`)."""
+    return benchmark.baselines(entries)
 
 
 def rank_average(columns: Sequence[Sequence[Optional[float]]]) -> List[float]:

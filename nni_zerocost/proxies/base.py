@@ -244,7 +244,8 @@ class ProxyImpl:
             for key, needs in self.option_needs.items():
                 name, _, value = key.partition("=")
                 v = out.get(name)
-                hit = (v is not None and v != self.options[name].default) if not value else _show(v) == value
+                plain = str(v).lower() if isinstance(v, bool) else str(v)
+                hit = (v is not None and v != self.options[name].default) if not value else plain == value
                 lack = sorted(needs - have)
                 if hit and lack:
                     shown = f"{name}={_show(v)}"

@@ -115,3 +115,6 @@ class BertSpace(SearchSpace[BertConfig]):
                 as_trained: bool = False, loss: str = "rtd") -> BertContext:
         return BertContext(self.parse(arch), batch if batch is not None else self.default_batch(),
                            seed=seed, device=device, as_trained=as_trained, loss=loss)
+
+
+from . import benchmark  # noqa: E402,F401  (registers the space's benchmark)

@@ -110,3 +110,6 @@ class GPT2Space(SearchSpace[DecoderConfig]):
     def context_for_model(self, model, batch, *, seed: int = 0, device=None) -> ScoringContext:
         """Our own :class:`DecoderModel`, scored as is."""
         return GPT2Context.of_model(model, self.default_batch() if batch is None else batch, seed=seed, device=device)
+
+
+from . import benchmark  # noqa: E402,F401  (registers the space's benchmark)

@@ -13,9 +13,9 @@ import math
 from pathlib import Path
 from typing import Dict, List
 
-from ..errors import DataError, InvalidArchitectureError
-from ..spaces.bert.config import BertConfig
-from .base import Benchmark, Entry, register_benchmark
+from ...benchmarks.base import Benchmark, Entry, register_benchmark
+from ...errors import DataError, InvalidArchitectureError
+from .config import BertConfig
 
 TABLE = "BERT_benchmark.json"
 PUBLISHED = "BERT_results_activation.csv"
@@ -55,6 +55,25 @@ class NASBenchBERT(Benchmark):
     subdir = "training_free_nas"
     table = TABLE
     how_to_get = HOW_TO_GET
+
+    prepare_source = ("the folder holding BERT_benchmark.json and search_space.json (the data/ folder of "
+                      "github.com/aaronserianni/training-free-nas)")
+
+    def build(self, src: Path) -> Dict[str, bytes]:
+        return build_nasbench_bert(Path(src))
+
+    def baselines(self, entries) -> Dict[str, List[float]]:
+        """Layers x hidden size, the layer count and the non-embedding parameter count (as
+        declared, the corrected count)."""
+        from .model import embedding_param_count, param_count
+
+        out: Dict[str, List[float]] = {"layers x hidden": [], "layers": [], "non-embedding params (declared)": []}
+        for e in entries:
+            c = e.arch
+            out["layers x hidden"].append(float(c.num_layers * c.hidden_size))
+            out["layers"].append(float(c.num_layers))
+            out["non-embedding params (declared)"].append(float(param_count(c, False) - embedding_param_count()))
+        return out
 
     def load(self, data_dir: Path) -> List[Entry]:
         folder = Path(data_dir) / self.subdir
@@ -120,3 +139,79 @@ def _read_published(path: Path) -> Dict[int, Dict[str, float]]:
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"cannot read published scores ({e})", str(path)) from None
     return out
+
+
+# -- building from the paper's repository ---------------------------------------------------------
+BERT_FILES = ("BERT_benchmark.json", "search_space.json")
+BERT_OPTIONAL = ("BERT_results_activation.csv",)
+
+
+def _bert_folder(src: Path) -> Path:
+    p = Path(src).expanduser()
+    if not p.is_dir():
+        raise DataError("no such folder (expected the folder holding BERT_benchmark.json and search_space.json)", str(p))
+    for cand in (p, p / "data"):
+        if (cand / BERT_FILES[0]).is_file():
+            return cand
+    raise DataError("no BERT_benchmark.json in this folder (nor in its data/ subfolder)", str(p))
+
+
+def build_nasbench_bert(src: Path) -> Dict[str, bytes]:
+    """The BERT folder's files (name -> bytes, unchanged copies), validated, nothing written."""
+    folder = _bert_folder(src)
+    space_path = folder / "search_space.json"
+    if not space_path.is_file():
+        raise DataError("search_space.json missing beside BERT_benchmark.json", str(space_path))
+    try:
+        space = json.loads(space_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise DataError(f"not valid JSON ({e.msg})", str(space_path), e.lineno) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read ({e})", str(space_path)) from None
+    try:
+        hidden, layers, per = set(space["hidden_size"]), set(space["num_encoder_layers"]), space["encoder_layer"]
+        allowed = {
+            "operation_type": set(per["operation_type"]),
+            "num_operation_heads": set(per["num_operation_heads"]),
+            "feed_forward_dimension": set(per["feed_forward_dimension"]),
+            "num_feed_forward": set(per["num_feed_forward"]),
+        }
+        params = {t: set(per[t]) for t in allowed["operation_type"]}
+    except (KeyError, TypeError) as e:
+        raise DataError(f"not the BERT search space ({type(e).__name__}: {e})", str(space_path)) from None
+
+    table_path = folder / BERT_FILES[0]
+    entries = _read_table(table_path, {})  # every record parses, ids unique
+    raw = json.loads(table_path.read_text(encoding="utf-8"))
+    for i, (e, rec) in enumerate(zip(entries, raw)):
+        over = rec["hparams"]["model_hparam_overrides"]
+        layer_dicts = over["nas_config"]["encoder_layers"]
+        problems = []
+        if over.get("hidden_size") not in hidden:
+            problems.append(f"hidden_size {over.get('hidden_size')!r}")
+        if len(layer_dicts) not in layers:
+            problems.append(f"{len(layer_dicts)} layers")
+        for j, layer in enumerate(layer_dicts):
+            for k, ok in allowed.items():
+                if layer.get(k) not in ok:
+                    problems.append(f"layer {j} {k} {layer.get(k)!r}")
+            t = layer.get("operation_type")
+            if t in params and layer.get("operation_parameter") not in params[t]:
+                problems.append(f"layer {j} operation_parameter {layer.get('operation_parameter')!r}")
+        if problems:
+            raise DataError(f"record {i} (id {e.arch_id}) lies outside search_space.json: {', '.join(problems)}",
+                            str(table_path))
+    files = {name: (folder / name).read_bytes() for name in BERT_FILES}
+    ids = {e.arch_id for e in entries}
+    pub_path = folder / BERT_OPTIONAL[0]
+    n_pub = 0
+    if pub_path.is_file():
+        pub = _read_published(pub_path)
+        unknown = sorted(set(pub) - ids)
+        if unknown:
+            raise DataError(f"published scores for ids not in the benchmark: {unknown[:5]}", str(pub_path))
+        n_pub = len(pub)
+        files[BERT_OPTIONAL[0]] = pub_path.read_bytes()
+    files["__summary__"] = json.dumps({"architectures": len(entries), "published_rows": n_pub,
+                                       "groups": len({e.group for e in entries})}).encode()
+    return files

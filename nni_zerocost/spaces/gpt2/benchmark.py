@@ -22,10 +22,10 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from ..errors import DataError, InvalidArchitectureError
-from ..spaces.gpt2.config import DecoderConfig
-from ..spaces.gpt2.counts import param_counts
-from .base import Benchmark, Entry, register_benchmark
+from ...benchmarks.base import Benchmark, Entry, register_benchmark
+from ...errors import DataError, InvalidArchitectureError
+from .config import DecoderConfig
+from .counts import param_counts
 
 SUBDIR = "lts"
 TABLE = "lts_gpt2_wt103.jsonl.gz"
@@ -50,6 +50,24 @@ class LTSGPT2WT103(Benchmark):
     subdir = SUBDIR
     table = TABLE
     how_to_get = HOW_TO_GET
+
+    prepare_source = "archai's archai/nlp/nas/saved_logs/random_GPT2_wt103 folder (branch neurips-lts)"
+
+    def build(self, src: Path) -> Dict[str, bytes]:
+        data, summary = build_lts_table(Path(src))
+        return {TABLE: data, "__summary__": json.dumps(summary).encode()}
+
+    def baselines(self, entries) -> Dict[str, List[float]]:
+        """LTS's own proxy (the release's non-embedding parameter count), n_layer x d_model,
+        d_model and the total parameter count."""
+        out: Dict[str, List[float]] = {"non-embedding params": [], "n_layer x d_model": [], "d_model": [],
+                                       "total params": []}
+        for e in entries:
+            out["non-embedding params"].append(float(e.extra["params"]["nonembedding"]))
+            out["n_layer x d_model"].append(float(e.arch.n_layer * e.arch.d_model))
+            out["d_model"].append(float(e.arch.d_model))
+            out["total params"].append(float(e.extra["params"]["total"]))
+        return out
 
     def load(self, data_dir: Path) -> List[Entry]:
         """Entries with truth ``valid_ppl`` / ``test_ppl``, group ``(d_model,)`` and the release's
@@ -193,7 +211,6 @@ def build_lts_table(src: Path) -> Tuple[bytes, Dict[str, Any]]:
 def prepare_lts(src: Path, out_root: Path) -> Tuple[List[Path], Dict[str, Any]]:
     """Build ``out_root/lts/lts_gpt2_wt103.jsonl.gz`` from the release folder ``src`` (written to a
     temporary name, then renamed); returns (written paths, summary)."""
-    from .prepare import write_files
+    from ...benchmarks.prepare import prepare
 
-    data, summary = build_lts_table(Path(src))
-    return write_files(Path(out_root) / SUBDIR, {TABLE: data}), summary
+    return prepare("lts-gpt2-wt103", Path(src), Path(out_root))

@@ -9,9 +9,9 @@ import zipfile
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
-from ..errors import DataError, InvalidArchitectureError
-from ..spaces.rnn.cell import Cell
-from .base import Benchmark, Entry, register_benchmark
+from ...benchmarks.base import Benchmark, Entry, register_benchmark
+from ...errors import DataError, InvalidArchitectureError
+from .cell import Cell
 
 TABLE = "nasbench_nlp.jsonl.gz"
 RUNS = "nasbench_nlp_ptb_runs.csv.gz"
@@ -50,6 +50,32 @@ class NASBenchNLP(Benchmark):
     subdir = "nasbench_nlp"
     table = TABLE
     how_to_get = HOW_TO_GET
+
+    prepare_source = ("the official multi-run PTB logs (train_logs_multi_runs/logs.zip of the NAS-Bench-NLP "
+                      "release, or its unzipped folder)")
+    prepare_options = {
+        "single_run": ("path", "also import the single-run logs (zip or folder) as ptb_single_runs"),
+        "published": ("path", "Serianni & Kalita's RNN_results.csv, for their published per-run scores"),
+        "any_corpus": ("switch", "accept logs of runs on other corpora (e.g. WikiText-2); only for testing the "
+                                 "format, the table's truth is PTB"),
+    }
+
+    def build(self, src: Path, single_run=None, published=None, any_corpus: bool = False) -> Dict[str, bytes]:
+        from .prepare import build_nasbench_nlp
+
+        return build_nasbench_nlp(Path(src), single_run, published, bool(any_corpus))
+
+    def baselines(self, entries) -> Dict[str, List[float]]:
+        """"h_new_0 is a sigmoid" (such cells are bad), the official model's parameter count and
+        the number of nodes."""
+        out: Dict[str, List[float]] = {"h_new_0 is sigmoid": [], "n_params (official PTB model)": [], "n_nodes": []}
+        for e in entries:
+            nodes = e.arch.node_map
+            out["h_new_0 is sigmoid"].append(1.0 if nodes["h_new_0"].op == "activation_sigm" else 0.0)
+            n = e.extra.get("n_params")
+            out["n_params (official PTB model)"].append(float(n) if n is not None else math.nan)
+            out["n_nodes"].append(float(len(nodes)))
+        return out
 
     def load(self, data_dir: Path) -> List[Entry]:
         folder = Path(data_dir) / self.subdir
