@@ -1,11 +1,15 @@
 """Figures for a correlation study (matplotlib, optional: ``pip install nni-zerocost[plot]``).
 
 Three figures, each PNG + SVG:
-* ``scatter``: proxy score (higher = better) vs ground truth, one panel per proxy, tau/rho in
-  the panel title; flagged architectures drawn as red crosses;
+* ``scatter``: proxy score (higher = better) vs ground truth, one point per architecture, one
+  panel per proxy, Kendall tau / Spearman rho *over architectures* in the panel title (the
+  CLI's table leads with the paper's per-training-run numbers and shows this one as tau/arch);
+  flagged architectures drawn as red crosses;
 * ``ranks``: rank by proxy vs rank by ground truth (what a search actually uses);
-* ``flagged``: score distributions of flagged vs unflagged architectures;
-and for benchmarks with groups (BERT: hidden size x layers) ``groups``: per-group scatter.
+* ``flagged``: score distributions of flagged vs not flagged architectures, and how many have
+  no score -- counted as the table counts them (flagged = scored with a flagged fallback value);
+and for benchmarks with groups (BERT: hidden size x layers) ``groups``: per-group scatter, each
+panel's tau over the group's architectures or why it has none.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from typing import List, Mapping, Optional, Sequence
 
 import numpy as np
 from scipy import stats
+
+from .benchmarks.study import no_tau
 
 
 def _plt():
@@ -46,8 +52,10 @@ def plot_study(
 ) -> List[Path]:
     """Write the study figures to ``out_dir``; returns the written paths.
 
-    ``scores`` are sign-normalised (higher = better, as the runner's records hold them).  Axes
-    show the scores themselves; a wide range gets a symlog axis, whose ticks are real values."""
+    ``scores`` are sign-normalised (higher = better, as the runner's records hold them);
+    ``flagged[name][i]`` says architecture i's value is a flagged fallback (an architecture
+    without a score is counted as "no score" whatever its flag).  Axes show the scores
+    themselves; a wide range gets a symlog axis, whose ticks are real values."""
     plt = _plt()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,16 +83,22 @@ def plot_study(
         ax.scatter(x[~f[ok]], t[ok][~f[ok]], s=6, alpha=0.5, label="scored")
         if f[ok].any():
             ax.scatter(x[f[ok]], t[ok][f[ok]], s=12, marker="x", color="tab:red", alpha=0.7, label="flagged")
-        tau = stats.kendalltau(s[ok], t[ok]).statistic if ok.sum() > 2 else float("nan")
-        rho = stats.spearmanr(s[ok], t[ok]).statistic if ok.sum() > 2 else float("nan")
-        ax.set_title(f"{n}\nτ={tau:.3f}  ρ={rho:.3f}  (n={ok.sum()})", fontsize=9)
+        why = no_tau(s, t)
+        if why:
+            stat = f"τ, ρ: n/a ({why})"
+        else:
+            tau, rho = stats.kendalltau(s[ok], t[ok]).statistic, stats.spearmanr(s[ok], t[ok]).statistic
+            stat = f"over {ok.sum()} architectures: τ={tau:.3f}  ρ={rho:.3f}"
+        n_none = int((~np.isfinite(s)).sum())
+        ax.set_title(f"{n}\n{stat}" + (f"  (no score: {n_none})" if n_none else ""), fontsize=9)
         ax.set_xlabel("proxy score (higher = better)" + _scale(ax, x), fontsize=8)
         ax.set_ylabel(truth_name, fontsize=8)
         if f[ok].any():
             ax.legend(fontsize=7, loc="best")
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    fig.suptitle(f"{benchmark_name}: proxy vs {truth_name}", fontsize=11)
+    fig.suptitle(f"{benchmark_name}: proxy vs {truth_name}, one point per architecture "
+                 "(τ, ρ over architectures)", fontsize=11)
     save(fig, "scatter")
 
     # rank vs rank
@@ -112,14 +126,17 @@ def plot_study(
         ok = np.isfinite(s)
         x = s[ok]
         bins = _bins(x)
-        ax.hist(x[~f[ok]], bins=bins, alpha=0.6, label=f"ok ({(~f[ok]).sum()})")
+        ax.hist(x[~f[ok]], bins=bins, alpha=0.6, label=f"not flagged ({(~f[ok]).sum()})")
         ax.hist(x[f[ok]], bins=bins, alpha=0.6, color="tab:red", label=f"flagged ({f[ok].sum()})")
-        ax.set_title(f"{n}  (no score: {(~ok).sum()})", fontsize=9)
+        ax.set_title(f"{n}\nflagged: {f[ok].sum()}, no score (not drawn): {(~ok).sum()}", fontsize=9)
         ax.set_xlabel("proxy score (higher = better)" + _scale(ax, x), fontsize=8)
+        ax.set_ylabel("architectures", fontsize=8)
+        ax.yaxis.set_major_locator(_integer_ticks())
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    fig.suptitle(f"{benchmark_name}: score distribution, flagged vs not", fontsize=11)
+    fig.suptitle(f"{benchmark_name}: score distribution (flagged = scored with a flagged fallback value)",
+                 fontsize=11)
     save(fig, "flagged")
 
     if groups is not None and any(g is not None for g in groups):
@@ -129,13 +146,19 @@ def plot_study(
         for i, n in enumerate(names):
             for j, g in enumerate(keys):
                 ax = axes[i, j]
-                m = (garr == str(g)) & np.isfinite(S[n]) & np.isfinite(t)
+                in_group = garr == str(g)
+                m = in_group & np.isfinite(S[n]) & np.isfinite(t)
                 ax.scatter(S[n][m], t[m], s=6, alpha=0.5)
-                _scale(ax, S[n][m])
-                tau = stats.kendalltau(S[n][m], t[m]).statistic if m.sum() > 2 else float("nan")
-                ax.set_title(f"{n} | {'/'.join(map(str, g))}\nτ={tau:.3f} n={m.sum()}", fontsize=8)
+                suffix = _scale(ax, S[n][m])
+                why = no_tau(S[n][in_group], t[in_group])
+                stat = f"τ n/a: {why}" if why else f"τ={stats.kendalltau(S[n][m], t[m]).statistic:.3f} (n={m.sum()})"
+                ax.set_title(f"{n} | {'/'.join(map(str, g))}\n{stat}", fontsize=8)
+                ax.set_xlabel("score (higher = better)" + suffix, fontsize=7)
+                if j == 0:
+                    ax.set_ylabel(truth_name, fontsize=8)
                 ax.tick_params(labelsize=7)
-        fig.suptitle(f"{benchmark_name}: within (hidden size / layers) groups", fontsize=11)
+        fig.suptitle(f"{benchmark_name}: within groups (hidden size / layers), one point per architecture, "
+                     "Kendall τ over the group's architectures", fontsize=11)
         save(fig, "groups")
     return written
 
@@ -175,11 +198,14 @@ def _bins(x: np.ndarray):
 
 
 def plot_search(scores: Sequence[Optional[float]], top_indices: Sequence[int], proxy: str, out: str | Path,
-                title: str = "") -> Path:
-    """The search at a glance, one PNG: best score so far against candidates evaluated (left) and
-    the distribution of every candidate's score with the kept top-k marked (right).
+                title: str = "", ranked: bool = False) -> Path:
+    """The search at a glance, one PNG: the candidates' scores (left) and their distribution
+    with the kept top-k marked (right).
 
-    ``scores`` in evaluation order, sign-normalised (higher = better), None for candidates
+    Left: with ``ranked=False`` every candidate's score in evaluation order and the best so far;
+    with ``ranked=True`` (a strategy that scores every candidate first and reports them best
+    first, where a best-so-far line would be flat) the scores against their rank.
+    ``scores`` in the order reported, sign-normalised (higher = better), None for candidates
     without a score (drawn as a count, not as a value); ``top_indices`` index into ``scores``.
     """
     plt = _plt()
@@ -187,18 +213,25 @@ def plot_search(scores: Sequence[Optional[float]], top_indices: Sequence[int], p
     out.parent.mkdir(parents=True, exist_ok=True)
     s = np.array([np.nan if v is None else v for v in scores], dtype=float)
     ok = np.isfinite(s)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.4))
     x = np.arange(1, len(s) + 1)
-    best = np.fmax.accumulate(np.where(ok, s, -np.inf)) if len(s) else s
-    shown = np.isfinite(best)
-    a.scatter(x[ok], s[ok], s=10, alpha=0.5, color="tab:gray", label="candidate")
-    a.step(x[shown], best[shown], where="post", color="tab:blue", lw=1.8, label="best so far")
     top = [i for i in top_indices if ok[i]]
+    if ranked:
+        a.plot(x[ok], s[ok], marker=".", ms=4, lw=1, color="tab:gray", label="candidate")
+        a.set_xlabel("rank by score (1 = best)")
+        a.set_title(f"{proxy}: every candidate scored, then ranked", fontsize=10)
+    else:
+        best = np.fmax.accumulate(np.where(ok, s, -np.inf)) if len(s) else s
+        shown = np.isfinite(best)
+        a.scatter(x[ok], s[ok], s=10, alpha=0.5, color="tab:gray", label="candidate")
+        a.step(x[shown], best[shown], where="post", color="tab:blue", lw=1.8, label="best so far")
+        a.set_xlabel("candidates evaluated")
+        a.set_title(f"{proxy}: best score so far", fontsize=10)
     a.scatter(x[top], s[top], s=40, marker="*", color="tab:red", zorder=3, label=f"kept top {len(top)}")
-    a.set_xlabel("candidates evaluated")
+    a.xaxis.set_major_locator(_integer_ticks())
     a.set_ylabel("score (higher = better)")
-    a.set_title(f"{proxy}: best score so far", fontsize=10)
-    a.legend(fontsize=8, loc="lower right")
+    # below the axes, where it hides no point
+    a.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     if ok.any():
         a.set_ylabel("score (higher = better)" + _scale_y(a, s[ok]))
         bins = _bins(s[ok])
@@ -207,6 +240,7 @@ def plot_search(scores: Sequence[Optional[float]], top_indices: Sequence[int], p
         for i in top:
             b.axvline(s[i], color="tab:red", lw=1, alpha=0.8)
     b.set_ylabel("candidates")
+    b.yaxis.set_major_locator(_integer_ticks())
     b.set_title(f"score distribution (red: kept top {len(top)}; no score: {int((~ok).sum())})", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)
@@ -214,6 +248,13 @@ def plot_search(scores: Sequence[Optional[float]], top_indices: Sequence[int], p
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _integer_ticks():
+    """Counts and positions are whole numbers: no 0.5 ticks."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def _scale_y(ax, y: np.ndarray) -> str:

@@ -86,12 +86,15 @@ def test_study_per_run_and_per_arch():
     # normalised scores (higher = better), as the runner's records hold them; q is a
     # lower-is-better proxy whose raw values were 1, 0, 3, 2, 5
     scores = {"p": [float(i) for i in range(6)], "q": [None, -1.0, -0.0, -3.0, -2.0, -5.0]}
-    res = study(bench, entries, scores, {"p": [0.1] * 6, "q": [0.2] * 6}, {"p": [False] * 6, "q": [True] + [False] * 5})
+    # q's first architecture has no score (its flag says why), its second a flagged fallback value
+    res = study(bench, entries, scores, {"p": [0.1] * 6, "q": [0.2] * 6},
+                {"p": [False] * 6, "q": [True, True] + [False] * 4})
     assert res["n_runs"] == 12 and res["n_runs_diverged_excluded"] == 6
     p = res["proxies"]["p"]
     assert p["per_arch"]["kendall_tau"] == pytest.approx(-1.0)  # higher score, lower loss
     assert p["n_runs_used"] == 12
     q = res["proxies"]["q"]
+    # counted as the table and the figures count: flagged = scored with a flagged value; no score apart
     assert q["n_flagged"] == 1 and q["n_excluded"] == 1 and q["per_arch"]["n"] == 5
     assert q["per_arch"]["kendall_tau"] > 0  # study takes the orientation as given, never re-derives it
 

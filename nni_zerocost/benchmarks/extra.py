@@ -5,7 +5,9 @@
   *median* test loss over its runs, a diverged run counting as the worst possible loss
   (+inf), by Kendall's tau-b with ties (scipy).  A proxy value that is missing (NaN, e.g. a
   cell refused by ``max_degree``) counts as the worst score, as a search ranks it last.
-* **Within groups** (BERT).  The mean of the per-group Kendall taus, next to each group.
+* **Within groups** (BERT).  The mean of the per-group Kendall taus over the groups that have
+  one (a group of fewer than 3 scored architectures, or with a constant score, has none and
+  says why), with how many groups that is, next to each group.
 * **Trivial baselines**, computed from the table alone (no model), reported with the same
   metrics as the proxies so that tables come from one CLI call.  They are *raw features*,
   correlated as they are (not oriented), and each benchmark defines its own
@@ -106,8 +108,9 @@ def add_rank_averages(result: Dict[str, Any], benchmark: Benchmark, entries: Seq
 def augment(result: Dict[str, Any], benchmark: Benchmark, entries: Sequence[Entry],
             scores: Mapping[str, Sequence[Optional[float]]], all_cells: bool = False,
             rank_averages: Sequence[str] = ()) -> Dict[str, Any]:
-    """Add the issue-#14 metrics to a :func:`~.study.study` result (in place; returned).
-    ``scores`` are sign-normalised (higher = better), as the runner's records hold them."""
+    """Add the extra metrics (all-cells tau-b, group means, trivial baselines) to a
+    :func:`~.study.study` result (in place; returned).  ``scores`` are sign-normalised
+    (higher = better), as the runner's records hold them."""
     from .study import study
 
     scores = dict(scores)
@@ -117,9 +120,10 @@ def augment(result: Dict[str, Any], benchmark: Benchmark, entries: Sequence[Entr
         for name, vals in vals_by_name.items():
             row = rows[name]
             g = row.get("within_groups")
-            if g:
-                taus = [v["kendall_tau"] for v in g.values()]
-                row["within_groups_mean_tau"] = float(np.mean(taus)) if all(math.isfinite(x) for x in taus) else math.nan
+            if g:  # the mean over the groups that have a tau (a group of too few has none), counted
+                taus = [v["kendall_tau"] for v in g.values() if math.isfinite(v["kendall_tau"])]
+                row["within_groups_mean_tau"] = float(np.mean(taus)) if taus else math.nan
+                row["within_groups_with_tau"] = len(taus)
             if all_cells:
                 signed = [math.nan if v is None else float(v) for v in vals]
                 row["all_cells"] = all_cells_tau(entries, signed)
@@ -156,10 +160,14 @@ def format_extra(result: Mapping[str, Any]) -> List[str]:
             lines.append(f"{name:<36} {_f(r['kendall_tau']):>8} {_f(r['spearman']):>9} {_f(r['pearson']):>8}")
     rows = list(result["proxies"].items()) + list((base or {}).items())
     if any("within_groups_mean_tau" in r for _, r in rows):
-        lines += ["", "within-group Kendall tau, mean of the groups:"]
+        lines += ["", "within-group Kendall tau over architectures (groups: hidden size/layers); mean over the "
+                      "groups that have a tau; n/a: why a group has none"]
         for name, r in rows:
             if "within_groups_mean_tau" in r:
                 g = r.get("within_groups", {})
-                lines.append(f"{name:<36} mean {_f(r['within_groups_mean_tau'])}  "
-                             + "  ".join(f"{k}:{_f(v['kendall_tau'])}" for k, v in g.items()))
+                k = r.get("within_groups_with_tau", len(g))
+                mean = f"mean {_f(r['within_groups_mean_tau'])} ({k} of {len(g)} groups)" if k else "mean n/a (no group)"
+                lines.append(f"{name:<36} {mean:<24} " + "  ".join(
+                    f"{k}:{_f(v['kendall_tau'])}" if "no_tau" not in v else f"{k}:n/a ({v['no_tau']})"
+                    for k, v in g.items()))
     return lines

@@ -29,6 +29,26 @@ def _finite(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
+#: the fewest architectures a rank correlation is computed on (see ``metrics.correlations``)
+MIN_FOR_TAU = 3
+
+
+def no_tau(scores: Sequence[float], truth: Sequence[float]) -> Optional[str]:
+    """Why no rank correlation exists for these pairs (None when one does), in a few words for
+    tables and figure panels: too few architectures with a score, or a constant side."""
+    s = np.asarray(scores, dtype=np.float64)
+    t = np.asarray(truth, dtype=np.float64)
+    keep = np.isfinite(s) & np.isfinite(t)
+    n = int(keep.sum())
+    if n < MIN_FOR_TAU:
+        return f"{n} with a score, needs {MIN_FOR_TAU}"
+    if np.ptp(s[keep]) == 0:
+        return "score constant"
+    if np.ptp(t[keep]) == 0:
+        return "truth constant"
+    return None
+
+
 def study(
     benchmark: Benchmark,
     entries: Sequence[Entry],
@@ -39,7 +59,11 @@ def study(
     """Signed correlations of each proxy's normalised score (higher = better, as the runner's
     records hold it) with the primary ground truth, per training run (when the benchmark has
     runs; the paper's protocol) and per architecture; within-group correlations when entries
-    carry groups."""
+    carry groups.
+
+    Counts, in the words the table and the figures use: ``n_flagged`` = architectures *with* a
+    score whose value is a flagged fallback (``flags``); ``n_excluded`` = architectures with
+    *no score*, left out of every correlation.  A group without a τ says why (``no_tau``)."""
     truth = np.array([e.truth[benchmark.primary] for e in entries], dtype=np.float64)
     n_runs = sum(sum(r is not None for r in e.runs) for e in entries)
     n_diverged = sum(sum(r is None for r in e.runs) for e in entries)
@@ -74,43 +98,59 @@ def study(
         secs = [x for x in seconds[name] if x is not None]
         row["seconds_per_arch"] = float(np.mean(secs)) if secs else math.nan
         row["median_seconds"] = float(statistics.median(secs)) if secs else math.nan
-        row["n_flagged"] = int(sum(flags[name]))
+        row["n_flagged"] = int(sum(bool(f) for f, v in zip(flags[name], s) if not np.isnan(v)))
         row["n_excluded"] = int(np.isnan(s).sum())
         if groups:
             row["within_groups"] = {}
             for g in groups:
                 idx = [i for i, e in enumerate(entries) if e.group == g]
                 c = correlations(s[idx], truth[idx])
-                row["within_groups"]["/".join(map(str, g))] = {k: c[k] for k in ("n", "kendall_tau", "spearman", "pearson")}
+                cell = {k: c[k] for k in ("n", "kendall_tau", "spearman", "pearson")}
+                why = no_tau(s[idx], truth[idx])
+                if why:
+                    cell["no_tau"] = why
+                row["within_groups"]["/".join(map(str, g))] = cell
         out["proxies"][name] = row
     return out
 
 
 def format_table(result: Mapping[str, Any]) -> str:
     """Plain-text table of a study result (what the CLI prints)."""
-    per = "per run" if result.get("n_runs") else "per architecture"
+    n_runs, n_archs = result.get("n_runs"), result["n_archs"]
+    truth = result["ground_truth"]
     lines = [
-        f"{result['benchmark']}: {result['n_archs']} architectures"
-        + (f", {result['n_runs']} finite runs ({result['n_runs_diverged_excluded']} diverged runs excluded)" if result.get("n_runs") else ""),
-        f"signed correlations of each proxy (higher = better) with {result['ground_truth']} ({per})",
-        "",
-        f"{'proxy':<36} {'kendall':>8} {'spearman':>9} {'pearson':>8} {'s/arch':>8} {'median s':>9} {'flagged':>8}",
+        f"{result['benchmark']}: {n_archs} architectures"
+        + (f", {n_runs} finite runs ({result['n_runs_diverged_excluded']} diverged runs excluded)" if n_runs else ""),
     ]
     if "wall_seconds" in result:
-        lines[0] += (f"; scored on {result.get('device', 'cpu')} in {result['wall_seconds']:.1f} s wall "
-                     f"({result.get('workers', 1)} worker{'s' if result.get('workers', 1) != 1 else ''})")
+        workers = result.get("workers", 1)
+        lines.append(f"scored on {result.get('device', 'cpu')} in {result['wall_seconds']:.1f} s wall "
+                     f"({workers} worker{'s' if workers != 1 else ''})")
+        stored, total = result.get("results_from_store", 0), result.get("results", 0)
+        if stored:
+            lines[-1] += f"; {stored} of {total} results came from the store:"
+            lines.append("  s/arch is the model work recorded when each result was computed, not this run's")
+    lines.append(f"signed correlations of each proxy (higher = better) with {truth}:")
+    if n_runs:
+        lines += [f"  kendall, spearman, pearson: over the {n_runs} finite training runs (each run paired with its "
+                  "architecture's score; the paper's protocol)",
+                  f"  tau/arch: Kendall tau over the {n_archs} architectures (their mean {truth}), as the scatter "
+                  "figure shows"]
+    else:
+        lines.append(f"  kendall, spearman, pearson: over the {n_archs} architectures")
+    lines.append("flagged: scored, the value a flagged fallback; no score: left out of the correlations")
+    per_arch = bool(n_runs)
+    lines += ["", f"{'proxy':<36} {'kendall':>8} {'spearman':>9} {'pearson':>8}"
+              + (f" {'tau/arch':>8}" if per_arch else "")
+              + f" {'s/arch':>8} {'median s':>9} {'flagged':>8} {'no score':>9}"]
     for name, r in result["proxies"].items():
         lines.append(
-            f"{name:<36} {_f(r['kendall_tau']):>8} {_f(r['spearman']):>9} {_f(r['pearson']):>8} "
-            f"{_f(r['seconds_per_arch'], 4):>8} {_f(r['median_seconds'], 4):>9} {r['n_flagged']:>8}"
+            f"{name:<36} {_f(r['kendall_tau']):>8} {_f(r['spearman']):>9} {_f(r['pearson']):>8}"
+            + (f" {_f(r.get('per_arch', {}).get('kendall_tau')):>8}" if per_arch else "")
+            + f" {_f(r['seconds_per_arch'], 4):>8} {_f(r['median_seconds'], 4):>9} {r['n_flagged']:>8}"
+            f" {r.get('n_excluded', 0):>9}"
         )
-    any_groups = any("within_groups" in r for r in result["proxies"].values())
-    if any_groups:
-        lines += ["", "within (group) Kendall tau:"]
-        for name, r in result["proxies"].items():
-            g = r.get("within_groups", {})
-            lines.append(f"{name:<36} " + "  ".join(f"{k}:{_f(v['kendall_tau'])}" for k, v in g.items()))
-    from .extra import format_extra  # issue #14: all-cells tau-b, group means, trivial baselines
+    from .extra import format_extra  # all-cells tau-b, within-group taus, trivial baselines
 
     lines += format_extra(result)
     return "\n".join(lines)
