@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from . import __version__
-from .errors import BadInputError, InvalidArchitectureError, ZeroCostError
+from .errors import BadInputError, InvalidArchitectureError, ZeroCostError, suggest
+from .nas.search import STRATEGIES  # plain names; NNI itself is imported only when a search runs
 from .proxies.base import NO_SCORE
 
 #: CLI flag of each field a plan can refuse
@@ -81,8 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--cells", default=None,
                      help='JSONL file of {"id": ..., "recipe": dict or official JSON string} (bert: "config")')
     src.add_argument("--sample", type=int, default=None, help="score N random architectures of the space")
-    sc.add_argument("--out", required=True, help="output JSONL; an existing file is resumed (see --no-resume)")
-    sc.add_argument("--no-resume", action="store_true", help="overwrite --out instead of resuming it")
+    sc.add_argument("--out", required=True,
+                    help="output JSONL, one record per architecture. An existing file is resumed (only the "
+                         "architectures missing from it are scored) when it holds results of the same request: "
+                         "space, proxy specs and options, seed, data, --init/--as-trained, version, and the same "
+                         "architecture under each id; a file of another request is refused (exit 2, saying what "
+                         "differs): start over with --no-resume, or write to another --out. Its folder must exist "
+                         "unless it lies inside the current folder")
+    sc.add_argument("--no-resume", action="store_true",
+                    help="overwrite --out instead of resuming it (the store still spares work already done)")
     _add_common(sc)
 
     bm = sub.add_parser(
@@ -96,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bm.add_argument("name", help="benchmark name (see 'nni-zerocost list benchmarks')")
     bm.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    bm.add_argument("--report", default=None, help="also write the table as Markdown (.md) or CSV (.csv)")
+    bm.add_argument("--report", default=None, metavar="FILE.md|FILE.csv",
+                    help="also write the table as Markdown (.md) or CSV (.csv); other suffixes are refused")
     bm.add_argument("--plot", default=None, metavar="DIR", help="also write scatter/rank/flagged figures (PNG+SVG) to DIR")
     bm.add_argument("--all-cells", action="store_true",
                     help="nasbench-nlp: every cell with 3 runs, diverged ones included; adds the all-cells "
@@ -112,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--proxy", required=True, metavar="SPEC", help="proxy spec to maximise")
     se.add_argument("--extra-proxy", action="append", default=[], metavar="SPEC",
                     help="also report this proxy (repeatable)")
-    se.add_argument("--strategy", choices=("random", "evolution", "tpe", "ranking"), default="evolution",
+    se.add_argument("--strategy", default="evolution", metavar="{" + ",".join(STRATEGIES) + "}",
                     help="NNI strategy: Random, RegularizedEvolution, TPE (maximising), or ranking (score "
                          "--budget candidates in-process, keep the best)")
     se.add_argument("--budget", type=int, default=50, help="candidates to score")
@@ -168,8 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"list": cmd_list, "score": cmd_score, "benchmark": cmd_benchmark, "plot": cmd_plot,
+        code = {"list": cmd_list, "score": cmd_score, "benchmark": cmd_benchmark, "plot": cmd_plot,
                 "search": cmd_search, "data": cmd_data}[args.command](args)
+        sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
+        return code
+    except BrokenPipeError:
+        # the reader went away (`nni-zerocost list proxies | head`): stop quietly, as the Python
+        # docs' note on SIGPIPE advises: point stdout at devnull so the exit flush cannot fail
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except BadInputError as e:
         subject = f" {e.subject}" if e.subject is not None else ""
         print(f"nni-zerocost: error: {_flag(e.field)}{subject}: {e.problem}", file=sys.stderr)
@@ -193,7 +210,8 @@ def cmd_list(args) -> int:
     from .spaces import get_space, list_spaces
 
     if args.space is not None and args.space not in list_spaces():
-        raise BadInputError("space", f"unknown space; valid spaces: {', '.join(list_spaces())}", repr(args.space))
+        raise BadInputError("space", f"unknown space{suggest(args.space, list_spaces())}; valid spaces: "
+                                     f"{', '.join(list_spaces())}", repr(args.space))
     if args.what == "spaces":
         for n in list_spaces():
             print(f"{n:<8} {(type(get_space(n)).__doc__ or '').strip().splitlines()[0]}")
@@ -204,13 +222,14 @@ def cmd_list(args) -> int:
     else:
         for n in list_proxies(args.space):
             p = get_proxy(n)
-            for space, impl in p.impls.items():
+            for space in p.spaces:  # each registered space's implementation, its options bounded there
                 if args.space and space != args.space:
                     continue
-                print(f"{n} [{space}] {'higher' if p.higher_is_better else 'lower'} is better, needs {impl.needs}")
+                impl, limits = p.impl(space), get_space(space).limits()
+                print(f"{n} [{space}] {'higher' if p.higher_is_better else 'lower'} is better, needs {impl.cost}")
                 print(f"    {impl.summary}")
                 for opt in impl.options.values():
-                    print(f"    option {opt.name}={_show(opt.default)}: {opt.allowed()}")
+                    print(f"    option {opt.name}={_show(opt.default)}: {opt.bounded(limits).allowed()}")
     return 0
 
 
@@ -244,6 +263,42 @@ def _store(args):
     return ResultStore(args.store or default_store_path())
 
 
+def _output(field: str, value: Optional[str], folder: bool = False) -> Optional[Path]:
+    """Check an output path before any work.  ``folder``: the path is a folder the command
+    fills (``--plot DIR``, ``search --out DIR``), created if missing; otherwise a file.
+
+    The folder the output goes in must exist, or lie inside the current folder (where missing
+    folders are created, so ``--out results/search`` works in a fresh clone): a typo such as
+    ``/nonexistent/o.jsonl`` is refused instead of creating folders elsewhere."""
+    if value is None:
+        return None
+    p = Path(value).expanduser()
+    if folder and p.exists() and not p.is_dir():
+        raise BadInputError(field, "is a file; give a folder", repr(value))
+    if not folder and p.is_dir():
+        raise BadInputError(field, "is a folder; give a file name in it", repr(value))
+    parent = p.absolute().parent
+    if not parent.is_dir():
+        missing = parent
+        while not missing.parent.is_dir() and missing.parent != missing:
+            missing = missing.parent
+        if missing.exists():
+            raise BadInputError(field, f"{missing} is a file, not a folder", repr(value))
+        try:
+            missing.resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            raise BadInputError(field, f"folder {missing} does not exist (nni-zerocost creates missing folders "
+                                       "only inside the current folder)", repr(value)) from None
+    return p
+
+
+def _check_limit(limit: Optional[int], available: int, what: str, which: str = "") -> None:
+    """``--limit`` above what exists is refused, saying how many exist (it would silently mean all)."""
+    if limit is not None and limit > available:
+        raise BadInputError("limit", f"{what} {_plural(available, 'architecture')}{which}; got {limit:,} "
+                                     "(leave --limit out to use all of them)")
+
+
 # -- score ----------------------------------------------------------------------------------------
 def _read_cells(path: str) -> Iterator[Tuple[Any, Any]]:
     """``(id, architecture)`` per line of a JSONL file; an unreadable line becomes an
@@ -251,6 +306,8 @@ def _read_cells(path: str) -> Iterator[Tuple[Any, Any]]:
     from .errors import DataError
 
     p = Path(path)
+    if p.is_dir():
+        raise BadInputError("cells", "is a folder; give a JSONL file", repr(path))
     if not p.is_file():
         raise DataError("no such file", str(p))
     with open(p, "r", encoding="utf-8", errors="replace") as f:
@@ -273,9 +330,8 @@ def cmd_score(args) -> int:
     import numpy as np
 
     from .data import data_dir
-    from .runner import score_many
+    from .runner import request_of, resume_output, score_many
     from .spaces import get_space
-    from .store import read_jsonl
 
     started = time.perf_counter()
     _check_counts(args)
@@ -284,6 +340,8 @@ def cmd_score(args) -> int:
             raise BadInputError("sample", f"must be at least 1, got {args.sample}")
         if args.limit is not None:
             raise BadInputError("limit", "does not apply to --sample (ask for fewer samples instead)")
+    out = _output("out", args.out)
+    _output("store", None if args.no_store else args.store)
     plan = _plan(args, args.space)
     sp = get_space(args.space)
     id_field = "id"
@@ -294,35 +352,41 @@ def cmd_score(args) -> int:
         bench = get_benchmark(args.benchmark)
         if bench.space != args.space:
             raise BadInputError("benchmark", f"is for the {bench.space!r} space, not {args.space!r}", repr(bench.name))
-        entries = bench.load(data_dir(args.data_dir, bench))
+        entries = select_entries(bench.load(data_dir(args.data_dir, bench)), bench, None, args.seed)
+        _check_limit(args.limit, len(entries), f"{bench.name} has", f" with a known {bench.primary}")
         if args.limit is not None:
             entries = select_entries(entries, bench, args.limit, args.seed)
         items: List[Tuple[Any, Any]] = [(e.arch_id, e.arch) for e in entries]
         id_field = "arch_id"
     elif args.cells:
         items = list(_read_cells(args.cells))
+        if not items:
+            raise BadInputError("cells", "holds no architectures (expected one JSON object per line: "
+                                         '{"id": ..., "recipe": ...})', repr(args.cells))
+        _check_limit(args.limit, len(items), "the file has")
         if args.limit is not None:
             items = items[: args.limit]
     else:
         rng = np.random.default_rng(args.seed)
         items = [(i, sp.sample(rng)) for i in range(args.sample)]
 
-    out = Path(args.out)
-    done = set()
-    if out.exists() and not args.no_resume:
-        for _, obj in read_jsonl(out):
-            done.add(json.dumps(obj.get(id_field)))
+    request = request_of(plan)
+    done: set = set()
+    if not args.no_resume:
+        done, notes = resume_output(out, plan, items, id_field)
+        for note in notes:
+            print(note, file=sys.stderr)
     todo = [(i, a) for i, a in items if json.dumps(i) not in done]
     if done:
-        print(f"resuming {out}: {len(items) - len(todo)} of {_plural(len(items), 'architecture')} already there",
-              file=sys.stderr)
+        print(f"resuming {out}: {len(items) - len(todo)} of {_plural(len(items), 'architecture')} already there "
+              "(same request)", file=sys.stderr)
     store = _store(args)
     out.parent.mkdir(parents=True, exist_ok=True)
     counts: dict = {}
     scored, work = 0, 0.0
     with open(out, "w" if args.no_resume else "a", encoding="utf-8") as f:
         for rec in score_many(plan, todo, store, workers=args.workers, progress=not args.no_progress, total=len(todo)):
-            f.write(json.dumps(rec.to_json(id_field)) + "\n")
+            f.write(json.dumps({**rec.to_json(id_field), "request": request}) + "\n")
             f.flush()
             os.fsync(f.fileno())
             counts[rec.status] = counts.get(rec.status, 0) + 1
@@ -351,34 +415,53 @@ def run_benchmark(args):
     from .runner import score_many
 
     _check_counts(args)
+    report = _output("report", getattr(args, "report", None))
+    if report is not None and report.suffix.lower() not in REPORT_FORMATS:
+        raise BadInputError("report", f"writes Markdown (.md) or CSV (.csv), not {report.suffix or 'a file without suffix'}",
+                            repr(args.report))
+    _output("plot", getattr(args, "plot", None), folder=True)
+    _output("store", None if args.no_store else args.store)
     bench = get_benchmark(args.name)
     plan = _plan(args, bench.space)
-    if getattr(args, "all_cells", False):
-        from .benchmarks.extra import select_all_cells
+    _check_rank_averages(getattr(args, "rank_average", []), plan.specs)
+    all_cells = getattr(args, "all_cells", False)
+    if all_cells:
+        from .benchmarks.extra import N_RUNS, select_all_cells
 
-        entries = select_all_cells(bench.load(data_dir(args.data_dir, bench)), args.limit, args.seed)
+        entries = select_all_cells(bench.load(data_dir(args.data_dir, bench)), None, args.seed)
+        _check_limit(args.limit, len(entries), f"{bench.name} has", f" with {N_RUNS} training runs")
+        entries = select_all_cells(entries, args.limit, args.seed)
     else:
-        entries = select_entries(bench.load(data_dir(args.data_dir, bench)), bench, args.limit, args.seed)
+        entries = select_entries(bench.load(data_dir(args.data_dir, bench)), bench, None, args.seed)
+        _check_limit(args.limit, len(entries), f"{bench.name} has", f" with a known {bench.primary}")
+        entries = select_entries(entries, bench, args.limit, args.seed)
     store = _store(args)
     scores = {s: [] for s in plan.specs}
     seconds = {s: [] for s in plan.specs}
     flags = {s: [] for s in plan.specs}
+    results, from_store = 0, 0
     start = time.perf_counter()
     for rec in score_many(plan, [(e.arch_id, e.arch) for e in entries], store, workers=args.workers,
                           progress=not args.no_progress, total=len(entries), desc=bench.name):
         for s in plan.specs:
             scores[s].append(rec.scores.get(s))
             seconds[s].append(rec.proxy_seconds.get(s))
-            flags[s].append(s in rec.flags or rec.scores.get(s) is None)
+            flags[s].append(s in rec.flags)
+        had = sum(r is not None for r in rec.results.values())
+        results += had
+        from_store += max(had - rec.computed, 0)
     wall = time.perf_counter() - start
     result = study(bench, entries, scores, seconds, flags)
-    from .benchmarks.extra import augment  # issue #14 metrics (all-cells tau-b, group means, baselines)
+    from .benchmarks.extra import augment  # all-cells tau-b, group means, baselines
 
-    augment(result, bench, entries, scores, all_cells=getattr(args, "all_cells", False),
-            rank_averages=getattr(args, "rank_average", []))
+    augment(result, bench, entries, scores, all_cells=all_cells, rank_averages=getattr(args, "rank_average", []))
     result["device"] = plan.device_name
     result["workers"] = args.workers
     result["wall_seconds"] = round(wall, 3)  # scoring loop: worker start-up included, data loading not
+    # s/arch is each result's model work as recorded when it was computed; say how much of it
+    # the store answered (a warm run's wall time is then far below s/arch x architectures)
+    result["results"] = results
+    result["results_from_store"] = from_store
     if getattr(args, "plot", None):
         from .plots import plot_study
 
@@ -386,6 +469,24 @@ def run_benchmark(args):
                              args.plot, [e.group for e in entries], bench.primary_higher_is_better)
         print(f"wrote {_plural(len(written), 'figure')} to {args.plot}", file=sys.stderr)
     return bench, entries, scores, result
+
+
+#: what ``benchmark --report`` writes, by suffix
+REPORT_FORMATS = (".md", ".csv")
+
+
+def _check_rank_averages(combos: Sequence[str], specs: Sequence[str]) -> None:
+    """Each ``--rank-average A+B`` names 2+ of the ``--proxy`` specs (checked before scoring)."""
+    for combo in combos:
+        parts = [c for c in combo.split("+") if c]
+        if len(parts) < 2:
+            raise BadInputError("rank_average", "give 2 or more --proxy specs joined by '+', e.g. "
+                                                f"{'+'.join(list(specs)[:2]) if len(specs) > 1 else 'A+B'}", repr(combo))
+        for part in parts:
+            if part not in specs:
+                raise BadInputError("rank_average", f"{part!r}{suggest(part, specs)} is not one of the --proxy "
+                                                    f"specs ({', '.join(specs)}); give each part with --proxy too",
+                                    repr(combo))
 
 
 def cmd_benchmark(args) -> int:
@@ -411,6 +512,9 @@ def cmd_search(args) -> int:
     from .spaces import get_space
     from .store import default_store_path
 
+    if args.strategy not in STRATEGIES:
+        raise BadInputError("strategy", f"unknown strategy{suggest(args.strategy, STRATEGIES)}; valid: "
+                                        f"{', '.join(STRATEGIES)}", repr(args.strategy))
     if args.budget < 1:
         raise BadInputError("budget", f"must be at least 1, got {args.budget}")
     if args.top < 1:
@@ -420,6 +524,8 @@ def cmd_search(args) -> int:
     if args.workers > 1 and args.strategy != "ranking":
         raise BadInputError("workers", "applies to --strategy ranking only (NNI's sequential engine scores the "
                                        "other strategies' candidates one at a time)")
+    _output("out", args.out, folder=True)
+    _output("store", None if args.no_store else args.store)
     args.corpus = resolve_corpus(args.corpus, args.data_dir)
     # everything checked before NNI starts or the output folder exists
     make_plan(args.space, [args.proxy, *args.extra_proxy], seed=args.seed, corpus=args.corpus, device=args.device)
@@ -505,7 +611,8 @@ def _search_figure(args, records, top, path: Path) -> Optional[Path]:
     try:
         index = {id(r): i for i, r in enumerate(records)}
         return plot_search([r["score"] for r in records], [index[id(r)] for r in top], args.proxy, path,
-                           f"{args.space} space, {args.strategy}, budget {args.budget}, seed {args.seed}")
+                           f"{args.space} space, {args.strategy}, budget {args.budget}, seed {args.seed}",
+                           ranked=args.strategy == "ranking")  # ranking reports its candidates best first
     except ImportError:
         return None
 
@@ -543,9 +650,12 @@ def _search_report(args, records, top, elapsed, figure, nni_dir) -> str:
         "",
     ]
     if figure is not None:
-        lines += [f"![best score so far and score distribution]({figure.name})", "",
-                  "Left: every candidate's score in evaluation order and the best so far; right: the "
-                  "distribution of scores, the kept top architectures in red.", ""]
+        left = ("every candidate's score against its rank (the ranking strategy scores all candidates, then "
+                "ranks them)" if args.strategy == "ranking" else
+                "every candidate's score in evaluation order and the best so far")
+        alt = "scores by rank" if args.strategy == "ranking" else "best score so far"
+        lines += [f"![{alt} and score distribution]({figure.name})", "",
+                  f"Left: {left}; right: the distribution of scores, the kept top architectures in red.", ""]
     else:
         lines += ["(No figure: install the plot extra, `pip install 'nni-zerocost[plot]'`.)", ""]
     lines += ["| rank | score | hash | architecture |", "|---:|---:|---|---|"]
@@ -568,6 +678,7 @@ def cmd_plot(args) -> int:
     from .spaces import get_space
     from .store import read_jsonl
 
+    _output("out", args.out, folder=True)
     bench = get_benchmark(args.benchmark)
     sp = get_space(bench.space)
     entries = bench.load(data_dir(args.data_dir, bench))
@@ -600,7 +711,7 @@ def cmd_plot(args) -> int:
         raise ZeroCostError(f"{args.results}: no record matches an architecture of {bench.name} with a known {bench.primary}")
     specs = list(matched[0][1]["scores"])
     scores = {s: [r["scores"].get(s) for _, r in matched] for s in specs}
-    flags = {s: [s in (r.get("flags") or {}) or r["scores"].get(s) is None for _, r in matched] for s in specs}
+    flags = {s: [s in (r.get("flags") or {}) for _, r in matched] for s in specs}
     written = plot_study(bench.name, bench.primary, [e.truth[bench.primary] for e, _ in matched], scores, flags,
                          args.out, [e.group for e, _ in matched], bench.primary_higher_is_better)
     print("\n".join(str(p) for p in written))
@@ -632,17 +743,29 @@ def cmd_data(args) -> int:
 
 
 def _write_report(result, path: Path) -> None:
+    """The table as Markdown or CSV (by suffix, checked before any work), saying what the
+    correlations are over, with the same counts as the printed table and the figures."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = [(n, r["kendall_tau"], r["spearman"], r["pearson"], r["seconds_per_arch"], r["n_flagged"]) for n, r in result["proxies"].items()]
-    if path.suffix == ".csv":
+    over = "runs" if result.get("n_runs") else "architectures"
+    rows = [(n, r["kendall_tau"], r["spearman"], r["pearson"], r.get("per_arch", r)["kendall_tau"],
+             r["seconds_per_arch"], r["n_flagged"], r.get("n_excluded", 0)) for n, r in result["proxies"].items()]
+    if path.suffix.lower() == ".csv":
         import csv
 
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["proxy", "kendall_tau", "spearman", "pearson", "seconds_per_arch", "n_flagged"])
-            w.writerows(rows)
+            w.writerow(["proxy", "over", "kendall_tau", "spearman", "pearson", "kendall_tau_per_arch",
+                        "seconds_per_arch", "n_flagged", "n_no_score"])
+            w.writerows((n, over, *v) for n, *v in rows)
     else:
-        lines = ["| proxy | Kendall τ | Spearman ρ | Pearson r | s/arch | flagged |", "|---|---:|---:|---:|---:|---:|"]
+        n_over = result["n_runs"] if over == "runs" else result["n_archs"]
+        lines = [f"Signed correlations (higher = better) of each proxy with {result['ground_truth']} on "
+                 f"{result['benchmark']}: Kendall τ, Spearman ρ and Pearson r over {n_over} {over}"
+                 + (" (each training run paired with its architecture's score, the paper's protocol); "
+                    f"τ/arch over the {result['n_archs']} architectures" if over == "runs" else "")
+                 + ". Flagged: scored with a flagged fallback value; no score: left out of the correlations.", "",
+                 "| proxy | Kendall τ | Spearman ρ | Pearson r | τ/arch | s/arch | flagged | no score |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for n, *v in rows:
             lines.append(f"| `{n}` | " + " | ".join("nan" if (isinstance(x, float) and math.isnan(x)) else (f"{x:.3f}" if isinstance(x, float) else str(x)) for x in v) + " |")
         path.write_text("\n".join(lines) + "\n")

@@ -29,7 +29,8 @@ class UnknownNameError(ZeroCostError, ValueError):
 
     def __init__(self, kind: str, name: str, valid: list[str]):
         self.kind, self.name, self.valid = kind, name, valid
-        super().__init__(f"unknown {kind} {name!r}; valid {kind} names: {', '.join(valid) or '(none)'}")
+        super().__init__(f"unknown {kind} {name!r}{suggest(name, valid)}; valid {kind} names: "
+                         f"{', '.join(valid) or '(none)'}")
 
 
 class ProxyNotApplicableError(ZeroCostError, ValueError):

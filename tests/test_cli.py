@@ -50,13 +50,20 @@ def test_score_cells_writes_one_record_per_arch_and_rerun_does_no_model_work(tmp
     assert len(ResultStore(store)) == 6
 
 
-def test_score_resumes_existing_output_without_duplicates(tmp_path):
+def test_score_resumes_existing_output_without_duplicates(tmp_path, capsys):
     cells = _cells(tmp_path)
     out = tmp_path / "out.jsonl"
-    out.write_text(json.dumps({"id": "rnn", "params": 1.0, "status": "ok"}) + "\n")
-    assert main(["score", "--space", "rnn", "--proxy", "params", "--cells", str(cells), "--out", str(out), "--no-store", "--no-progress"]) == 0
+    first = tmp_path / "first.jsonl"  # a run that stopped after the first architecture
+    first.write_text(cells.read_text().splitlines()[0] + "\n")
+    args = ["score", "--space", "rnn", "--proxy", "params", "--out", str(out), "--no-store", "--no-progress"]
+    assert main(args + ["--cells", str(first)]) == 0
+    line = out.read_text()
+    capsys.readouterr()
+    assert main(args + ["--cells", str(cells)]) == 0
     assert [r["id"] for r in _read(out)] == ["rnn", "lstm", "gru"]
-    assert _read(out)[0]["params"] == 1.0  # kept, not recomputed
+    assert out.read_text().startswith(line)  # kept byte for byte, not recomputed
+    err = capsys.readouterr().err
+    assert "1 of 3 architectures already there (same request)" in err and "wrote 2 records" in err
 
 
 def test_score_sample_and_benchmark_ids(tmp_path, data_dir):
@@ -88,9 +95,10 @@ def test_benchmark_json_schema(tmp_path, data_dir, capsys):
         (["score", "--space", "rnn", "--proxy", "nope", "--sample", "1", "--out", "X"],
          "--proxy 'nope': unknown proxy 'nope'; proxies for the 'rnn' space: activation_distance, "),
         (["score", "--space", "cnn", "--proxy", "params", "--sample", "1", "--out", "X"],
-         "--space 'cnn': unknown space; valid spaces: bert, rnn"),
+         "--space 'cnn': unknown space (did you mean 'rnn'?); valid spaces: bert, rnn"),
         (["score", "--space", "rnn", "--proxy", "hidden_covariance:depth=2", "--sample", "1", "--out", "X"],
-         "proxy 'hidden_covariance' has no option 'depth'; its options: layer (one of 1, 2, 3), max_degree"),
+         "proxy 'hidden_covariance' has no option 'depth'; its options: layer (an integer in 1..(the model's "
+         "recurrent layers)), max_degree"),
         (["benchmark", "nasbench-nlp", "--proxy", "params", "--data-dir", "/nonexistent"], "/nonexistent/nasbench_nlp/nasbench_nlp.jsonl.gz"),
         (["score", "--space", "rnn", "--proxy", "params", "--cells", "/nonexistent.jsonl", "--out", "X"], "/nonexistent.jsonl: no such file"),
     ],

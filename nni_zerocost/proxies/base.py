@@ -454,7 +454,9 @@ def parse_proxy_spec(spec: str) -> Tuple[str, Dict[str, Any]]:
     scalars when possible (``layer=2`` -> int)."""
     import json
 
-    name, _, rest = spec.partition(":")
+    name, colon, rest = spec.partition(":")
+    if colon and not rest.strip():  # else 'name:' would score under a column of its own
+        raise ProxyOptionError(f"nothing after ':'; write {name.strip()!r} alone or {name.strip() + ':key=value'!r}")
     opts: Dict[str, Any] = {}
     if rest:
         for part in rest.split(","):
