@@ -466,7 +466,8 @@ def run_benchmark(args):
         from .plots import plot_study
 
         written = plot_study(bench.name, bench.primary, [e.truth[bench.primary] for e in entries], scores, flags,
-                             args.plot, [e.group for e in entries], bench.primary_higher_is_better)
+                             args.plot, [e.group for e in entries], bench.primary_higher_is_better,
+                             bench.group_by or "groups")
         print(f"wrote {_plural(len(written), 'figure')} to {args.plot}", file=sys.stderr)
     return bench, entries, scores, result
 
@@ -713,7 +714,8 @@ def cmd_plot(args) -> int:
     scores = {s: [r["scores"].get(s) for _, r in matched] for s in specs}
     flags = {s: [s in (r.get("flags") or {}) for _, r in matched] for s in specs}
     written = plot_study(bench.name, bench.primary, [e.truth[bench.primary] for e, _ in matched], scores, flags,
-                         args.out, [e.group for e, _ in matched], bench.primary_higher_is_better)
+                         args.out, [e.group for e, _ in matched], bench.primary_higher_is_better,
+                         bench.group_by or "groups")
     print("\n".join(str(p) for p in written))
     return 0
 

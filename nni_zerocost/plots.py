@@ -8,7 +8,7 @@ Three figures, each PNG + SVG:
 * ``ranks``: rank by proxy vs rank by ground truth (what a search actually uses);
 * ``flagged``: score distributions of flagged vs not flagged architectures, and how many have
   no score -- counted as the table counts them (flagged = scored with a flagged fallback value);
-and for benchmarks with groups (BERT: hidden size x layers) ``groups``: per-group scatter, each
+and for benchmarks with groups (``group_by``, e.g. BERT's hidden size/layers) ``groups``: per-group scatter, each
 panel's tau over the group's architectures or why it has none.
 """
 from __future__ import annotations
@@ -49,6 +49,7 @@ def plot_study(
     out_dir: str | Path,
     groups: Optional[Sequence] = None,
     truth_higher_is_better: bool = False,
+    group_by: str = "groups",
 ) -> List[Path]:
     """Write the study figures to ``out_dir``; returns the written paths.
 
@@ -157,7 +158,7 @@ def plot_study(
                 if j == 0:
                     ax.set_ylabel(truth_name, fontsize=8)
                 ax.tick_params(labelsize=7)
-        fig.suptitle(f"{benchmark_name}: within groups (hidden size / layers), one point per architecture, "
+        fig.suptitle(f"{benchmark_name}: within groups ({group_by}), one point per architecture, "
                      "Kendall τ over the group's architectures", fontsize=11)
         save(fig, "groups")
     return written

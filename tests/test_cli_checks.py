@@ -320,7 +320,7 @@ def test_table_and_scatter_say_what_tau_is_over(tmp_path, monkeypatch, capsys, f
                            "--no-store", "--no-progress"], capsys, tmp_path, monkeypatch)
     assert code == 0, err
     assert "kendall, spearman, pearson: over the 18 finite training runs (each run paired with its architecture's " \
-           "score; the paper's protocol)" in out
+           "score)" in out
     assert "tau/arch: Kendall tau over the 6 architectures (their mean test_loss), as the scatter figure shows" in out
     row = next(l for l in out.splitlines() if l.startswith("params "))
     tau_arch = float(row.split()[4])
@@ -366,11 +366,13 @@ def test_bert_groups_have_labels_and_say_why_a_group_has_no_tau(tmp_path, monkey
         assert f"params | {k}\nτ n/a: {g['n']} with a score, needs 3" in fig["words"]
         assert g["no_tau"] == f"{g['n']} with a score, needs 3"
     assert all(ax.get_xlabel().startswith("score (higher = better)") for ax in fig["axes"])
+    assert any("within groups (hidden size/layers), one point per architecture" in w for w in fig["words"])
     assert fig["axes"][0].get_ylabel() == "glue"
     # the printed table: the within-group block once, its mean over the groups that have a tau
     assert main(["benchmark", "nasbench-bert", "--proxy", "params", "--limit", "10", "--no-store", "--no-progress"]) == 0
     table = capsys.readouterr().out
-    assert table.count("within-group Kendall tau") == 1 and "within (group)" not in table
+    assert table.count("within-group Kendall tau over architectures (groups: hidden size/layers)") == 1
+    assert "within (group)" not in table
     line = next(l for l in table.splitlines() if l.startswith("params ") and "mean" in l)
     assert f"mean {np.mean(taus):.3f} ({len(taus)} of {len(groups)} groups)" in line and "nan" not in line
     for k, g in small.items():

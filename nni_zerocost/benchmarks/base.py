@@ -37,6 +37,8 @@ class Benchmark(abc.ABC):
     primary_higher_is_better: bool = False
     #: sub-folder of the data directory holding this benchmark
     subdir: str = ""
+    #: what an entry's ``group`` holds, for tables and figures (e.g. "hidden size/layers")
+    group_by: str = ""
     how_to_get: str = ""
 
     #: options of :meth:`build` (``data prepare`` flags): name -> ("path" | "switch", help)

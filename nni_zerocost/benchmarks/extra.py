@@ -160,7 +160,7 @@ def format_extra(result: Mapping[str, Any]) -> List[str]:
             lines.append(f"{name:<36} {_f(r['kendall_tau']):>8} {_f(r['spearman']):>9} {_f(r['pearson']):>8}")
     rows = list(result["proxies"].items()) + list((base or {}).items())
     if any("within_groups_mean_tau" in r for _, r in rows):
-        lines += ["", "within-group Kendall tau over architectures (groups: hidden size/layers); mean over the "
+        lines += ["", f"within-group Kendall tau over architectures (groups: {result.get('group_by', 'groups')}); mean over the "
                       "groups that have a tau; n/a: why a group has none"]
         for name, r in rows:
             if "within_groups_mean_tau" in r:

@@ -74,6 +74,7 @@ def study(
         "n_archs": len(entries),
         "n_runs": n_runs,
         "n_runs_diverged_excluded": n_diverged,
+        "group_by": benchmark.group_by or "groups",
         "proxies": {},
     }
     groups = sorted({e.group for e in entries if e.group is not None})
@@ -133,7 +134,7 @@ def format_table(result: Mapping[str, Any]) -> str:
     lines.append(f"signed correlations of each proxy (higher = better) with {truth}:")
     if n_runs:
         lines += [f"  kendall, spearman, pearson: over the {n_runs} finite training runs (each run paired with its "
-                  "architecture's score; the paper's protocol)",
+                  "architecture's score)",
                   f"  tau/arch: Kendall tau over the {n_archs} architectures (their mean {truth}), as the scatter "
                   "figure shows"]
     else:

@@ -53,6 +53,7 @@ class NASBenchBERT(Benchmark):
     primary = "glue"
     primary_higher_is_better = True
     subdir = "training_free_nas"
+    group_by = "hidden size/layers"
     table = TABLE
     how_to_get = HOW_TO_GET
 

@@ -48,6 +48,7 @@ class LTSGPT2WT103(Benchmark):
     primary = "valid_ppl"
     primary_higher_is_better = False
     subdir = SUBDIR
+    group_by = "d_model"
     table = TABLE
     how_to_get = HOW_TO_GET
 
