@@ -9,6 +9,9 @@
    :func:`register_model_adapter`): recurrent LMs over ``nn.RNN``/``nn.LSTM``/``nn.GRU`` or user
    cells, Hugging Face transformers built from a config, torch's own transformer layers.
 
+A user's own recurrent cell reports the state entering each step with :func:`report_state`
+(a no-op outside scoring).  docs/your-own-model.md says what applies to which model.
+
 Each context declares the capabilities it offers for *this* model, so the proxies that apply
 follow from the model (``list_proxies(ctx)``).  Contexts never modify the model: no weight is
 changed, no hook outlives a pass, and its train/eval mode is restored.
@@ -22,6 +25,7 @@ import torch
 from ..errors import BadInputError
 from ..spaces import get_space, list_spaces
 from ..spaces.base import ScoringContext
+from .states import report_state  # noqa: F401  (the hook a user's own recurrent cell calls)
 
 #: ``(name, matches(model) -> bool, make(model, batch, seed, device) -> context)``, tried in order
 ADAPTERS: List[Tuple[str, Callable[[torch.nn.Module], bool], Callable[..., ScoringContext]]] = []
