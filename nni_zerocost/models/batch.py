@@ -148,8 +148,7 @@ def model_batch(model: torch.nn.Module, batch: Any = None) -> ModelBatch:
             raise BadInputError("batch", "a mapping must hold 'input_ids' (and optionally 'attention_mask'), got keys "
                                          f"{sorted(map(str, batch))}")
         mask = batch.get("attention_mask")
-        return _checked(_ids(batch["input_ids"], "input_ids"), None if mask is None else _ids(mask, "attention_mask"),
-                        vocab, limit, "input_ids")
+        return _checked(_ids(batch["input_ids"], "input_ids"), mask, vocab, limit, "input_ids")
     if isinstance(batch, (tuple, list)) and len(batch) == 2 and callable(batch[1]) and not _is_array(batch[0]):
         return text_batch(batch[0], batch[1], vocab, limit)
     if _is_array(batch):
@@ -263,12 +262,14 @@ def _checked(ids: torch.Tensor, mask: Optional[torch.Tensor], vocab: int, limit:
     if lo < 0 or hi >= vocab:
         raise BadInputError("batch", f"token ids must lie in [0, {vocab}) (the model's vocabulary), got {lo}..{hi}")
     if mask is not None:
-        mask = _ids(mask, "attention_mask")
+        if not isinstance(mask, torch.Tensor):
+            mask = torch.as_tensor(np.asarray(mask))
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise BadInputError("batch", "attention_mask must hold only 0 and 1")
+        mask = mask.detach().to("cpu", torch.long)
         if mask.shape != ids.shape:
             raise BadInputError("batch", f"attention_mask {tuple(mask.shape)} and input_ids {tuple(ids.shape)} "
                                          "must have the same shape")
-        if not bool(((mask == 0) | (mask == 1)).all()):
-            raise BadInputError("batch", "attention_mask must hold only 0 and 1")
         empty = (mask.sum(1) == 0).nonzero().flatten().tolist()
         if empty:
             raise BadInputError("batch", f"rows {empty[:5]} of the attention mask have no real token")

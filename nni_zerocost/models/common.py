@@ -31,6 +31,39 @@ def eval_mode(model: torch.nn.Module) -> Iterator[None]:
             m.training = flag
 
 
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+_HOOK_FLAGS = ("_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
+#: marks a library sets on a module when it installs hooks of its own (transformers 5)
+_HOOK_MARKS = ("_output_capturing_hooks_installed",)
+
+
+@contextlib.contextmanager
+def no_new_hooks(model: torch.nn.Module) -> Iterator[None]:
+    """Every hook registered on the model's modules during the block is removed after it, with the
+    marks saying it was installed.  transformers 5 installs output-capturing hooks the first time
+    a model is asked for its attentions and keeps them; the model is given back without them (and
+    without the mark, so transformers installs them again when the user asks)."""
+    modules = list(model.modules())
+    before = [{a: set(getattr(m, a, None) or ()) for a in _HOOK_DICTS} for m in modules]
+    missing = object()
+    marks = [{k: m.__dict__.get(k, missing) for k in _HOOK_MARKS} for m in modules]
+    try:
+        yield
+    finally:
+        for m, had, mark in zip(modules, before, marks):
+            for a in _HOOK_DICTS:
+                d = getattr(m, a, None)
+                for key in [k for k in (d or ()) if k not in had[a]]:
+                    del d[key]
+                    for flag in _HOOK_FLAGS:
+                        getattr(m, flag, {}).pop(key, None)
+            for k, v in mark.items():
+                if v is missing:
+                    m.__dict__.pop(k, None)
+                else:
+                    m.__dict__[k] = v
+
+
 class Hooks:
     """Hooks registered for one pass and all removed on exit (also when the pass fails)."""
 

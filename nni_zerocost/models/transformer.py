@@ -66,7 +66,7 @@ from ..errors import BadInputError
 from ..spectra import covariance_eigenvalues
 from . import register_model_adapter
 from .batch import ModelBatch
-from .common import Hooks, ModelContext, check_logits, eval_mode, logits_of, next_token_loss
+from .common import Hooks, ModelContext, check_logits, eval_mode, logits_of, next_token_loss, no_new_hooks
 
 MASK_FRACTION = 0.15
 #: activation codes are kept for the tokens of this many leading rows
@@ -313,7 +313,7 @@ class TransformerContext(ModelContext):
     def _forward_pass(self, attentions: bool = False) -> Iterator[Hooks]:
         """Eval mode, hooks removed after; Hugging Face: no autograd (eager attention when asked);
         torch: autograd on (off the fused path), outputs detached by the recorders."""
-        with eval_mode(self._model), Hooks() as hooks:
+        with eval_mode(self._model), no_new_hooks(self._model), Hooks() as hooks:
             if self.huggingface:
                 with torch.no_grad(), (eager_attention(self._model) if attentions else contextlib.nullcontext()):
                     yield hooks
@@ -394,7 +394,7 @@ class TransformerContext(ModelContext):
             ids, positions = self._corrupt()
         refs = self._refs("attention") + self._refs("feed_forward")
         params = list({id(r.param): r.param for r in refs}.values())
-        with eval_mode(self._model), Hooks() as hooks, torch.enable_grad():
+        with eval_mode(self._model), no_new_hooks(self._model), Hooks() as hooks, torch.enable_grad():
             embeds = self._leaf_embeddings(ids)
             out = self._call(ids, self.mask, embeds, hooks=hooks)
             loss = self._lm_loss(out, ids, positions)

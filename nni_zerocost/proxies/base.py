@@ -244,7 +244,8 @@ class ProxyImpl:
             for key, needs in self.option_needs.items():
                 name, _, value = key.partition("=")
                 v = out.get(name)
-                hit = (v is not None and v != self.options[name].default) if not value else _show(v) == value
+                shown = v if isinstance(v, str) else _show(v)  # "axis=paper" names the value unquoted
+                hit = (v is not None and v != self.options[name].default) if not value else shown == value
                 lack = sorted(needs - have)
                 if hit and lack:
                     shown = f"{name}={_show(v)}"
