@@ -29,14 +29,15 @@ V = 50  # vocabulary of the small models
 class RecurrentLM(torch.nn.Module):
     """Embedding -> nn.LSTM/GRU/RNN -> linear decoder, batch-first or time-major inside."""
 
-    def __init__(self, kind="LSTM", layers=2, emsize=12, nhid=16, batch_first=True, tied=False, dropout=0.3):
+    def __init__(self, kind="LSTM", layers=2, emsize=12, nhid=16, batch_first=True, tied=False, dropout=0.3,
+                 bidirectional=False):
         super().__init__()
         torch.manual_seed(1)
         self.embedding = torch.nn.Embedding(V, emsize)
         self.rnn = getattr(torch.nn, kind)(emsize, nhid, num_layers=layers, batch_first=batch_first,
-                                           dropout=dropout if layers > 1 else 0.0)
+                                           dropout=dropout if layers > 1 else 0.0, bidirectional=bidirectional)
         self.drop = torch.nn.Dropout(dropout)
-        self.decoder = torch.nn.Linear(nhid, V)
+        self.decoder = torch.nn.Linear(nhid * (2 if bidirectional else 1), V)
         if tied:
             self.decoder.weight = self.embedding.weight
         self.batch_first = batch_first
@@ -49,6 +50,17 @@ class RecurrentLM(torch.nn.Module):
         if not self.batch_first:
             y = y.transpose(0, 1)
         return self.decoder(self.drop(y)), None  # (logits, hidden), as many LMs return
+
+
+class SteppedLSTMLM(RecurrentLM):
+    """The same LM calling its nn.LSTM once per token, carrying the state (as generation does)."""
+
+    def forward(self, ids):
+        x, hx, outs = self.embedding(ids), None, []
+        for t in range(ids.shape[1]):
+            y, hx = self.rnn(x[:, t:t + 1], hx)
+            outs.append(y)
+        return self.decoder(torch.cat(outs, 1))
 
 
 class ReportingCellLM(torch.nn.Module):
@@ -142,9 +154,12 @@ TRANSFORMER = {"parameters", "weights", "weight_gradients", "attention_confidenc
     (lambda: RecurrentLM("GRU", layers=1, batch_first=False), RECURRENT),
     (lambda: RecurrentLM("RNN", layers=2, tied=True, emsize=16), RECURRENT),
     (lambda: ReportingCellLM(), {"parameters", "recurrent_states"}),
+    (lambda: SteppedLSTMLM("LSTM", layers=2, dropout=0.0), RECURRENT),
+    (lambda: RecurrentLM("LSTM", layers=1, bidirectional=True), {"parameters"}),
     (lambda: TorchTransformerLM(), TRANSFORMER),
     (lambda: TorchTransformerLM(batch_first=False), TRANSFORMER),
-], ids=["lstm-2-layers", "gru-time-major", "rnn-tied", "reporting-cell", "torch-transformer", "torch-time-major"])
+], ids=["lstm-2-layers", "gru-time-major", "rnn-tied", "reporting-cell", "lstm-stepped", "bilstm", "torch-transformer",
+     "torch-time-major"])
 def test_every_applicable_proxy_scores_and_leaves_the_model_alone(model, offers):
     ctx, scores = check_scores(model(), ids(), offers)
     if "recurrent_gradients" in offers:
@@ -187,6 +202,20 @@ def test_incoming_states_are_the_states_the_lstm_computes():
         assert h.shape == (10, 6, 16)
         assert torch.equal(h[0], torch.zeros(6, 16))  # step 0: the initial state
         torch.testing.assert_close(h[1:], outputs.transpose(0, 1)[:-1], atol=1e-6, rtol=1e-5)
+
+
+def test_a_module_called_once_per_step_is_one_layer_over_all_steps():
+    whole, stepped = RecurrentLM("LSTM", layers=2, dropout=0.0), SteppedLSTMLM("LSTM", layers=2, dropout=0.0)
+    x = ids()
+    a = model_context(whole, model_batch(whole, x))
+    b = model_context(stepped, model_batch(stepped, x))
+    assert b.recurrent_layers() == 2
+    for layer in (1, 2):
+        torch.testing.assert_close(b.incoming_states(layer), a.incoming_states(layer), atol=1e-6, rtol=1e-5)
+    for loss in ("lm", "sum"):
+        ga, gb = a.gradients(loss, 0.1), b.gradients(loss, 0.1)  # noised: the draw follows the steps
+        torch.testing.assert_close(gb.input_grad, ga.input_grad, atol=1e-6, rtol=1e-4)
+        torch.testing.assert_close(gb.state_grads[0], ga.state_grads[0], atol=1e-6, rtol=1e-4)
 
 
 def test_reported_states_are_the_cell_states():
@@ -401,7 +430,14 @@ def hf_model(transformers, kind, **over):
     if kind == "llama":
         return transformers.LlamaForCausalLM(transformers.LlamaConfig(
             hidden_size=16, intermediate_size=32, num_key_value_heads=2, max_position_embeddings=64, **small, **over))
-    raise ValueError(kind)
+    relatives = {"roberta": ("RobertaForMaskedLM", "RobertaConfig", dict(max_position_embeddings=80)),
+                 "electra": ("ElectraForMaskedLM", "ElectraConfig", dict(embedding_size=8)),
+                 "electra-encoder": ("ElectraModel", "ElectraConfig", dict(embedding_size=8)),
+                 "mistral": ("MistralForCausalLM", "MistralConfig", dict(num_key_value_heads=2)),
+                 "qwen2": ("Qwen2ForCausalLM", "Qwen2Config", dict(num_key_value_heads=2))}
+    model_class, config_class, extra = relatives[kind]
+    config = getattr(transformers, config_class)(hidden_size=16, intermediate_size=32, **small, **extra, **over)
+    return getattr(transformers, model_class)(config)
 
 
 @pytest.mark.parametrize("kind", ["bert", "gpt2", "llama", "bert-encoder"])
@@ -413,12 +449,28 @@ def test_hugging_face_models_score_every_applicable_proxy(transformers, kind):
     assert model.config._attn_implementation == implementation  # the eager switch was undone
     assert model.config.to_dict() == config and [sorted(m.__dict__) for m in model.modules()] == attributes
     # transformers' own output hooks, removed after the pass, come back when the user asks
-    model.set_attn_implementation("eager")
+    model.config._attn_implementation = "eager"  # (sdpa gives no probabilities in transformers 5)
     assert len(model(input_ids=ids(), output_attentions=True).attentions) == 2
     assert set(scores) >= {"head_confidence", "synaptic_diversity", "jacobian_covariance", "attention_rank"}
     assert ctx.head_counts() == [4, 4]
     with pytest.raises(BadInputError, match="recurrent_states"):
         nz.score_model(model, "hidden_covariance", batch=ids())
+
+
+@pytest.mark.parametrize("kind,layout", [("roberta", "bert"), ("electra", "bert"), ("mistral", "llama"),
+                                         ("qwen2", "llama")])
+def test_hugging_face_relatives_are_read_as_their_layout(transformers, kind, layout):
+    ctx, _ = check_scores(hf_model(transformers, kind), ids(), TRANSFORMER)
+    assert ctx.layout == layout and ctx.causal == (layout == "llama")
+
+
+def test_an_encoder_without_a_fitting_decoder_offers_no_gradients(transformers):
+    """ElectraModel: no LM head, embeddings narrower than the hidden states, and the summed last
+    hidden state is zero after the final LayerNorm: no loss to differentiate."""
+    model = hf_model(transformers, "electra-encoder")
+    check_scores(model, ids(), TRANSFORMER - {"weight_gradients", "head_gates"})
+    with pytest.raises(BadInputError, match="weight_gradients"):
+        nz.score_model(model, "head_importance", batch=ids())
 
 
 def test_hugging_face_default_batch_avoids_special_ids_and_fits_the_positions(transformers):

@@ -42,14 +42,22 @@ def no_new_hooks(model: torch.nn.Module) -> Iterator[None]:
     """Every hook registered on the model's modules during the block is removed after it, with the
     marks saying it was installed.  transformers 5 installs output-capturing hooks the first time
     a model is asked for its attentions and keeps them; the model is given back without them (and
-    without the mark, so transformers installs them again when the user asks)."""
+    without the mark, so transformers installs them again when the user asks).  transformers 4
+    patches ``forward`` instead and puts back the bound method as an instance attribute: removed
+    too, so the class's ``forward`` is the module's again."""
     modules = list(model.modules())
     before = [{a: set(getattr(m, a, None) or ()) for a in _HOOK_DICTS} for m in modules]
     missing = object()
     marks = [{k: m.__dict__.get(k, missing) for k in _HOOK_MARKS} for m in modules]
+    own_forward = ["forward" in m.__dict__ for m in modules]
     try:
         yield
     finally:
+        for m, had_forward in zip(modules, own_forward):
+            bound = m.__dict__.get("forward")
+            if not had_forward and getattr(bound, "__func__", None) is getattr(type(m), "forward", None) \
+                    and getattr(bound, "__self__", None) is m:
+                del m.__dict__["forward"]
         for m, had, mark in zip(modules, before, marks):
             for a in _HOOK_DICTS:
                 d = getattr(m, a, None)

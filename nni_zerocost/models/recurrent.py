@@ -65,7 +65,8 @@ def _weights(module: torch.nn.RNNBase, layer: int):
 
 def recompute(module: torch.nn.RNNBase, x: torch.Tensor, hx, entering: List[List[torch.Tensor]]):
     """Run a unidirectional ``module`` step by step on time-major ``x`` (T, B, E) from ``hx``;
-    appends the state entering every step to ``entering[layer]``; returns ``(output, h_n, c_n)``."""
+    appends the state entering every step to ``entering[layer]``; returns ``(output, h_n, c_n,
+    last)``, ``last`` the tensors of the final state of each layer (``h_n`` stacks them)."""
     T, B = x.shape[0], x.shape[1]
     L, H = module.num_layers, module.hidden_size
     P = module.proj_size or H
@@ -96,7 +97,7 @@ def recompute(module: torch.nn.RNNBase, x: torch.Tensor, hx, entering: List[List
         if lstm:
             c_n.append(c)
         inp = torch.stack(outs)
-    return inp, torch.stack(h_n), torch.stack(c_n) if lstm else None
+    return inp, torch.stack(h_n), torch.stack(c_n) if lstm else None, h_n
 
 
 class Recorder:
@@ -113,6 +114,7 @@ class Recorder:
         self.states: Dict[int, List[List[torch.Tensor]]] = {}  # id(module) -> per layer: step states
         self.outputs: Dict[int, List[torch.Tensor]] = {}  # id(module) -> last layer's output chunks (T, B, H)
         self.inputs: List[torch.Tensor] = []  # the first module's input chunks (T, B, E)
+        self.returned: Dict[int, Tuple[torch.Tensor, List[torch.Tensor]]] = {}  # id(module) -> (h_n, its layers)
         self._cursor = 0
 
     def _slot(self, module, layers: int) -> List[List[torch.Tensor]]:
@@ -150,7 +152,16 @@ class Recorder:
         if module is self.order[0]:
             xt = self._first_input(xt)
         entering: List[List[torch.Tensor]] = [[] for _ in range(module.num_layers)]
-        out, h_n, c_n = recompute(module, xt, hx, entering)
+        out, h_n, c_n, last = recompute(module, xt, hx, entering)
+        carried = self.returned.get(id(module))
+        given = hx[0] if isinstance(hx, tuple) else hx
+        if carried is not None and given is carried[0]:
+            # the model carries the state we returned into this call: the state entering its first
+            # step is the previous call's final state itself, so that its gradient is the total one
+            # (through this call and through the previous call's output), as in one call
+            for layer, steps in enumerate(entering):
+                steps[0] = carried[1][layer]
+        self.returned[id(module)] = (h_n, last)
         for layer, steps in enumerate(entering):
             slot[layer].extend(steps if self.grad else [s.detach() for s in steps])
         self.outputs[id(module)].append(out)

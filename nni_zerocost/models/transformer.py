@@ -28,8 +28,9 @@ every hook removed when the pass ends, the attention implementation put back):
   seeded random token), next-token cross-entropy for causal LMs (GPT-2, LLaMA, a torch model).
   A model without an LM head (BertModel, GPT2Model, LlamaModel) is decoded with its input
   embedding table (tied decoder), because the sum of the last hidden state, the label-free loss
-  of the paper, is identically zero after a final LayerNorm (see the BERT space); only where the
-  hidden size differs from the embedding size is the summed last hidden state used.
+  of the paper, is identically zero after a final LayerNorm (see the BERT space); where the hidden
+  size differs from the embedding size (ElectraModel) no loss is left, and the model offers
+  neither ``weight_gradients`` nor ``head_gates``.
   ``input_grad`` (B, T, E) is w.r.t. the word embeddings fed to the model (Hugging Face:
   ``inputs_embeds``; torch: the embedding's output), equal to the gradient w.r.t. the summed
   input embeddings wherever positions and types are added to them; zeros at padding.
@@ -280,10 +281,25 @@ class TransformerContext(ModelContext):
         if self.batch.padded and not huggingface:
             raise BadInputError("batch", "has padding (attention_mask zeros), which only a Hugging Face model is "
                                          f"given; {self.label} is called as model(input_ids): pass full rows")
-        self.offers = frozenset({"parameters", "weights", "weight_gradients", "attention_confidence", "head_gates",
-                                 "ffn_codes", "layer_spectra"})
+        offers = {"parameters", "weights", "weight_gradients", "attention_confidence", "head_gates", "ffn_codes",
+                  "layer_spectra"}
+        if huggingface and not self._has_lm_loss():
+            offers -= {"weight_gradients", "head_gates"}
+        self.offers = frozenset(offers)
         params = inspect.signature(model.forward).parameters
         self._takes = set(params)
+
+    def _has_lm_loss(self) -> bool:
+        """A Hugging Face model has an LM loss with an LM head, or without one when its input
+        embedding table fits its hidden size (the tied decoder).  Otherwise the only label-free
+        loss left, the sum of the last hidden state, is zero after the final LayerNorm, and no
+        gradient capability is offered (e.g. ElectraModel, whose embeddings are narrower)."""
+        get = getattr(self._model, "get_output_embeddings", None)
+        if callable(get) and get() is not None:
+            return True
+        config = getattr(self._model, "config", None)
+        hidden = _heads(config, "hidden_size", "n_embd", "d_model")
+        return hidden is not None and hidden == self.embedding_module().embedding_dim
 
     # -- calling the model ----------------------------------------------------------------------
     def _call(self, ids: torch.Tensor, mask: torch.Tensor, embeds: Optional[torch.Tensor] = None,
@@ -375,8 +391,6 @@ class TransformerContext(ModelContext):
             table = self.embedding_module().weight
             if hidden is None:
                 raise BadInputError("model", f"{self.label} returned neither logits nor a last hidden state")
-            if hidden.shape[-1] != table.shape[1]:
-                return hidden.sum()  # no decoder fits: the paper's label-free sum
             logits = hidden @ table.t()  # the tied decoder of a model without LM head
         logits = check_logits(logits, self.input_ids, vocab, self.label)
         if positions is None:
