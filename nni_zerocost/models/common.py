@@ -159,8 +159,6 @@ class ModelContext(ScoringContext):
     another device is refused (moving the model would change the caller's object).
     """
 
-    kind = "model"
-
     def __init__(self, model: torch.nn.Module, batch: ModelBatch, *, seed: int = 0, device=None):
         own = model_device(model)
         if device is not None and resolve_device(device) != own:

@@ -174,7 +174,9 @@ class Recorder:
     def _first_input(self, xt: torch.Tensor) -> torch.Tensor:
         """The first module's input as the gradients are taken w.r.t. it (noised if asked)."""
         if self.noise:
-            if self.draw is None or self._cursor + xt.shape[0] > self.draw.shape[0] or xt.shape[1:] != self.draw.shape[1:]:
+            fits = self.draw is not None and self._cursor + xt.shape[0] <= self.draw.shape[0] \
+                and xt.shape[1:] == self.draw.shape[1:]
+            if not fits:
                 raise BadInputError("model", "its first recurrent layer's input does not follow the token batch "
                                              f"(input {tuple(xt.shape)}), so it cannot be noised")
             part = self.draw[self._cursor:self._cursor + xt.shape[0]]
@@ -192,8 +194,6 @@ class Recorder:
 
 class RecurrentLMContext(ModelContext):
     """A user's recurrent LM: see the module docstring for what it offers and how."""
-
-    kind = "recurrent"
 
     def __init__(self, model: torch.nn.Module, batch: ModelBatch, *, seed: int = 0, device=None):
         super().__init__(model, batch, seed=seed, device=device)

@@ -164,9 +164,10 @@ def hf_blocks(model: torch.nn.Module) -> Tuple[str, List[Block]]:
             width = c_attn.weight.shape[1] // 3  # Conv1D weights are (in, out)
             qkv = [ref(c_attn, view=_conv_columns(i, width), suffix=f"[{k}]")
                    for i, k in enumerate(("query", "key", "value"))]
-            blocks.append(Block(m, heads, qkv, ref(_get(m, "attn.c_proj"), view=_transposed),
-                                [ref(_get(m, "mlp.c_fc"), view=_transposed), ref(_get(m, "mlp.c_proj"), view=_transposed)],
-                                mix=_get(m, "attn.c_proj"), ffn_pre=_get(m, "mlp.c_fc"), ffn_down=_get(m, "mlp.c_proj")))
+            ffn = [ref(_get(m, "mlp.c_fc"), view=_transposed), ref(_get(m, "mlp.c_proj"), view=_transposed)]
+            blocks.append(Block(m, heads, qkv, ref(_get(m, "attn.c_proj"), view=_transposed), ffn,
+                                mix=_get(m, "attn.c_proj"), ffn_pre=_get(m, "mlp.c_fc"),
+                                ffn_down=_get(m, "mlp.c_proj")))
         return "gpt2", blocks
     llama = [m for m in mods if _has(m, "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                      "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")]
@@ -275,7 +276,6 @@ class TransformerContext(ModelContext):
                  blocks: List[Block], layout: str, huggingface: bool):
         super().__init__(model, batch, seed=seed, device=device)
         self.blocks, self.layout, self.huggingface = blocks, layout, huggingface
-        self.kind = layout
         config = getattr(model, "config", None) if huggingface else None
         self.causal = layout in ("gpt2", "llama") or not huggingface or bool(getattr(config, "is_decoder", False))
         if self.batch.padded and not huggingface:
