@@ -9,6 +9,9 @@
    :func:`register_model_adapter`): recurrent LMs over ``nn.RNN``/``nn.LSTM``/``nn.GRU`` or user
    cells, Hugging Face transformers built from a config, torch's own transformer layers.
 
+A user's own recurrent cell reports the state entering each step with :func:`report_state`
+(a no-op outside scoring).  docs/your-own-model.md says what applies to which model.
+
 Each context declares the capabilities it offers for *this* model, so the proxies that apply
 follow from the model (``list_proxies(ctx)``).  Contexts never modify the model: no weight is
 changed, no hook outlives a pass, and its train/eval mode is restored.
@@ -22,6 +25,7 @@ import torch
 from ..errors import BadInputError
 from ..spaces import get_space, list_spaces
 from ..spaces.base import ScoringContext
+from .states import report_state  # noqa: F401  (the hook a user's own recurrent cell calls)
 
 #: ``(name, matches(model) -> bool, make(model, batch, seed, device) -> context)``, tried in order
 ADAPTERS: List[Tuple[str, Callable[[torch.nn.Module], bool], Callable[..., ScoringContext]]] = []
@@ -74,6 +78,10 @@ def model_context(model: torch.nn.Module, batch, *, seed: int = 0, device=None) 
     for _, matches, make in ADAPTERS:
         if matches(model):
             return make(model, batch, seed=seed, device=device)
+    if type(model).__module__.startswith("transformers."):
+        raise BadInputError(
+            "model", f"{type(model).__name__} is a Hugging Face model of a layout nni-zerocost does not read; it "
+            "reads the BERT (BERT, RoBERTa, ELECTRA), GPT-2 and LLaMA (LLaMA, Mistral, Qwen2) layouts")
     raise BadInputError(
         "model", f"{type(model).__name__} is not a language model nni-zerocost can read: it needs recurrent "
         "layers (nn.RNN/LSTM/GRU, or cells reporting their state), a Hugging Face transformer, or torch "

@@ -1,0 +1,228 @@
+"""What every generic model context shares: the model left as it was, hooks that never outlive a
+pass, parameter counts, and reading logits from a model's output.
+
+The contract (tests/test_score_model.py checks it on every adapter): scoring never changes a
+weight (gradients come from :func:`torch.autograd.grad`, so no ``.grad`` is written either), every
+hook is removed when its pass ends (also on error), and the model's train/eval flags are put back
+module by module.  Passes run in eval mode: no dropout.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Dict, Iterator, List, Optional
+
+import torch
+
+from ..devices import resolve_device
+from ..errors import BadInputError
+from ..spaces.base import ScoringContext
+from .batch import ModelBatch, input_embedding
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """The model in eval mode (no dropout) for the block; every module's own flag restored after."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+_HOOK_FLAGS = ("_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
+#: marks a library sets on a module when it installs hooks of its own (transformers 5)
+_HOOK_MARKS = ("_output_capturing_hooks_installed",)
+
+
+@contextlib.contextmanager
+def no_new_hooks(model: torch.nn.Module) -> Iterator[None]:
+    """Every hook registered on the model's modules during the block is removed after it, with the
+    marks saying it was installed.  transformers 5 installs output-capturing hooks the first time
+    a model is asked for its attentions and keeps them; the model is given back without them (and
+    without the mark, so transformers installs them again when the user asks).  transformers 4
+    patches ``forward`` instead and puts back the bound method as an instance attribute: removed
+    too, so the class's ``forward`` is the module's again."""
+    modules = list(model.modules())
+    before = [{a: set(getattr(m, a, None) or ()) for a in _HOOK_DICTS} for m in modules]
+    missing = object()
+    marks = [{k: m.__dict__.get(k, missing) for k in _HOOK_MARKS} for m in modules]
+    own_forward = ["forward" in m.__dict__ for m in modules]
+    try:
+        yield
+    finally:
+        for m, had_forward in zip(modules, own_forward):
+            bound = m.__dict__.get("forward")
+            if not had_forward and getattr(bound, "__func__", None) is getattr(type(m), "forward", None) \
+                    and getattr(bound, "__self__", None) is m:
+                del m.__dict__["forward"]
+        for m, had, mark in zip(modules, before, marks):
+            for a in _HOOK_DICTS:
+                d = getattr(m, a, None)
+                for key in [k for k in (d or ()) if k not in had[a]]:
+                    del d[key]
+                    for flag in _HOOK_FLAGS:
+                        getattr(m, flag, {}).pop(key, None)
+            for k, v in mark.items():
+                if v is missing:
+                    m.__dict__.pop(k, None)
+                else:
+                    m.__dict__[k] = v
+
+
+class Hooks:
+    """Hooks registered for one pass and all removed on exit (also when the pass fails)."""
+
+    def __init__(self):
+        self._handles: List[Any] = []
+
+    def forward(self, module: torch.nn.Module, fn: Callable, **kw) -> None:
+        self._handles.append(module.register_forward_hook(fn, **kw))
+
+    def pre(self, module: torch.nn.Module, fn: Callable, **kw) -> None:
+        self._handles.append(module.register_forward_pre_hook(fn, **kw))
+
+    def __enter__(self) -> "Hooks":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def unique_parameters(model: torch.nn.Module) -> Dict[str, torch.nn.Parameter]:
+    """``{name: parameter}`` with shared (tied) parameters once, under their first name."""
+    return dict(model.named_parameters())
+
+
+def embedding_parameters(model: torch.nn.Module, heads: List[torch.nn.Module]) -> Dict[int, torch.nn.Parameter]:
+    """The parameters Kaplan et al. leave out of the non-embedding count: every ``nn.Embedding``
+    table (tokens, learned positions, token types) and the output layers ``heads`` onto the
+    vocabulary (weight and bias, tied to the input table or not).  Keyed by ``id``."""
+    out: Dict[int, torch.nn.Parameter] = {}
+    for m in model.modules():
+        if isinstance(m, torch.nn.Embedding):
+            out.update({id(p): p for p in m.parameters(recurse=False)})
+    for head in heads:
+        out.update({id(p): p for p in head.parameters(recurse=False)})
+    return out
+
+
+def logits_of(output: Any) -> Optional[torch.Tensor]:
+    """The logits in a model's output: the output itself, its first element, or ``.logits``."""
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    return None
+
+
+def check_logits(logits: Optional[torch.Tensor], ids: torch.Tensor, vocab: int, what: str) -> torch.Tensor:
+    """Logits ``(B, T, vocab)`` for ids ``(B, T)``; BadInputError naming the model otherwise."""
+    B, T = ids.shape
+    if logits is None:
+        raise BadInputError("model", f"{what} returned no logits for token ids (B, T): it must return a tensor "
+                                     "(B, T, vocab), a tuple starting with one, or an output with .logits")
+    if tuple(logits.shape) != (B, T, vocab):
+        hint = " (time-major? give logits batch-first)" if tuple(logits.shape) == (T, B, vocab) else ""
+        raise BadInputError("model", f"{what} returned logits of shape {tuple(logits.shape)} for token ids of shape "
+                                     f"{(B, T)}; expected {(B, T, vocab)}{hint}")
+    return logits
+
+
+def next_token_loss(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+                    n_pairs: Optional[int] = None) -> torch.Tensor:
+    """Mean next-token cross-entropy: the logits at t predict token t + 1, over the pairs whose
+    two tokens are real; ``n_pairs`` divides instead of this batch's count (batch chunks add up)."""
+    pairs = (mask[:, :-1] & mask[:, 1:]).reshape(-1)
+    flat = logits[:, :-1].reshape(-1, logits.shape[-1])[pairs]
+    total = torch.nn.functional.cross_entropy(flat, ids[:, 1:].reshape(-1)[pairs], reduction="sum")
+    return total / (n_pairs if n_pairs is not None else max(1, int(pairs.sum())))
+
+
+class ModelContext(ScoringContext):
+    """Base of the generic contexts: one user model + one :class:`ModelBatch` + one seed.
+
+    ``offers`` is set per instance (what *this* model offers); ``label`` names the model in
+    messages.  The model is never rebuilt or moved: ``device`` None means the model's own, and
+    another device is refused (moving the model would change the caller's object).
+    """
+
+    def __init__(self, model: torch.nn.Module, batch: ModelBatch, *, seed: int = 0, device=None):
+        own = model_device(model)
+        if device is not None and resolve_device(device) != own:
+            raise BadInputError("device", f"the model lives on {own}; move it there yourself, or pass device=None",
+                                repr(str(device)))
+        if not isinstance(batch, ModelBatch):
+            from .batch import model_batch
+
+            batch = model_batch(model, batch)
+        super().__init__(type(model).__name__, batch, seed=seed, device=own)
+        self._model = model
+        self.label = f"the {type(model).__name__} model"
+        self.input_ids = batch.input_ids.to(own)
+        self.mask = batch.mask.to(own)
+        self.offers: frozenset = frozenset({"parameters"})
+
+    def model(self, *_: Any) -> torch.nn.Module:
+        """The user's model itself (never a copy)."""
+        return self._model
+
+    # -- parameters -----------------------------------------------------------------------------
+    def param_count(self) -> int:
+        """Every parameter of the model, shared (tied) ones once, the output head included."""
+        return sum(p.numel() for p in unique_parameters(self._model).values())
+
+    def nonembedding_param_count(self) -> int:
+        """:meth:`param_count` less the embedding tables and the output projection onto the
+        vocabulary (weight and bias, tied or not): see :func:`embedding_parameters`."""
+        left_out = embedding_parameters(self._model, self.output_layers())
+        return self.param_count() - sum(p.numel() for p in left_out.values())
+
+    def output_layers(self) -> List[torch.nn.Module]:
+        """The output layer onto the vocabulary: Hugging Face ``get_output_embeddings()``, else
+        the last ``nn.Linear`` with ``vocab`` outputs that one forward of two tokens calls (none
+        when the model decodes with the embedding table itself)."""
+        if "output_layers" in self.cache:
+            return self.cache["output_layers"]
+        get = getattr(self._model, "get_output_embeddings", None)
+        head = None
+        if callable(get):
+            try:
+                head = get()
+            except (NotImplementedError, AttributeError):
+                head = None
+        if isinstance(head, torch.nn.Module):
+            found = [head]
+        else:
+            vocab = self.batch.vocab_size
+            called: List[torch.nn.Module] = []
+            with Hooks() as hooks, eval_mode(self._model), torch.no_grad():
+                for m in self._model.modules():
+                    if isinstance(m, torch.nn.Linear) and m.out_features == vocab:
+                        hooks.forward(m, lambda mod, args, out: called.append(mod))
+                self.call_model(self.input_ids[:1, :2])
+            found = called[-1:]
+        self.cache["output_layers"] = found
+        return found
+
+    def call_model(self, ids: torch.Tensor) -> Any:
+        """One call of the model on token ids (B, T); subclasses pass what else it takes."""
+        return self._model(ids)
+
+    def embedding_module(self) -> torch.nn.Embedding:
+        emb = input_embedding(self._model)
+        if emb is None:
+            raise BadInputError("model", f"{self.label} has no nn.Embedding input table")
+        return emb

@@ -1,0 +1,532 @@
+"""Scoring contexts of a user's transformer LM: Hugging Face models built from a config, and
+torch's own ``nn.TransformerEncoderLayer`` stacks.
+
+Layouts read (by structure, not by class name, so relatives sharing a layout work too):
+
+* BERT: ``attention.self.{query,key,value}``, ``attention.output.dense``, ``intermediate.dense``,
+  ``output.dense`` per layer (BertModel/BertForMaskedLM, RoBERTa, ELECTRA, ...);
+* GPT-2: ``attn.c_attn`` (query/key/value in one ``Conv1D``, read as three matrices),
+  ``attn.c_proj``, ``mlp.c_fc``, ``mlp.c_proj``;
+* LLaMA: ``self_attn.{q,k,v,o}_proj``, ``mlp.{gate,up,down}_proj`` (LLaMA, Mistral, Qwen2, ...);
+* torch: ``nn.TransformerEncoderLayer`` (``self_attn``: ``nn.MultiheadAttention``, ``linear1``,
+  ``linear2``), called by the user's model with whatever mask it passes.
+
+``transformers`` is imported by nothing here: a Hugging Face model is recognised by its class's
+module name, and its config is read as an object.
+
+Capabilities and their passes (each cached, each in eval mode, no weight or ``.grad`` written,
+every hook removed when the pass ends, the attention implementation put back):
+
+* ``parameters``: every parameter (tied ones once, heads included); non-embedding = less every
+  ``nn.Embedding`` table and the output layer onto the vocabulary (``get_output_embeddings()``).
+* ``weights``: ``attention_input`` = query/key/value, ``attention`` = those and the output
+  projection, ``feed_forward`` = up (and gate) and down projections, each as an (out, in) matrix;
+  ``head_counts()`` = query heads per layer.
+* ``weight_gradients``: ONE forward + backward of the model's own LM loss on the batch:
+  masked LM for encoders (15% of the real tokens of each row, at least one, chosen with the
+  context seed; replaced by the tokenizer's [MASK] id when the batch came with one, else by a
+  seeded random token), next-token cross-entropy for causal LMs (GPT-2, LLaMA, a torch model).
+  A model without an LM head (BertModel, GPT2Model, LlamaModel) is decoded with its input
+  embedding table (tied decoder), because the sum of the last hidden state, the label-free loss
+  of the paper, is identically zero after a final LayerNorm (see the BERT space); where the hidden
+  size differs from the embedding size (ElectraModel) no loss is left, and the model offers
+  neither ``weight_gradients`` nor ``head_gates``.
+  ``input_grad`` (B, T, E) is w.r.t. the word embeddings fed to the model (Hugging Face:
+  ``inputs_embeds``; torch: the embedding's output), equal to the gradient w.r.t. the summed
+  input embeddings wherever positions and types are added to them; zeros at padding.
+* ``head_gates``: dL/d(gate) of a gate on each head's output at gate = 1.  The output
+  projection is linear in the concatenated heads, so this is exactly ``sum(W_o * dL/dW_o)``
+  over the head's input columns of the output projection: read from the gradient pass, no hook.
+* ``attention_confidence``: one forward with the attention probabilities (Hugging Face:
+  ``output_attentions=True`` under the eager implementation, switched for the pass only; torch:
+  ``need_weights=True, average_attn_weights=False`` set on the call by a pre-hook).  Per head,
+  the mean over real queries of the largest attention weight; a key with weight exactly 0 is one
+  the query may not see (causal mask, padding), so the maximum runs over the visible keys, and
+  queries that see a single key (the first position of a causal LM: weight 1 by construction)
+  are left out.
+* ``ffn_codes``: the same forward: pre-activation > 0 of every feed-forward intermediate (gated
+  FFNs: the gate's pre-activation) for the real tokens of the first 8 rows.
+* ``layer_spectra``: one forward of the first rows holding 1,024 real tokens: the token
+  covariance eigenvalues of the attention output after its output projection, the FFN
+  intermediate after its activation (the down projection's input), and each layer's output.
+
+torch models are run with gradients enabled and their embedding output made a leaf even in the
+forward-only passes, which keeps ``nn.TransformerEncoderLayer`` off its fused inference path
+(that path calls no submodule, so no hook would see the attention).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import torch
+
+from ..errors import BadInputError
+from ..spectra import covariance_eigenvalues
+from . import register_model_adapter
+from .batch import ModelBatch
+from .common import Hooks, ModelContext, check_logits, eval_mode, logits_of, next_token_loss, no_new_hooks
+
+MASK_FRACTION = 0.15
+#: activation codes are kept for the tokens of this many leading rows
+CODE_ROWS = 8
+#: real tokens the layer spectra read
+SPECTRA_TOKENS = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightRef:
+    """One weight matrix: its name (the parameter's, ``[query]`` etc. for a slice of a fused
+    one), the parameter, and how to read the (out, in) matrix from the parameter or its gradient."""
+
+    name: str
+    param: torch.nn.Parameter
+    view: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
+
+    def matrix(self, tensor: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self.view(self.param if tensor is None else tensor)
+
+
+@dataclasses.dataclass
+class Block:
+    """One transformer layer: its weights by role and the modules its passes hook."""
+
+    layer: torch.nn.Module
+    heads: int
+    qkv: List[WeightRef]
+    out: WeightRef  # the attention output projection; heads are slices of its input columns
+    ffn: List[WeightRef]
+    mix: torch.nn.Module  # output (first element) = the attention output after its projection
+    ffn_pre: torch.nn.Module  # output = the feed-forward pre-activation (the gate's when gated)
+    ffn_down: torch.nn.Module  # input = the feed-forward intermediate after its activation
+    attention: Optional[torch.nn.MultiheadAttention] = None  # torch: the module giving probabilities
+    batch_first: bool = True  # layout of the hooked tensors
+
+
+def _get(module: torch.nn.Module, path: str) -> Optional[torch.nn.Module]:
+    for part in path.split("."):
+        module = getattr(module, part, None)
+        if module is None:
+            return None
+    return module
+
+
+def _has(module, *paths) -> bool:
+    return all(isinstance(_get(module, p), torch.nn.Module) for p in paths)
+
+
+def _transposed(t: torch.Tensor) -> torch.Tensor:
+    return t.t()
+
+
+def _rows(i: int, n: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda t: t[i * n:(i + 1) * n]
+
+
+def _conv_columns(i: int, n: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda t: t[:, i * n:(i + 1) * n].t()
+
+
+def _heads(config, *names) -> Optional[int]:
+    for n in names:
+        v = getattr(config, n, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
+def hf_blocks(model: torch.nn.Module) -> Tuple[str, List[Block]]:
+    """``(layout, blocks)`` of a Hugging Face model, or ``("", [])`` for a layout not read here."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    config = getattr(model, "config", None)
+    heads = _heads(config, "num_attention_heads", "n_head")
+
+    def ref(module, attr="weight", view=None, suffix=""):
+        p = getattr(module, attr)
+        return WeightRef(names[id(p)] + suffix, p, view or (lambda t: t))
+
+    mods = list(model.modules())
+    bert = [m for m in mods if _has(m, "attention.self.query", "attention.self.key", "attention.self.value",
+                                    "attention.output.dense", "intermediate.dense", "output.dense")]
+    if bert and heads:
+        return "bert", [Block(m, heads, [ref(_get(m, f"attention.self.{k}")) for k in ("query", "key", "value")],
+                              ref(_get(m, "attention.output.dense")),
+                              [ref(_get(m, "intermediate.dense")), ref(_get(m, "output.dense"))],
+                              mix=_get(m, "attention.output.dense"), ffn_pre=_get(m, "intermediate.dense"),
+                              ffn_down=_get(m, "output.dense")) for m in bert]
+    gpt2 = [m for m in mods if _has(m, "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")]
+    if gpt2 and heads:
+        blocks = []
+        for m in gpt2:
+            c_attn = _get(m, "attn.c_attn")
+            width = c_attn.weight.shape[1] // 3  # Conv1D weights are (in, out)
+            qkv = [ref(c_attn, view=_conv_columns(i, width), suffix=f"[{k}]")
+                   for i, k in enumerate(("query", "key", "value"))]
+            ffn = [ref(_get(m, "mlp.c_fc"), view=_transposed), ref(_get(m, "mlp.c_proj"), view=_transposed)]
+            blocks.append(Block(m, heads, qkv, ref(_get(m, "attn.c_proj"), view=_transposed), ffn,
+                                mix=_get(m, "attn.c_proj"), ffn_pre=_get(m, "mlp.c_fc"),
+                                ffn_down=_get(m, "mlp.c_proj")))
+        return "gpt2", blocks
+    llama = [m for m in mods if _has(m, "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                     "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")]
+    if llama and heads:
+        return "llama", [Block(m, heads, [ref(_get(m, f"self_attn.{k}_proj")) for k in "qkv"],
+                               ref(_get(m, "self_attn.o_proj")),
+                               [ref(_get(m, f"mlp.{k}_proj")) for k in ("gate", "up", "down")],
+                               mix=_get(m, "self_attn.o_proj"), ffn_pre=_get(m, "mlp.gate_proj"),
+                               ffn_down=_get(m, "mlp.down_proj")) for m in llama]
+    return "", []
+
+
+def torch_blocks(model: torch.nn.Module) -> List[Block]:
+    """Blocks of every ``nn.TransformerEncoderLayer`` of a torch model, in module order."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    blocks = []
+    for m in model.modules():
+        if not isinstance(m, torch.nn.TransformerEncoderLayer):
+            continue
+        mha = m.self_attn
+        E = mha.embed_dim
+        if mha._qkv_same_embed_dim:
+            p = mha.in_proj_weight
+            qkv = [WeightRef(f"{names[id(p)]}[{k}]", p, _rows(i, E)) for i, k in enumerate(("query", "key", "value"))]
+        else:
+            qkv = [WeightRef(names[id(getattr(mha, f"{k}_proj_weight"))], getattr(mha, f"{k}_proj_weight"))
+                   for k in "qkv"]
+        out = WeightRef(names[id(mha.out_proj.weight)], mha.out_proj.weight)
+        ffn = [WeightRef(names[id(lin.weight)], lin.weight) for lin in (m.linear1, m.linear2)]
+        blocks.append(Block(m, mha.num_heads, qkv, out, ffn, mix=mha, ffn_pre=m.linear1, ffn_down=m.linear2,
+                            attention=mha, batch_first=bool(mha.batch_first)))
+    return blocks
+
+
+@contextlib.contextmanager
+def eager_attention(model: torch.nn.Module) -> Iterator[None]:
+    """A Hugging Face model's attention switched to the eager implementation (which returns the
+    probabilities) for the block; every config's own setting put back after, as it was."""
+    configs: List[Any] = []
+
+    def collect(c):
+        if c is None or any(c is x for x in configs) or not hasattr(c, "_attn_implementation"):
+            return
+        configs.append(c)
+        for key in getattr(c, "sub_configs", None) or {}:
+            collect(getattr(c, key, None))
+
+    for m in model.modules():
+        collect(getattr(m, "config", None))
+    keys = ("_attn_implementation_internal", "_attn_implementation")
+    saved = [(c, {k: c.__dict__[k] for k in keys if k in c.__dict__}) for c in configs]
+    try:
+        for c in configs:
+            c._attn_implementation = "eager"
+        yield
+    finally:
+        for c, old in saved:
+            for k in keys:
+                if k in old:
+                    c.__dict__[k] = old[k]
+                else:
+                    c.__dict__.pop(k, None)
+
+
+def _first(x) -> torch.Tensor:
+    """The tensor of a module's output (tuples: their first element)."""
+    while isinstance(x, (tuple, list)):
+        x = x[0]
+    return x
+
+
+class AttentionStats:
+    """Per-layer sums of Voita's confidence (largest weight of each real query over visible keys)."""
+
+    def __init__(self):
+        self.sums: Dict[int, torch.Tensor] = {}
+        self.counts: Dict[int, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def add(self, layer: int, probs: torch.Tensor, real: torch.Tensor) -> None:
+        probs = probs.detach().float()  # (B, heads, Tq, Tk)
+        seen = (probs > 0).sum(-1)  # keys each query may see (masked keys get exactly 0)
+        query = real[:, None, :] & (seen >= 2)
+        top = probs.amax(-1) * query
+        self.sums[layer] = self.sums.get(layer, 0) + top.sum((0, 2)).double()
+        self.counts[layer] = self.counts.get(layer, 0) + query.sum((0, 2)).double()
+
+    def confidence(self) -> Dict[int, torch.Tensor]:
+        return {l: (self.sums[l] / self.counts[l]).cpu() for l in sorted(self.sums)}
+
+
+@dataclasses.dataclass
+class GradientPass:
+    """The fields of the BERT space's gradient pass: ``loss``, ``weight_grads`` {name: dL/dW},
+    ``input_grad`` (B, T, E)."""
+
+    loss: float
+    weight_grads: Dict[str, torch.Tensor]
+    input_grad: torch.Tensor
+
+
+class TransformerContext(ModelContext):
+    """A user's transformer LM: see the module docstring for what it offers and how."""
+
+    def __init__(self, model: torch.nn.Module, batch: ModelBatch, *, seed: int = 0, device=None,
+                 blocks: List[Block], layout: str, huggingface: bool):
+        super().__init__(model, batch, seed=seed, device=device)
+        self.blocks, self.layout, self.huggingface = blocks, layout, huggingface
+        config = getattr(model, "config", None) if huggingface else None
+        self.causal = layout in ("gpt2", "llama") or not huggingface or bool(getattr(config, "is_decoder", False))
+        if self.batch.padded and not huggingface:
+            raise BadInputError("batch", "has padding (attention_mask zeros), which only a Hugging Face model is "
+                                         f"given; {self.label} is called as model(input_ids): pass full rows")
+        offers = {"parameters", "weights", "weight_gradients", "attention_confidence", "head_gates", "ffn_codes",
+                  "layer_spectra"}
+        if huggingface and not self._has_lm_loss():
+            offers -= {"weight_gradients", "head_gates"}
+        self.offers = frozenset(offers)
+        params = inspect.signature(model.forward).parameters
+        self._takes = set(params)
+
+    def _has_lm_loss(self) -> bool:
+        """A Hugging Face model has an LM loss with an LM head, or without one when its input
+        embedding table fits its hidden size (the tied decoder).  Otherwise the only label-free
+        loss left, the sum of the last hidden state, is zero after the final LayerNorm, and no
+        gradient capability is offered (e.g. ElectraModel, whose embeddings are narrower)."""
+        get = getattr(self._model, "get_output_embeddings", None)
+        if callable(get) and get() is not None:
+            return True
+        config = getattr(self._model, "config", None)
+        hidden = _heads(config, "hidden_size", "n_embd", "d_model")
+        return hidden is not None and hidden == self.embedding_module().embedding_dim
+
+    # -- calling the model ----------------------------------------------------------------------
+    def _call(self, ids: torch.Tensor, mask: torch.Tensor, embeds: Optional[torch.Tensor] = None,
+              attentions: bool = False, hooks: Optional[Hooks] = None):
+        """One call on rows ``ids``: Hugging Face models get the mask (and the embeddings when
+        given); a torch model gets ``ids``, its embedding's output replaced by ``embeds``."""
+        if self.huggingface:
+            kw: Dict[str, Any] = {"attention_mask": mask.long(), "return_dict": True}
+            kw["inputs_embeds" if embeds is not None else "input_ids"] = embeds if embeds is not None else ids
+            if "use_cache" in self._takes:
+                kw["use_cache"] = False
+            if attentions:
+                kw["output_attentions"] = True
+            return self._model(**kw)
+        if embeds is not None:
+            hooks.forward(self.embedding_module(), lambda mod, args, out: embeds)
+        return self._model(ids)
+
+    def call_model(self, ids: torch.Tensor) -> Any:
+        return self._call(ids, torch.ones_like(ids, dtype=torch.bool))
+
+    def _leaf_embeddings(self, ids: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.embedding_module()(ids).detach().requires_grad_(True)
+
+    @contextlib.contextmanager
+    def _forward_pass(self, attentions: bool = False) -> Iterator[Hooks]:
+        """Eval mode, hooks removed after; Hugging Face: no autograd (eager attention when asked);
+        torch: autograd on (off the fused path), outputs detached by the recorders."""
+        with eval_mode(self._model), no_new_hooks(self._model), Hooks() as hooks:
+            if self.huggingface:
+                with torch.no_grad(), (eager_attention(self._model) if attentions else contextlib.nullcontext()):
+                    yield hooks
+            else:
+                with torch.enable_grad():
+                    yield hooks
+
+    def _rows_forward(self, ids, mask, hooks: Hooks, attentions: bool = False):
+        embeds = None if self.huggingface else self._leaf_embeddings(ids)
+        return self._call(ids, mask, embeds, attentions, hooks)
+
+    def _layout(self, block: Block, x: torch.Tensor) -> torch.Tensor:
+        x = _first(x).detach()
+        return x if block.batch_first else x.transpose(0, 1)
+
+    # -- weights --------------------------------------------------------------------------------
+    def weights(self, role: str) -> List[Tuple[str, torch.Tensor]]:
+        """``attention_input``: query/key/value; ``attention``: those and the output projection;
+        ``feed_forward``: up (gate and up) and down projections; (out, in) matrices."""
+        refs = self._refs(role)
+        return [(r.name, r.matrix()) for r in refs]
+
+    def _refs(self, role: str) -> List[WeightRef]:
+        if role == "attention_input":
+            return [r for b in self.blocks for r in b.qkv]
+        if role == "attention":
+            return [r for b in self.blocks for r in (*b.qkv, b.out)]
+        if role == "feed_forward":
+            return [r for b in self.blocks for r in b.ffn]
+        raise ValueError(f"unknown weight role {role!r}; valid: attention_input, attention, feed_forward")
+
+    def head_counts(self) -> List[int]:
+        return [b.heads for b in self.blocks]
+
+    # -- the gradient pass ----------------------------------------------------------------------
+    def _corrupt(self) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Masked-LM input and the flat positions chosen (seeded, drawn on the CPU)."""
+        ids, real = self.batch.input_ids, self.batch.mask
+        gen = torch.Generator().manual_seed(self.seed)
+        noise = torch.rand(ids.shape, generator=gen).masked_fill(~real, 2.0)
+        order = noise.argsort(dim=1)
+        counts = torch.minimum((real.sum(1).float() * MASK_FRACTION).round().clamp(min=1).long(), real.sum(1))
+        take = torch.arange(ids.shape[1])[None, :] < counts[:, None]
+        rows = torch.arange(ids.shape[0])[:, None].expand_as(order)
+        positions = (rows * ids.shape[1] + order)[take].sort().values
+        out = ids.reshape(-1).clone()
+        if self.batch.mask_token_id is not None:
+            out[positions] = int(self.batch.mask_token_id)
+        else:
+            out[positions] = torch.randint(self.batch.vocab_size, (len(positions),), generator=gen)
+        return out.view_as(ids).to(self.device), positions.to(self.device)
+
+    def _lm_loss(self, output, ids_in: torch.Tensor, positions: Optional[torch.Tensor]) -> torch.Tensor:
+        logits = logits_of(output)
+        vocab = self.batch.vocab_size
+        B, T = self.input_ids.shape
+        if self.huggingface and (logits is None or tuple(logits.shape) != (B, T, vocab)):
+            hidden = getattr(output, "last_hidden_state", None)
+            table = self.embedding_module().weight
+            if hidden is None:
+                raise BadInputError("model", f"{self.label} returned neither logits nor a last hidden state")
+            logits = hidden @ table.t()  # the tied decoder of a model without LM head
+        logits = check_logits(logits, self.input_ids, vocab, self.label)
+        if positions is None:
+            return next_token_loss(logits, self.input_ids, self.mask)
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab)[positions],
+                                                 self.input_ids.reshape(-1)[positions])
+
+    def gradients(self) -> GradientPass:
+        """The one forward + backward of the model's LM loss (see the module docstring)."""
+        if "gradients" in self.cache:
+            return self.cache["gradients"]
+        positions = None
+        ids = self.input_ids
+        if not self.causal:
+            ids, positions = self._corrupt()
+        refs = self._refs("attention") + self._refs("feed_forward")
+        params = list({id(r.param): r.param for r in refs}.values())
+        with eval_mode(self._model), no_new_hooks(self._model), Hooks() as hooks, torch.enable_grad():
+            embeds = self._leaf_embeddings(ids)
+            out = self._call(ids, self.mask, embeds, hooks=hooks)
+            loss = self._lm_loss(out, ids, positions)
+            grads = torch.autograd.grad(loss, [embeds] + params, allow_unused=True)
+        full = {id(p): (torch.zeros_like(p) if g is None else g.detach()) for p, g in zip(params, grads[1:])}
+        input_grad = torch.zeros_like(embeds) if grads[0] is None else grads[0].detach()
+        result = GradientPass(float(loss.detach()), {r.name: r.matrix(full[id(r.param)]) for r in refs},
+                              input_grad * self.mask[..., None])
+        self.cache["gradients"] = result
+        return result
+
+    def head_gate_gradients(self) -> Dict[int, torch.Tensor]:
+        """layer -> (heads,) dL/d(gate) at gates = 1, as ``sum(W_o * dL/dW_o)`` over each head's
+        input columns of the attention output projection (exact: the projection is linear)."""
+        passed = self.gradients()
+        out = {}
+        for i, b in enumerate(self.blocks):
+            w = b.out.matrix().detach()
+            prod = (w * passed.weight_grads[b.out.name]).double().sum(0)  # per input column
+            out[i] = prod.view(b.heads, -1).sum(1).cpu()
+        return out
+
+    # -- the forward statistics -----------------------------------------------------------------
+    def forward_stats(self) -> Dict[str, Any]:
+        """One forward of the whole (clean) batch: attention confidence and activation codes."""
+        if "stats" in self.cache:
+            return self.cache["stats"]
+        stats = AttentionStats()
+        real = self.mask
+        coded = real[:CODE_ROWS]
+        codes: Dict[Tuple[int, int], torch.Tensor] = {}
+        row_of = torch.arange(coded.shape[0], device=self.device)[:, None].expand_as(coded)[coded]
+        with self._forward_pass(attentions=True) as hooks:
+            for i, b in enumerate(self.blocks):
+                hooks.forward(b.ffn_pre, lambda mod, args, out, i=i, b=b: codes.__setitem__(
+                    (i, 0), self._layout(b, out)[:CODE_ROWS][coded] > 0))
+                if b.attention is not None:
+                    hooks.pre(b.attention, _ask_weights, with_kwargs=True)
+                    hooks.forward(b.attention, lambda mod, args, out, i=i: stats.add(i, out[1], real))
+            out = self._rows_forward(self.input_ids, self.mask, hooks, attentions=True)
+            if self.huggingface:
+                probs = getattr(out, "attentions", None)
+                if not probs or len(probs) != len(self.blocks):
+                    raise BadInputError("model", f"{self.label} returned no attention probabilities for "
+                                                 "output_attentions=True under the eager implementation")
+                for i, p in enumerate(probs):
+                    stats.add(i, p, real)
+        if len(stats.sums) != len(self.blocks) or len(codes) != len(self.blocks):
+            raise BadInputError("model", f"{self.label}: the forward skipped some transformer layers' submodules "
+                                         "(a fused path?), so their statistics cannot be read")
+        result = {"attention": stats.confidence(), "codes": codes, "row_of": row_of}
+        self.cache["stats"] = result
+        return result
+
+    def attention_confidence(self) -> Dict[int, torch.Tensor]:
+        return self.forward_stats()["attention"]
+
+    def softmax_confidence(self) -> Dict[Any, torch.Tensor]:
+        """The attention heads (the only softmax these token mixers use)."""
+        return {("attention", k): v for k, v in self.attention_confidence().items()}
+
+    def ffn_codes(self):
+        stats = self.forward_stats()
+        return stats["codes"], stats["row_of"], CODE_ROWS
+
+    # -- the layer spectra ----------------------------------------------------------------------
+    def spectra(self, tokens: int = SPECTRA_TOKENS) -> Dict[str, List[Tuple[int, int, torch.Tensor]]]:
+        """Token-covariance eigenvalues after every sub-layer, over the first ``tokens`` real
+        tokens (the first rows holding them), one forward; cached."""
+        key = ("spectra", int(tokens))
+        if key in self.cache:
+            return self.cache[key]
+        lengths = self.mask.sum(1)
+        cum = torch.cumsum(lengths, 0)
+        rows = int(torch.searchsorted(cum, torch.tensor(int(tokens), dtype=cum.dtype, device=cum.device)).item()) + 1
+        rows = max(1, min(rows, lengths.numel()))
+        real = self.mask[:rows]
+        seen: Dict[Tuple[str, int], torch.Tensor] = {}
+
+        def keep(kind, i, b, x):
+            seen[(kind, i)] = self._layout(b, x)[real][:tokens]
+
+        with self._forward_pass() as hooks:
+            for i, b in enumerate(self.blocks):
+                hooks.forward(b.mix, lambda mod, args, out, i=i, b=b: keep("mix", i, b, out))
+                hooks.pre(b.ffn_down, lambda mod, args, i=i, b=b: keep("ffn", i, b, args[0]))
+                hooks.forward(b.layer, lambda mod, args, out, i=i, b=b: keep("out", i, b, out))
+            self._rows_forward(self.input_ids[:rows], real, hooks)
+        out: Dict[str, List[Tuple[int, int, torch.Tensor]]] = {"mix": [], "ffn": [], "out": []}
+        for kind in out:
+            for i in range(len(self.blocks)):
+                if (kind, i) not in seen:
+                    raise BadInputError("model", f"{self.label}: layer {i}'s {kind} output was not seen in the forward")
+                out[kind].append((i, 0, covariance_eigenvalues(seen[(kind, i)])))
+        self.cache[key] = out
+        return out
+
+
+def _ask_weights(module, args, kwargs):
+    """Pre-hook: a ``nn.MultiheadAttention`` call returns its per-head probabilities."""
+    kwargs = dict(kwargs)
+    kwargs["need_weights"] = True
+    kwargs["average_attn_weights"] = False
+    return args, kwargs
+
+
+def is_huggingface(model: torch.nn.Module) -> bool:
+    return type(model).__module__.startswith("transformers.")
+
+
+@register_model_adapter("torch-transformer",
+                        lambda m: any(isinstance(x, torch.nn.TransformerEncoderLayer) for x in m.modules()))
+def torch_transformer_context(model, batch, *, seed: int = 0, device=None) -> TransformerContext:
+    return TransformerContext(model, batch, seed=seed, device=device, blocks=torch_blocks(model), layout="torch",
+                              huggingface=False)
+
+
+@register_model_adapter("huggingface", lambda m: is_huggingface(m) and bool(hf_blocks(m)[1]))
+def huggingface_context(model, batch, *, seed: int = 0, device=None) -> TransformerContext:
+    layout, blocks = hf_blocks(model)
+    return TransformerContext(model, batch, seed=seed, device=device, blocks=blocks, layout=layout, huggingface=True)
