@@ -18,15 +18,13 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from . import __version__
 from .errors import BadInputError, InvalidArchitectureError, ZeroCostError, suggest
+from .flags import add_context_option_flags, add_plugin_flag, context_options_of, flag_of, load_plugin_modules
 from .nas.search import STRATEGIES  # plain names; NNI itself is imported only when a search runs
 from .proxies.base import NO_SCORE
 
-#: CLI flag of each field a plan can refuse
-FLAGS = {"as_trained": "--as-trained", "batch_size": "--batch-size", "seq_len": "--seq-len"}
-
 
 def _flag(field: str) -> str:
-    return FLAGS.get(field, "--" + field.replace("_", "-"))
+    return flag_of(field)
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -48,21 +46,22 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None,
                    help="benchmark data folder (default: $NNI_ZEROCOST_DATA, else the user data folder if "
                         "'data prepare' filled it, else the tables shipped with the package)")
-    p.add_argument("--corpus", default=None,
-                   help="rnn: PTB-style folder (train/valid/test, 'ptb.' prefix or not; its test split is batched), "
-                        "one text file, or the name of such a folder in the data folder (e.g. 'ptb') "
-                        "(default: the embedded Zipf batch)")
-    p.add_argument("--init", choices=("official", "compat"), default=None,
-                   help="rnn weight init: 'official' distributions, built from the canonical cell (default), or "
-                        "'compat' = the official code's exact random stream (reproduces the paper's scores with --seed 0)")
-    p.add_argument("--as-trained", action="store_true",
-                   help="bert: build every layer as SDP self-attention, as the benchmark was actually trained")
+    _add_corpus(p)
+    add_context_option_flags(p)
     p.add_argument("--store", default=None,
                    help="results store (JSONL; default: $NNI_ZEROCOST_STORE, else ~/.cache/nni-zerocost/results.jsonl)")
     p.add_argument("--no-store", action="store_true", help="do not read or write the results store")
     p.add_argument("--workers", type=int, default=1, help="worker processes, one thread each (use the number of cores)")
     p.add_argument("--device", default="auto", help="auto (default): CUDA when available, else the CPU; or cpu, cuda, cuda:N")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_plugin_flag(p)
+
+
+def _add_corpus(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", default=None,
+                   help="input text: rnn: a PTB-style folder (train/valid/test, 'ptb.' prefix or not; its test split "
+                        "is batched), one text file, or the name of such a folder in the data folder (e.g. 'ptb'); "
+                        "gpt2 and --model: pre-tokenised ids (.npy/.pt) (default: the embedded Zipf batch)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,14 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"nni-zerocost {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    ls = sub.add_parser("list", help="list proxies, spaces or benchmarks", formatter_class=_Help)
-    ls.add_argument("what", choices=("proxies", "spaces", "benchmarks"), nargs="?", default="proxies",
+    ls = sub.add_parser("list", help="list proxies, spaces, benchmarks or capabilities", formatter_class=_Help)
+    ls.add_argument("what", choices=("proxies", "spaces", "benchmarks", "capabilities"), nargs="?", default="proxies",
                     help="what to list")
     ls.add_argument("--space", default=None, help="only proxies applicable to this space")
+    add_plugin_flag(ls)
 
     sc = sub.add_parser("score", help="score architectures, one JSON line per architecture", formatter_class=_Help)
-    sc.add_argument("--space", required=True, help="search space (see 'nni-zerocost list spaces')")
-    src = sc.add_mutually_exclusive_group(required=True)
+    what = sc.add_mutually_exclusive_group(required=True)
+    what.add_argument("--space", help="search space (see 'nni-zerocost list spaces')")
+    what.add_argument("--model", metavar="MODULE:FACTORY",
+                      help="score your own language model: FACTORY() in MODULE returns a torch.nn.Module (token ids "
+                           "(B, T) -> logits); one record")
+    sc.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                    help="keyword argument for the --model factory (VALUE as JSON where it parses; repeatable)")
+    src = sc.add_mutually_exclusive_group()
     src.add_argument("--benchmark", default=None, help="score the cells of a benchmark, e.g. nasbench-nlp")
     src.add_argument("--cells", default=None,
                      help='JSONL file of {"id": ..., "recipe": dict or official JSON string} (bert: "config")')
@@ -117,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     se = sub.add_parser("search", help="search a space through NNI by a proxy (no training); best architectures to DIR",
                         formatter_class=_Help)
-    se.add_argument("--space", required=True, help="search space: rnn or bert")
+    se.add_argument("--space", required=True, help="search space (see 'nni-zerocost list spaces')")
     se.add_argument("--proxy", required=True, metavar="SPEC", help="proxy spec to maximise")
     se.add_argument("--extra-proxy", action="append", default=[], metavar="SPEC",
                     help="also report this proxy (repeatable)")
@@ -127,8 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--budget", type=int, default=50, help="candidates to score")
     se.add_argument("--top", type=int, default=5, help="architectures to keep as files")
     se.add_argument("--seed", type=int, default=0, help="seeds the strategy and the weights")
-    se.add_argument("--corpus", default=None,
-                    help="rnn: PTB-style folder, text file, or a folder name in --data-dir (default: embedded batch)")
+    _add_corpus(se)
+    add_context_option_flags(se)
+    se.add_argument("--max-params", type=float, default=None, metavar="N",
+                    help="size budget: keep only candidates with at most N parameters (counted from the "
+                         "architecture: a candidate over budget costs no model work)")
+    se.add_argument("--max-flops", type=float, default=None, metavar="F",
+                    help="size budget: at most F forward FLOPs per token (spaces that count FLOPs)")
+    se.add_argument("--pareto", action="store_true",
+                    help="also report the candidates on the front of proxy score against parameters")
     se.add_argument("--data-dir", default=None,
                     help="data folder where --corpus names are looked up (default: $NNI_ZEROCOST_DATA)")
     se.add_argument("--workers", type=int, default=1,
@@ -140,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--no-store", action="store_true", help="do not read or write the results store")
     se.add_argument("--device", default="auto", help="auto (default): CUDA when available, else the CPU; or cpu, cuda, cuda:N")
     se.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_plugin_flag(se)
 
     pl = sub.add_parser("plot", help="figures for a 'score --benchmark' output file against the benchmark's truth",
                         formatter_class=_Help)
@@ -158,23 +172,44 @@ def build_parser() -> argparse.ArgumentParser:
                     "folder (--data-dir, else $NNI_ZEROCOST_DATA, else the user data folder: "
                     "$XDG_DATA_HOME/nni-zerocost or ~/.local/share/nni-zerocost). 'benchmark' then reads "
                     "them without any data flag.")
-    dp.add_argument("name", choices=("nasbench-nlp", "nasbench-bert"), help="benchmark to build")
+    from .benchmarks.base import get_benchmark, list_benchmarks
+
+    dp.add_argument("name", choices=list_benchmarks(), help="benchmark to build")
     dp.add_argument("--from", dest="src", required=True, metavar="PATH",
-                    help="nasbench-nlp: the official multi-run PTB logs (train_logs_multi_runs/logs.zip or its "
-                         "unzipped folder); nasbench-bert: the folder holding BERT_benchmark.json and search_space.json")
-    dp.add_argument("--single-run", default=None, metavar="PATH",
-                    help="nasbench-nlp: also import the single-run logs (zip or folder) as ptb_single_runs")
-    dp.add_argument("--published", default=None, metavar="CSV",
-                    help="nasbench-nlp: Serianni & Kalita's RNN_results.csv, for their published per-run scores")
-    dp.add_argument("--any-corpus", action="store_true",
-                    help="nasbench-nlp: accept logs of runs on other corpora (e.g. WikiText-2); only for testing "
-                         "the format, the table's truth is PTB")
+                    help="; ".join(f"{n}: {get_benchmark(n).prepare_source}" for n in list_benchmarks()))
+    options: dict = {}
+    for n in list_benchmarks():
+        for name, (kind, text) in get_benchmark(n).prepare_options.items():
+            options.setdefault(name, (kind, []))[1].append(f"{n}: {text}")
+    for name, (kind, texts) in sorted(options.items()):
+        if kind == "switch":
+            dp.add_argument(flag_of(name), dest=name, action="store_true", help="; ".join(texts))
+        else:
+            dp.add_argument(flag_of(name), dest=name, default=None, metavar="PATH", help="; ".join(texts))
     dp.add_argument("--data-dir", default=None, help="write here (default: $NNI_ZEROCOST_DATA or the user data folder)")
+    add_plugin_flag(dp)
     dsub.add_parser("where", help="print, per benchmark, the folder 'benchmark' reads and where 'prepare' writes")
+    bt = dsub.add_parser("build-table", help="a precomputed proxy table (shipped with the package) from the JSONL "
+                                             "an 'nni-zerocost score --benchmark' command wrote")
+    bt.add_argument("records", help="the score command's --out file")
+    bt.add_argument("--command", required=True, help="that command line, exactly as run")
+    bt.add_argument("--name", required=True, help="table name (file stem)")
+    bt.add_argument("--wall-seconds", type=float, default=None, help="measured wall time of the command")
+    bt.add_argument("--cpu-seconds", type=float, default=None, help="measured CPU time (user + sys) of the command")
+    bt.add_argument("--machine", default=None, help="where it ran, in words")
+    bt.add_argument("--note", default=None, help="anything else a reader of the numbers must know")
+    bt.add_argument("--commit", default=None, help="commit the command ran at (default: this checkout's HEAD)")
+    bt.add_argument("--folder", default=None, help="write here (default: the package's precomputed/ folder)")
     return ap
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        load_plugin_modules(argv)  # before the parser: a plugin's spaces bring their flags
+    except BadInputError as e:
+        print(f"nni-zerocost: error: --plugin {e.subject}: {e.problem}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         code = {"list": cmd_list, "score": cmd_score, "benchmark": cmd_benchmark, "plot": cmd_plot,
@@ -214,7 +249,16 @@ def cmd_list(args) -> int:
                                      f"{', '.join(list_spaces())}", repr(args.space))
     if args.what == "spaces":
         for n in list_spaces():
-            print(f"{n:<8} {(type(get_space(n)).__doc__ or '').strip().splitlines()[0]}")
+            sp = get_space(n)
+            print(f"{n:<8} {(type(sp).__doc__ or '').strip().splitlines()[0]}")
+            print(f"         offers: {', '.join(sorted(sp.offers))}")
+            for opt in sp.context_options().values():
+                print(f"         {opt.flag}: {opt.help}")
+    elif args.what == "capabilities":
+        from .capabilities import CAPABILITIES
+
+        for name, cap in sorted(CAPABILITIES.items()):
+            print(f"{name:<22} {cap.summary}")
     elif args.what == "benchmarks":
         for n in list_benchmarks():
             b = get_benchmark(n)
@@ -226,8 +270,11 @@ def cmd_list(args) -> int:
                 if args.space and space != args.space:
                     continue
                 impl, limits = p.impl(space), get_space(space).limits()
-                print(f"{n} [{space}] {'higher' if p.higher_is_better else 'lower'} is better, needs {impl.cost}")
+                print(f"{n} [{space}] {'higher' if p.higher_is_better else 'lower'} is better, cost: {impl.cost}, "
+                      f"needs {', '.join(sorted(impl.needs))}")
                 print(f"    {impl.summary}")
+                if impl.size:
+                    print(f"    size: {impl.size}")
                 for opt in impl.options.values():
                     print(f"    option {opt.name}={_show(opt.default)}: {opt.bounded(limits).allowed()}")
     return 0
@@ -238,21 +285,29 @@ def _show(v) -> str:
 
 
 # -- shared plumbing ---------------------------------------------------------------------------
-def _plan(args, space: str):
-    """The one checked door: every flag that shapes the scoring, checked before any work."""
+def _request(args, space: Optional[str], proxies: Sequence[str]):
+    """The scoring request the flags describe (context options: the spaces' own flags)."""
     from .data import resolve_corpus
-    from .plan import make_plan
+    from .plan import ScoringRequest
 
     args.corpus = resolve_corpus(args.corpus, args.data_dir)
-    return make_plan(space, args.proxy, seed=args.seed, corpus=args.corpus, init=args.init,
-                     as_trained=True if args.as_trained else None, device=args.device)
+    return ScoringRequest.of(list(proxies), space, seed=args.seed, corpus=args.corpus, device=args.device,
+                             **context_options_of(args))
+
+
+def _plan(args, space: str):
+    """The one checked door: every flag that shapes the scoring, checked before any work."""
+    from .plan import make_plan
+
+    return make_plan(_request(args, space, args.proxy))
 
 
 def _check_counts(args) -> None:
-    if args.workers < 1:
-        raise BadInputError("workers", f"must be at least 1, got {args.workers}")
-    if args.limit is not None and args.limit < 1:
-        raise BadInputError("limit", f"must be at least 1, got {args.limit}")
+    from .plan import check_count
+
+    check_count("workers", args.workers)
+    if args.limit is not None:
+        check_count("limit", args.limit)
 
 
 def _store(args):
@@ -335,6 +390,12 @@ def cmd_score(args) -> int:
 
     started = time.perf_counter()
     _check_counts(args)
+    if args.model is not None:
+        return _score_model(args, started)
+    if args.benchmark is None and args.cells is None and args.sample is None:
+        raise BadInputError("space", "needs what to score: --benchmark NAME, --cells FILE or --sample N")
+    if args.model_arg:
+        raise BadInputError("model_arg", "applies to --model only")
     if args.sample is not None:
         if args.sample < 1:
             raise BadInputError("sample", f"must be at least 1, got {args.sample}")
@@ -384,6 +445,7 @@ def cmd_score(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     counts: dict = {}
     scored, work = 0, 0.0
+    bugs = []
     with open(out, "w" if args.no_resume else "a", encoding="utf-8") as f:
         for rec in score_many(plan, todo, store, workers=args.workers, progress=not args.no_progress, total=len(todo)):
             f.write(json.dumps({**rec.to_json(id_field), "request": request}) + "\n")
@@ -391,6 +453,8 @@ def cmd_score(args) -> int:
             os.fsync(f.fileno())
             counts[rec.status] = counts.get(rec.status, 0) + 1
             scored += any(v is not None for v in rec.values.values())
+            if rec.traceback:
+                bugs.append(rec)
             work += rec.seconds
     n = sum(counts.values())
     detail = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(counts.items())) or "nothing to do"
@@ -400,10 +464,64 @@ def cmd_score(args) -> int:
         print(f"{elapsed:.1f} s wall: model work {work:.1f} s ({work / n:.3f} s per architecture"
               f"{', summed over workers' if args.workers > 1 else ''}), the rest start-up, data and store",
               file=sys.stderr)
+    if bugs:
+        print(f"nni-zerocost: {_plural(len(bugs), 'architecture')} failed with an unexpected error (a bug; please "
+              f"report it); the first, architecture {bugs[0].id!r}:\n{bugs[0].traceback}", file=sys.stderr)
+        return 1
     if n and not scored:
         print("nni-zerocost: no architecture got a score (see the records' 'error')", file=sys.stderr)
         return 1
     return 0
+
+
+def _score_model(args, started: float) -> int:
+    """``score --model MODULE:FACTORY``: one record for the user's own model."""
+    import importlib
+
+    from .plan import make_model_plan
+
+    for flag, given in (("benchmark", args.benchmark), ("cells", args.cells), ("sample", args.sample),
+                        ("limit", args.limit)):
+        if given is not None:
+            raise BadInputError(flag, "does not apply to --model (it scores the one model the factory returns)")
+    if context_options_of(args):
+        raise BadInputError(next(iter(context_options_of(args))), "is a space's option; --model takes none")
+    module, _, name = args.model.partition(":")
+    if not module or not name:
+        raise BadInputError("model", "expected MODULE:FACTORY, e.g. my_package.models:small_lstm", repr(args.model))
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as e:
+        raise BadInputError("model", f"no module named {e.name!r} (is it installed or on PYTHONPATH?)",
+                            repr(args.model)) from None
+    except AttributeError:
+        raise BadInputError("model", f"module {module!r} has no {name!r}", repr(args.model)) from None
+    kwargs = {}
+    for item in args.model_arg:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise BadInputError("model_arg", "expected KEY=VALUE", repr(item))
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    out = _output("out", args.out)
+    from .data import resolve_corpus
+
+    model = factory(**kwargs)
+    plan = make_model_plan(model, args.proxy, batch=resolve_corpus(args.corpus, args.data_dir), seed=args.seed,
+                           device=None if args.device == "auto" else args.device, label=args.model)
+    results = plan.score(model)
+    rec = {"model": args.model, "model_args": kwargs, "seed": args.seed, "data": plan.data_fingerprint,
+           **{s: (r.raw if r.ok else None) for s, r in results.items()},
+           "scores": {s: (r.score if r.ok else None) for s, r in results.items()},
+           "flags": {s: r.flag for s, r in results.items() if r.flag},
+           "seconds": round(sum(r.seconds for r in results.values()), 6), "device": plan.device_name}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec) + "\n")
+    print(f"wrote 1 record to {out} ({time.perf_counter() - started:.1f} s wall)", file=sys.stderr)
+    return 0 if any(r.ok for r in results.values()) else 1
 
 
 # -- benchmark -----------------------------------------------------------------------------------
@@ -508,28 +626,23 @@ def cmd_search(args) -> int:
     import shutil
     import warnings
 
-    from .data import resolve_corpus
-    from .plan import make_plan
+    from .nas.search import check_search
+    from .plan import check_count
     from .spaces import get_space
     from .store import default_store_path
 
-    if args.strategy not in STRATEGIES:
-        raise BadInputError("strategy", f"unknown strategy{suggest(args.strategy, STRATEGIES)}; valid: "
-                                        f"{', '.join(STRATEGIES)}", repr(args.strategy))
-    if args.budget < 1:
-        raise BadInputError("budget", f"must be at least 1, got {args.budget}")
-    if args.top < 1:
-        raise BadInputError("top", f"must be at least 1, got {args.top}")
-    if args.workers < 1:
-        raise BadInputError("workers", f"must be at least 1, got {args.workers}")
-    if args.workers > 1 and args.strategy != "ranking":
-        raise BadInputError("workers", "applies to --strategy ranking only (NNI's sequential engine scores the "
-                                       "other strategies' candidates one at a time)")
+    check_count("top", args.top)
     _output("out", args.out, folder=True)
     _output("store", None if args.no_store else args.store)
-    args.corpus = resolve_corpus(args.corpus, args.data_dir)
-    # everything checked before NNI starts or the output folder exists
-    make_plan(args.space, [args.proxy, *args.extra_proxy], seed=args.seed, corpus=args.corpus, device=args.device)
+    request = _request(args, args.space, [args.proxy, *args.extra_proxy])
+    fields = dict(seed=request.seed, corpus=request.corpus, device=request.device, **request.options)
+    budget = dict(max_params=args.max_params, max_flops=args.max_flops)
+    # everything checked before NNI starts or the output folder exists: the core's door of a search
+    check_search(args.space, args.proxy, args.strategy, args.budget, extra_proxies=args.extra_proxy,
+                 workers=args.workers, **budget, **fields)
+    note = _size_note(args)
+    if note:
+        print(note, file=sys.stderr)
     # NNI 3.0 warns on every import/trace with torch 2.x (torch.nn.Buffer, non-Module traces): harmless
     warnings.filterwarnings("ignore", message=r".*(nn\.Buffer|not a nn\.Module).*")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -558,11 +671,15 @@ def cmd_search(args) -> int:
     def on_trial(arch, metrics):
         score = metrics.get("default")
         scored = score is not None and score > NO_SCORE  # NO_SCORE: the proxy has no value
+        over = bool(metrics.get("over_budget"))
         rec = {"index": len(records), "arch_hash": metrics.get("arch") or sp.arch_hash(arch), "arch": sp.to_dict(arch),
                "score": score if scored else None,
-               "scores": {k: v for k, v in metrics.items() if k not in ("default", "flag", "arch", "seconds", "device")},
-               "status": ("flagged" if metrics.get("flag") else "ok") if scored else "no_score",
-               "flag": metrics.get("flag") or None, "seconds": metrics.get("seconds"), "device": metrics.get("device")}
+               "scores": {k: v for k, v in metrics.items() if k not in ("default", "flag", "arch", "seconds", "device",
+                                                                          "over_budget") and not k.startswith("size_")},
+               "status": "over_budget" if over else ("flagged" if metrics.get("flag") else "ok") if scored else "no_score",
+               "flag": metrics.get("flag") or None, "seconds": metrics.get("seconds"), "device": metrics.get("device"),
+               "params": metrics.get("size_params", sp.param_count(arch, **request.options)),
+               "flops": metrics.get("size_flops", sp.flops(arch, **request.options))}
         records.append(rec)
         cand_file.write(json.dumps(rec) + "\n")
         cand_file.flush()
@@ -574,16 +691,17 @@ def cmd_search(args) -> int:
 
     start = time.perf_counter()
     try:
-        run_search(args.space, args.proxy, args.strategy, args.budget, seed=args.seed, corpus=args.corpus,
-                   extra_proxies=args.extra_proxy, on_trial=on_trial, store=store,
-                   experiment_dir=str(nni_dir), workers=args.workers, device=args.device)
+        run_search(args.space, args.proxy, args.strategy, args.budget, extra_proxies=args.extra_proxy,
+                   on_trial=on_trial, store=store, experiment_dir=str(nni_dir), workers=args.workers, **budget,
+                   **fields)
     finally:
         cand_file.close()
         if pbar is not None:
             pbar.close()
     elapsed = time.perf_counter() - start
-    ranked = _rank_unique(records)
+    ranked = [r for r in _rank_unique(records) if r["status"] != "over_budget"]
     top = ranked[: args.top]
+    front = _pareto(ranked) if args.pareto else []
     top_dir = out / "top"
     top_dir.mkdir(exist_ok=True)
     for old in top_dir.glob("*.json"):
@@ -592,16 +710,53 @@ def cmd_search(args) -> int:
         (top_dir / f"{i:02d}_{rec['arch_hash'][:12]}.json").write_text(json.dumps(
             {"space": args.space, "arch": rec["arch"], "score": rec["score"], "proxy": args.proxy}, indent=1))
     figure = _search_figure(args, records, top, out / "search.png")
-    (out / "report.md").write_text(_search_report(args, records, top, elapsed, figure, nni_dir))
+    (out / "report.md").write_text(_search_report(args, records, top, elapsed, figure, nni_dir, front))
     work = sum(r["seconds"] or 0.0 for r in records)
     print(f"{_plural(len(records), 'candidate')} in {elapsed:.1f} s ({len(ranked)} distinct; scoring "
           f"{work:.1f} s, start-up and NNI {max(elapsed - work, 0.0):.1f} s); top {len(top)} by {args.proxy}:")
     for i, rec in enumerate(top, start=1):
         score = "no score" if rec["score"] is None else f"score {rec['score']:.6g}"
         print(f"  {i}. {score}  hash {rec['arch_hash'][:12]}  {_summary(args.space, rec['arch'])}")
+    n_over = sum(r["status"] == "over_budget" for r in records)
+    if n_over:
+        print(f"  ({_plural(n_over, 'candidate')} over the size budget, not scored)")
+    if args.pareto:
+        print(f"Pareto front of {args.proxy} against parameters ({len(front)} candidates, smallest first):")
+        for rec in front:
+            print(f"  {rec['params']:>12,.0f} params  score {rec['score']:.6g}  hash {rec['arch_hash'][:12]}")
     print(f"results in {out}/ (candidates.jsonl, top/, report.md{', search.png' if figure else ''}, nni/)")
     return 0
 
+
+def _pareto(ranked):
+    """The scored candidates no other beats on both score and parameter count."""
+    from .budget import pareto_front
+
+    pts = [r for r in ranked if r["score"] is not None and r.get("params") is not None]
+    return [pts[i] for i in pareto_front([(r["score"], float(r["params"])) for r in pts])]
+
+
+def _size_note(args) -> Optional[str]:
+    """A warning when the proxy ranks bigger models higher by construction and the space varies
+    model size without a budget: the search would return the biggest model."""
+    from .proxies import get_proxy
+    from .proxies.base import parse_proxy_spec
+    from .spaces import get_space
+
+    name = parse_proxy_spec(args.proxy)[0]
+    impl = get_proxy(name).impl(args.space)
+    if not impl.scales_with_size or args.max_params is not None or args.max_flops is not None:
+        return None
+    sp = get_space(args.space)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    sizes = {sp.param_count(sp.sample(rng)) for _ in range(8)}
+    if len(sizes) < 2 or None in sizes:
+        return None
+    return (f"note: {name} grows with model size ({impl.size}); the {args.space} space varies size "
+            f"({min(sizes):,}..{max(sizes):,} parameters in 8 samples), so this search tends to return its "
+            "biggest models: add --max-params / --max-flops, or use a size-normalised variant")
 
 def _search_figure(args, records, top, path: Path) -> Optional[Path]:
     """Best-so-far and score-distribution figure; None (said in the report) without matplotlib."""
@@ -635,7 +790,7 @@ def _summary(space: str, arch) -> str:
     return get_space(space).summary(arch)
 
 
-def _search_report(args, records, top, elapsed, figure, nni_dir) -> str:
+def _search_report(args, records, top, elapsed, figure, nni_dir, front=()) -> str:
     scored = sorted(r["score"] for r in records if r["score"] is not None)
     work = sum(r["seconds"] or 0.0 for r in records)
     lines = [
@@ -648,8 +803,13 @@ def _search_report(args, records, top, elapsed, figure, nni_dir) -> str:
         f"no score: {sum(r['score'] is None for r in records)}",
         f"- score (higher = better): best {scored[-1]:.6g}, median {scored[len(scored) // 2]:.6g}" if scored
         else "- no candidate got a score",
-        "",
     ]
+    if args.max_params is not None or args.max_flops is not None:
+        limits = ", ".join(f"{k} {v:.4g}" for k, v in (("max params", args.max_params), ("max FLOPs/token",
+                                                                                        args.max_flops)) if v)
+        lines.append(f"- size budget: {limits}; {sum(r['status'] == 'over_budget' for r in records)} candidates "
+                     "over it, not scored (no model work)")
+    lines.append("")
     if figure is not None:
         left = ("every candidate's score against its rank (the ranking strategy scores all candidates, then "
                 "ranks them)" if args.strategy == "ranking" else
@@ -663,6 +823,13 @@ def _search_report(args, records, top, elapsed, figure, nni_dir) -> str:
     for i, r in enumerate(top, start=1):
         score = "no score" if r["score"] is None else f"{r['score']:.6g}"
         lines.append(f"| {i} | {score} | `{r['arch_hash'][:12]}` | {_summary(args.space, r['arch'])} |")
+    if front:
+        lines += ["", "Pareto front of the score against the parameter count (no candidate has both a higher score "
+                      "and fewer parameters), smallest first:", "", "| parameters | score | hash | architecture |",
+                  "|---:|---:|---|---|"]
+        for r in front:
+            lines.append(f"| {r['params']:,.0f} | {r['score']:.6g} | `{r['arch_hash'][:12]}` | "
+                         f"{_summary(args.space, r['arch'])} |")
     lines += ["", "Each file in `top/` holds `{space, arch, score, proxy}`; load the architecture with",
               "`nni_zerocost.get_space(space).parse(arch)`. `candidates.jsonl` has every candidate.", "",
               f"NNI's own experiment folder is `{nni_dir.name}/<experiment id>/` (its checkpoint and log): NNI "
@@ -725,23 +892,60 @@ def cmd_data(args) -> int:
     from .benchmarks.base import get_benchmark
     from .data import PACKAGE_DATA, data_dir, prepare_dir
 
+    from .benchmarks.base import list_benchmarks
+
     if args.data_command == "where":
-        for name in ("nasbench-nlp", "nasbench-bert"):
+        for name in list_benchmarks():
             root = data_dir(None, name)
             origin = "shipped with the package" if root == PACKAGE_DATA else "data folder"
             print(f"{name:<14} reads {root / get_benchmark(name).subdir} ({origin})")
         print(f"{'prepare':<14} writes to {prepare_dir(None)}")
         return 0
+    if args.data_command == "build-table":
+        path = build_table(Path(args.records), args.command, args.name, folder=args.folder,
+                           wall_seconds=args.wall_seconds, cpu_seconds=args.cpu_seconds, machine=args.machine,
+                           commit=args.commit, note=args.note)
+        print(f"wrote {path}")
+        return 0
     from .benchmarks.prepare import prepare
 
     root = prepare_dir(args.data_dir)
-    written, summary = prepare(args.name, Path(args.src), root, single_run=args.single_run,
-                               published=args.published, any_corpus=args.any_corpus)
+    options = {name: getattr(args, name) for name in get_benchmark(args.name).prepare_options}
+    given_elsewhere = [name for b in list_benchmarks() for name in get_benchmark(b).prepare_options
+                       if name not in options and getattr(args, name, None) not in (None, False)]
+    if given_elsewhere:
+        raise BadInputError(given_elsewhere[0], f"applies to another benchmark than {args.name}")
+    written, summary = prepare(args.name, Path(args.src), root, **options)
     facts = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in summary.items())
     print(f"{args.name}: {facts}", file=sys.stderr)
     for p in written:
         print(p)
     return 0
+
+
+def build_table(records: Path, command: str, name: str, **provenance) -> Path:
+    """A precomputed table from a ``score --benchmark`` run's output: ``command`` (the command
+    line, exactly as run) is parsed by this parser and checked through the core's door."""
+    import shlex
+
+    from .benchmarks.base import get_benchmark
+    from .benchmarks.study import select_entries
+    from .benchmarks.tables import write_table
+    from .data import data_dir
+
+    argv = shlex.split(command)
+    if argv and argv[0].endswith("nni-zerocost"):
+        argv = argv[1:]
+    args = build_parser().parse_args(argv)
+    if args.command != "score" or not args.benchmark:
+        raise BadInputError("command", "must be an 'nni-zerocost score --benchmark NAME ...' command line", repr(command))
+    bench = get_benchmark(args.benchmark)
+    plan = _plan(args, bench.space)
+    entries = bench.load(data_dir(args.data_dir, bench))
+    if args.limit is not None:
+        entries = select_entries(entries, bench, args.limit, args.seed)
+    return write_table(Path(records), plan, bench, entries,
+                       "nni-zerocost " + " ".join(shlex.quote(a) for a in argv), name, limit=args.limit, **provenance)
 
 
 def _write_report(result, path: Path) -> None:

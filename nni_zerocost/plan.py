@@ -295,8 +295,10 @@ def check_seed(seed: Any) -> int:
 
 def check_count(field: str, value: Any, minimum: int = 1) -> int:
     """A count option (workers, budget, top, limit): an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise BadInputError(field, f"must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise BadInputError(field, f"must be at least {minimum}, got {value!r}")
     return int(value)
 
 

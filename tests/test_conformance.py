@@ -54,6 +54,7 @@ def broken():
         options = dict(needs=("recurrent_states",), higher_is_better=True, cost="forward", mode="eval",
                        nan_policy="flags NaN", size="independent of width")
         options.update(kw)
+        fn.__doc__ = fn.__doc__ or "A deliberately broken test proxy."
         register_proxy(name, **options)(fn)
         added.append(name)
         return name

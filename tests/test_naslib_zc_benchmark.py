@@ -14,7 +14,8 @@ from naslib_ext.predictors import ZeroCostProxyPredictor  # noqa: E402
 from naslib_ext.search_spaces import Metric, NasBenchNLPSpace  # noqa: E402
 from naslib_ext.zc_benchmark import zc_benchmark  # noqa: E402
 from nni_zerocost.benchmarks.base import get_benchmark  # noqa: E402
-from nni_zerocost.benchmarks.tables import build_table, precomputed  # noqa: E402
+from nni_zerocost.benchmarks.tables import precomputed  # noqa: E402
+from nni_zerocost.cli import build_table  # noqa: E402
 from nni_zerocost.cli import main  # noqa: E402
 
 

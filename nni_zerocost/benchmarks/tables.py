@@ -11,23 +11,21 @@ Each table is two files in ``benchmarks/data/precomputed/``:
   measured) and per column whether higher is better.
 
 Tables are built only from the CLI's own output (``score --benchmark ... --out X.jsonl``) by
-``python -m nni_zerocost.benchmarks.tables build``, which re-checks the command through
-:func:`~nni_zerocost.make_plan` and refuses records that do not match it (other proxies,
-other device, missing architectures are listed, never filled in).
+``nni-zerocost data build-table``, which re-checks the command through
+:func:`~nni_zerocost.make_plan` and hands the plan to :func:`write_table`; records that do not
+match it (other proxies, other device, missing architectures) are refused, never filled in.
 
 :func:`precomputed` reads them; :func:`naslib_zc_json` writes NASLib's zero-cost benchmark
 layout (NAS-Bench-Suite-Zero's ``zc_<space>.json``).
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import gzip
 import io
 import json
 import math
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -78,10 +76,12 @@ def list_precomputed(folder: Optional[Path] = None) -> List[str]:
 
 
 def _settings(meta: Mapping[str, Any]) -> Dict[str, Any]:
+    """What a table was computed with: benchmark, device, batch, seed, name and the space's
+    context options (tables written before ``options`` existed name ``init``/``as_trained``)."""
     prov = meta["provenance"]
-    return {"benchmark": meta["benchmark"], "device": prov["device"], "init": prov.get("init"),
-            "batch": prov.get("batch"), "seed": prov.get("seed"), "as_trained": prov.get("as_trained"),
-            "name": meta["name"]}
+    options = dict(prov.get("options") or {k: prov[k] for k in ("init", "as_trained") if prov.get(k) is not None})
+    return {"benchmark": meta["benchmark"], "device": prov["device"], "batch": prov.get("batch"),
+            "seed": prov.get("seed"), "name": meta["name"], **options}
 
 
 def precomputed(benchmark: str, proxy: Optional[str] = None, *, folder: Optional[Path] = None,
@@ -95,7 +95,7 @@ def precomputed(benchmark: str, proxy: Optional[str] = None, *, folder: Optional
     """
     folder = Path(folder or FOLDER)
     metas = [json.loads((folder / f"{n}.json").read_text()) for n in list_precomputed(folder)]
-    allowed = {"init", "batch", "seed", "device", "as_trained", "name"}
+    allowed = {"batch", "seed", "device", "name"} | {k for m in metas for k in _settings(m)}
     for k in filters:
         if k not in allowed:
             raise BadInputError(k, f"not a table setting; filter by {', '.join(sorted(allowed))}")
@@ -149,33 +149,19 @@ def _id(text: str):
         return text
 
 
-# -- building from the CLI's output ------------------------------------------------------------
-def build_table(records_path: Path, command: str, name: str, *, folder: Optional[Path] = None,
-                wall_seconds: Optional[float] = None, cpu_seconds: Optional[float] = None,
-                machine: Optional[str] = None, commit: Optional[str] = None, note: Optional[str] = None) -> Path:
-    """Write table ``name`` from the JSONL that ``command`` (an ``nni-zerocost score
-    --benchmark ...`` command line) wrote to ``records_path``; returns the CSV path.
+# -- writing a table from the CLI's output -------------------------------------------------------
+def write_table(records_path: Path, plan, bench, entries, command: str, name: str, *, limit: Optional[int] = None,
+                folder: Optional[Path] = None, wall_seconds: Optional[float] = None,
+                cpu_seconds: Optional[float] = None, machine: Optional[str] = None, commit: Optional[str] = None,
+                note: Optional[str] = None) -> Path:
+    """Write table ``name`` from the JSONL a ``score --benchmark`` run wrote to ``records_path``
+    with the checked ``plan`` over ``entries``; returns the CSV path.
 
-    The command is parsed by the CLI's own parser and checked through ``make_plan``; every
-    record must carry exactly its proxy columns and device, and every architecture of the
-    benchmark (or of ``--limit``) must be there once.  Missing ones stop the build, listed.
+    Every record must carry exactly the plan's proxy columns and device, and every one of
+    ``entries`` must be there once: missing ones stop the build, listed.
     """
-    from ..cli import build_parser
-    from ..data import data_dir
-    from ..plan import make_plan
     from ..store import read_jsonl
-    from .base import get_benchmark
 
-    argv = shlex.split(command)
-    if argv and argv[0].endswith("nni-zerocost"):
-        argv = argv[1:]
-    args = build_parser().parse_args(argv)
-    if args.command != "score" or not args.benchmark:
-        raise BadInputError("command", "must be an 'nni-zerocost score --benchmark NAME ...' command line", repr(command))
-    bench = get_benchmark(args.benchmark)
-    plan = make_plan(bench.space, args.proxy, seed=args.seed, corpus=args.corpus, init=args.init,
-                     as_trained=True if args.as_trained else None, device=args.device)
-    entries = _score_entries(bench.load(data_dir(args.data_dir, bench)), bench, args.limit, args.seed)
     want_ids = [e.arch_id for e in entries]
     by_id: Dict[Any, Dict[str, Any]] = {}
     for lineno, rec in read_jsonl(records_path):
@@ -218,32 +204,28 @@ def build_table(records_path: Path, command: str, name: str, *, folder: Optional
     csv_path = folder / f"{name}.csv.gz"
     with gzip.GzipFile(csv_path, "wb", mtime=0) as f:  # reproducible bytes
         f.write(buf.getvalue().encode("utf-8"))
-    batch = "embedded" if args.corpus is None else ("ptb" if "ptb" in Path(args.corpus).name.lower() else "corpus")
+    request = plan.scoring_request
+    corpus = request.corpus if request is not None else None
+    batch = "embedded" if corpus is None else ("ptb" if "ptb" in Path(corpus).name.lower() else "corpus")
+    from ..spaces import get_space
+
+    options = {k: o.default for k, o in get_space(bench.space).context_options().items() if o.default is not None}
+    options.update(plan.context_options)
     meta = {
         "name": name, "benchmark": bench.name, "space": bench.space, "columns": cols,
         "higher_is_better": {r.spec: r.higher_is_better for r in plan.requests},
         "no_score": n_none, "n_archs": len(want_ids),
         "provenance": {
-            "command": "nni-zerocost " + " ".join(shlex.quote(a) for a in argv),
-            "commit": commit or _git_commit(), "version": __version__, "device": plan.device_name,
-            "machine": machine, "batch": batch, "batch_fingerprint": plan.data_fingerprint,
-            "init": (args.init or "official") if bench.space == "rnn" else None,
-            "as_trained": bool(args.as_trained) if bench.space == "bert" else None,
-            "seed": args.seed, "limit": args.limit,
+            "command": command, "commit": commit or _git_commit(), "version": __version__,
+            "device": plan.device_name, "machine": machine, "batch": batch,
+            "batch_fingerprint": plan.data_fingerprint, "options": options,
+            "seed": plan.seed, "limit": limit,
             "seconds": round(total, 3), "seconds_meaning": "sum of per-architecture model seconds (records' 'seconds')",
             "wall_seconds": wall_seconds, "cpu_seconds": cpu_seconds, "note": note,
         },
     }
     (folder / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
     return csv_path
-
-
-def _score_entries(entries, bench, limit, seed):
-    """The architectures ``score --benchmark`` scores: all of them, or with ``--limit`` the
-    seeded subset of those with a finite result (as the CLI does)."""
-    from .study import select_entries
-
-    return list(entries) if limit is None else select_entries(entries, bench, limit, seed)
 
 
 def _git_commit() -> Optional[str]:
@@ -313,41 +295,3 @@ def naslib_zc_json(tables: Sequence[PrecomputedTable], *, arch_key, val_accuracy
             continue
         entry["val_accuracy"] = sum(accs) / len(accs)
     return {dataset: out}
-
-
-# -- command line ------------------------------------------------------------------------------------
-def main(argv: Optional[Iterable[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nni_zerocost.benchmarks.tables",
-                                 description="build or list the shipped precomputed proxy tables")
-    sub = ap.add_subparsers(dest="what", required=True)
-    b = sub.add_parser("build", help="table from the JSONL an 'nni-zerocost score --benchmark' command wrote")
-    b.add_argument("records", help="the score command's --out file")
-    b.add_argument("--command", required=True, help="that command line, exactly as run")
-    b.add_argument("--name", required=True, help="table name (file stem)")
-    b.add_argument("--wall-seconds", type=float, default=None, help="measured wall time of the command")
-    b.add_argument("--cpu-seconds", type=float, default=None, help="measured CPU time (user + sys) of the command")
-    b.add_argument("--machine", default=None, help="where it ran, in words")
-    b.add_argument("--note", default=None, help="anything else a reader of the numbers must know")
-    b.add_argument("--commit", default=None, help="commit the command ran at (default: this checkout's HEAD)")
-    b.add_argument("--folder", default=None, help=f"write here (default: {FOLDER})")
-    sub.add_parser("list", help="the shipped tables and their settings")
-    args = ap.parse_args(list(argv) if argv is not None else None)
-    try:
-        if args.what == "build":
-            path = build_table(Path(args.records), args.command, args.name, folder=args.folder,
-                               wall_seconds=args.wall_seconds, cpu_seconds=args.cpu_seconds, machine=args.machine,
-                               commit=args.commit, note=args.note)
-            print(f"wrote {path}")
-        else:
-            for n in list_precomputed():
-                meta = json.loads((FOLDER / f"{n}.json").read_text())
-                print(f"{n}: {meta['benchmark']}, {meta['n_archs']} architectures, columns "
-                      f"{', '.join(meta['columns'])}; {json.dumps(_settings(meta))}")
-    except (BadInputError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
