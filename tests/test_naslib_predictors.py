@@ -83,13 +83,27 @@ def test_measure_refuses_foreign_networks():
 
 
 def test_no_score_is_finite_and_ranks_last(monkeypatch):
-    # the plan computes each proxy through nni_zerocost.plan.compute: make it find no score
-    nan = ProxyResult("hidden_covariance", math.nan, True, "non-finite hidden states")
-    monkeypatch.setattr(nni_zerocost.plan, "compute", lambda *a, **k: nan)
+    # the predictor scores through its plan (ScoringPlan.score): make it find no score, and count
+    # what it is asked to score
+    from nni_zerocost.plan import ScoringPlan
+
+    scored = []
+
+    def no_score(self, arch, requests=None):
+        scored.append(arch)
+        return {r.spec: ProxyResult(r.name, math.nan, r.higher_is_better, "non-finite hidden states")
+                for r in (self.requests if requests is None else requests)}
+
+    monkeypatch.setattr(ScoringPlan, "score", no_score)
     pred = P.ZeroCostProxyPredictor()
-    assert pred.query(_space(GRU)) == P.NO_SCORE == -1e8
-    assert pred.query([_space(GRU), _space(LSTM)]).tolist() == [-1e8, -1e8]
-    assert pred.query_results([_space(GRU)])[0].flag == "non-finite hidden states"
+    gru, lstm = _space(GRU), _space(LSTM)
+    assert pred.query(gru) == P.NO_SCORE == -1e8
+    assert pred.query([gru, lstm]).tolist() == [-1e8, -1e8]
+    result = pred.query_results([gru])[0]
+    assert result.flag == "non-finite hidden states" and not result.ok
+    # each architecture is scored once per query, as its core architecture, in the given order
+    assert [c.canonical_hash() for c in scored] == [gru.cell.canonical_hash()] * 2 + [
+        lstm.cell.canonical_hash(), gru.cell.canonical_hash()]
 
 
 def test_predictor_metadata():
@@ -245,7 +259,7 @@ def test_driver_counts_drawn_scored_and_excluded_apart(data_dir, monkeypatch):
         return out
 
     monkeypatch.setattr(ScoringPlan, "score", some_fail)
-    r = evaluate("nlp", "params", n=10, seed=3, data_dir=str(data_dir))
+    r = evaluate("nlp", "params", n=10, seed=3, data_dir=str(data_dir), device="cpu")
     assert (r["n"], r["n_scored"], r["n_excluded"], r["n_flagged"]) == (10, 7, 3, 3)
-    assert format_report(r).splitlines()[0].endswith(
-        "proxy params on 10 architectures (seed 3; 3 without a score excluded, 3 flagged)")
+    assert format_report(r).splitlines()[0] == (
+        "nasbench-nlp: proxy params on 10 architectures (seed 3; 3 without a score excluded, 3 flagged; device cpu)")
