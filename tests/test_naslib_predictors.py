@@ -192,6 +192,7 @@ def test_driver_bert_defaults_to_head_confidence(data_dir, capsys):
     (["--proxy", "hidden_covariance:layer=9"], "proxy 'hidden_covariance:layer=9'"),
     (["--proxy", "hidden_covariance:nope=1"], "proxy 'hidden_covariance:nope=1'"),
     (["--n", "0"], "n: must be an integer >= 1, got 0"),
+    (["--threads", "0"], "threads: must be an integer >= 1, got 0"),
 ])
 def test_driver_bad_input_is_one_line_before_any_work(argv, says, monkeypatch, capsys):
     from naslib_ext import driver
@@ -204,6 +205,29 @@ def test_driver_bad_input_is_one_line_before_any_work(argv, says, monkeypatch, c
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and err.startswith("python -m naslib_ext.driver: error: ")
     assert says in err
+
+
+def test_driver_scores_on_one_thread_unless_told(monkeypatch, capsys):
+    import torch
+
+    from naslib_ext import driver
+
+    seen = []
+
+    def stop(*a, **k):  # record the thread count scoring would run with, then stop
+        seen.append(torch.get_num_threads())
+        raise BadInputError("n", "stopped by the test")
+
+    monkeypatch.setattr(driver, "evaluate", stop)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert driver.main([]) == 2
+        assert driver.main(["--threads", "2"]) == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 2]
+    assert capsys.readouterr().err.count("stopped by the test") == 2
 
 
 def test_driver_unknown_proxy_exits_2_with_one_line_and_no_traceback(data_dir):
