@@ -57,6 +57,23 @@ def test_dataloader_batch_is_used_batch_first():
         pred.query(_space(GRU), dataloader=[(batch.tokens.float().t(), None)])
 
 
+def test_one_query_scores_every_architecture_on_the_same_batch():
+    # a shuffling DataLoader gives a new first batch on each iter(): one query must take one
+    class Shuffled:
+        def __init__(self):
+            self.seed = 0
+
+        def __iter__(self):
+            self.seed += 1
+            return iter(P.token_loader(nni_zerocost.data.zipf_batch(batch_size=8, seq_len=20, seed=self.seed)))
+
+    loader = Shuffled()
+    pred = P.ZeroCostProxyPredictor("hidden_covariance")
+    first, again = pred.query([_space(GRU), _space(GRU)], dataloader=loader).tolist()
+    assert first == again == _core(GRU, batch=nni_zerocost.data.zipf_batch(batch_size=8, seq_len=20, seed=1))
+    assert loader.seed == 1
+
+
 def test_naslib_zerocost_uses_our_measure_and_equals_our_score():
     batch = nni_zerocost.get_space("rnn").default_batch()
     graph = _space(LSTM)
