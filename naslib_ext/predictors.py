@@ -99,11 +99,16 @@ class ZeroCostProxyPredictor(Predictor):
 
     # -- details -------------------------------------------------------------------------
     def query_results(self, archs: Iterable[Any], dataloader=None) -> List[ProxyResult]:
-        """Full :class:`ProxyResult` per architecture (raw value, flag, seconds)."""
-        out = []
+        """Full :class:`ProxyResult` per architecture (raw value, flag, seconds).
+
+        One plan per space for the whole call, so every architecture is scored on the same
+        batch (a shuffling ``dataloader`` gives a new first batch on each ``iter``)."""
+        out, plans = [], {}
         for arch in archs:
             space, core = self._resolve(arch)
-            out.append(self._plan(space, dataloader).score(core)[self.proxy])
+            if space not in plans:
+                plans[space] = self._plan(space, dataloader)
+            out.append(plans[space].score(core)[self.proxy])
         return out
 
     def _resolve(self, arch):

@@ -57,6 +57,23 @@ def test_dataloader_batch_is_used_batch_first():
         pred.query(_space(GRU), dataloader=[(batch.tokens.float().t(), None)])
 
 
+def test_one_query_scores_every_architecture_on_the_same_batch():
+    # a shuffling DataLoader gives a new first batch on each iter(): one query must take one
+    class Shuffled:
+        def __init__(self):
+            self.seed = 0
+
+        def __iter__(self):
+            self.seed += 1
+            return iter(P.token_loader(nni_zerocost.data.zipf_batch(batch_size=8, seq_len=20, seed=self.seed)))
+
+    loader = Shuffled()
+    pred = P.ZeroCostProxyPredictor("hidden_covariance")
+    first, again = pred.query([_space(GRU), _space(GRU)], dataloader=loader).tolist()
+    assert first == again == _core(GRU, batch=nni_zerocost.data.zipf_batch(batch_size=8, seq_len=20, seed=1))
+    assert loader.seed == 1
+
+
 def test_naslib_zerocost_uses_our_measure_and_equals_our_score():
     batch = nni_zerocost.get_space("rnn").default_batch()
     graph = _space(LSTM)
@@ -83,13 +100,27 @@ def test_measure_refuses_foreign_networks():
 
 
 def test_no_score_is_finite_and_ranks_last(monkeypatch):
-    # the plan computes each proxy through nni_zerocost.plan.compute: make it find no score
-    nan = ProxyResult("hidden_covariance", math.nan, True, "non-finite hidden states")
-    monkeypatch.setattr(nni_zerocost.plan, "compute", lambda *a, **k: nan)
+    # the predictor scores through its plan (ScoringPlan.score): make it find no score, and count
+    # what it is asked to score
+    from nni_zerocost.plan import ScoringPlan
+
+    scored = []
+
+    def no_score(self, arch, requests=None):
+        scored.append(arch)
+        return {r.spec: ProxyResult(r.name, math.nan, r.higher_is_better, "non-finite hidden states")
+                for r in (self.requests if requests is None else requests)}
+
+    monkeypatch.setattr(ScoringPlan, "score", no_score)
     pred = P.ZeroCostProxyPredictor()
-    assert pred.query(_space(GRU)) == P.NO_SCORE == -1e8
-    assert pred.query([_space(GRU), _space(LSTM)]).tolist() == [-1e8, -1e8]
-    assert pred.query_results([_space(GRU)])[0].flag == "non-finite hidden states"
+    gru, lstm = _space(GRU), _space(LSTM)
+    assert pred.query(gru) == P.NO_SCORE == -1e8
+    assert pred.query([gru, lstm]).tolist() == [-1e8, -1e8]
+    result = pred.query_results([gru])[0]
+    assert result.flag == "non-finite hidden states" and not result.ok
+    # each architecture is scored once per query, as its core architecture, in the given order
+    assert [c.canonical_hash() for c in scored] == [gru.cell.canonical_hash()] * 2 + [
+        lstm.cell.canonical_hash(), gru.cell.canonical_hash()]
 
 
 def test_predictor_metadata():
@@ -178,6 +209,7 @@ def test_driver_bert_defaults_to_head_confidence(data_dir, capsys):
     (["--proxy", "hidden_covariance:layer=9"], "proxy 'hidden_covariance:layer=9'"),
     (["--proxy", "hidden_covariance:nope=1"], "proxy 'hidden_covariance:nope=1'"),
     (["--n", "0"], "n: must be an integer >= 1, got 0"),
+    (["--threads", "0"], "threads: must be an integer >= 1, got 0"),
 ])
 def test_driver_bad_input_is_one_line_before_any_work(argv, says, monkeypatch, capsys):
     from naslib_ext import driver
@@ -190,6 +222,29 @@ def test_driver_bad_input_is_one_line_before_any_work(argv, says, monkeypatch, c
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1 and err.startswith("python -m naslib_ext.driver: error: ")
     assert says in err
+
+
+def test_driver_scores_on_one_thread_unless_told(monkeypatch, capsys):
+    import torch
+
+    from naslib_ext import driver
+
+    seen = []
+
+    def stop(*a, **k):  # record the thread count scoring would run with, then stop
+        seen.append(torch.get_num_threads())
+        raise BadInputError("n", "stopped by the test")
+
+    monkeypatch.setattr(driver, "evaluate", stop)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert driver.main([]) == 2
+        assert driver.main(["--threads", "2"]) == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 2]
+    assert capsys.readouterr().err.count("stopped by the test") == 2
 
 
 def test_driver_unknown_proxy_exits_2_with_one_line_and_no_traceback(data_dir):
@@ -245,7 +300,7 @@ def test_driver_counts_drawn_scored_and_excluded_apart(data_dir, monkeypatch):
         return out
 
     monkeypatch.setattr(ScoringPlan, "score", some_fail)
-    r = evaluate("nlp", "params", n=10, seed=3, data_dir=str(data_dir))
+    r = evaluate("nlp", "params", n=10, seed=3, data_dir=str(data_dir), device="cpu")
     assert (r["n"], r["n_scored"], r["n_excluded"], r["n_flagged"]) == (10, 7, 3, 3)
-    assert format_report(r).splitlines()[0].endswith(
-        "proxy params on 10 architectures (seed 3; 3 without a score excluded, 3 flagged)")
+    assert format_report(r).splitlines()[0] == (
+        "nasbench-nlp: proxy params on 10 architectures (seed 3; 3 without a score excluded, 3 flagged; device cpu)")
