@@ -531,6 +531,7 @@ def run_benchmark(args):
     from .benchmarks.study import select_entries, study
     from .data import data_dir
     from .runner import score_many
+    from .spaces import get_space
 
     _check_counts(args)
     report = _output("report", getattr(args, "report", None))
@@ -569,10 +570,13 @@ def run_benchmark(args):
         results += had
         from_store += max(had - rec.computed, 0)
     wall = time.perf_counter() - start
-    result = study(bench, entries, scores, seconds, flags)
+    sp = get_space(bench.space)
+    sizes = [sp.param_count(e.arch, **plan.context_options) for e in entries]  # counted, never built
+    result = study(bench, entries, scores, seconds, flags, sizes)
     from .benchmarks.extra import augment  # all-cells tau-b, group means, baselines
 
-    augment(result, bench, entries, scores, all_cells=all_cells, rank_averages=getattr(args, "rank_average", []))
+    augment(result, bench, entries, scores, all_cells=all_cells, rank_averages=getattr(args, "rank_average", []),
+            sizes=sizes)
     result["device"] = plan.device_name
     result["workers"] = args.workers
     result["wall_seconds"] = round(wall, 3)  # scoring loop: worker start-up included, data loading not

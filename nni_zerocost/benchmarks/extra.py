@@ -107,7 +107,7 @@ def add_rank_averages(result: Dict[str, Any], benchmark: Benchmark, entries: Seq
 
 def augment(result: Dict[str, Any], benchmark: Benchmark, entries: Sequence[Entry],
             scores: Mapping[str, Sequence[Optional[float]]], all_cells: bool = False,
-            rank_averages: Sequence[str] = ()) -> Dict[str, Any]:
+            rank_averages: Sequence[str] = (), sizes: Optional[Sequence[Optional[float]]] = None) -> Dict[str, Any]:
     """Add the extra metrics (all-cells tau-b, group means, trivial baselines) to a
     :func:`~.study.study` result (in place; returned).  ``scores`` are sign-normalised
     (higher = better), as the runner's records hold them."""
@@ -132,7 +132,8 @@ def augment(result: Dict[str, Any], benchmark: Benchmark, entries: Sequence[Entr
     feats = baseline_features(benchmark, entries)
     if feats:
         n = len(entries)
-        base = study(benchmark, entries, feats, {k: [0.0] * n for k in feats}, {k: [False] * n for k in feats})
+        base = study(benchmark, entries, feats, {k: [0.0] * n for k in feats}, {k: [False] * n for k in feats},
+                     sizes)
         rows = base["proxies"]
         for r in rows.values():
             for k in ("seconds_per_arch", "median_seconds", "n_flagged"):
@@ -170,4 +171,15 @@ def format_extra(result: Mapping[str, Any]) -> List[str]:
                 lines.append(f"{name:<36} {mean:<24} " + "  ".join(
                     f"{k}:{_f(v['kendall_tau'])}" if "no_tau" not in v else f"{k}:n/a ({v['no_tau']})"
                     for k, v in g.items()))
+    if any("within_size_bins_mean_tau" in r for _, r in rows):
+        bins = result.get("size_bins", {})
+        edges = "  ".join(f"{k}:{lo / 1e6:.3g}-{hi / 1e6:.3g}M" for k, (lo, hi) in bins.items())
+        lines += ["", "within-budget ranking: Kendall tau over architectures inside each parameter-count decile "
+                      "(where size cannot help); mean over the deciles that have a tau",
+                  f"  deciles (parameters): {edges}"]
+        for name, r in rows:
+            if "within_size_bins_mean_tau" in r:
+                g = r["within_size_bins"]
+                lines.append(f"{name:<36} mean {_f(r['within_size_bins_mean_tau'])}  " + "  ".join(
+                    f"{k}:{_f(v['kendall_tau'])}" if "no_tau" not in v else f"{k}:n/a" for k, v in g.items()))
     return lines

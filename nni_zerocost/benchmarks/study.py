@@ -55,6 +55,7 @@ def study(
     scores: Mapping[str, Sequence[Optional[float]]],
     seconds: Mapping[str, Sequence[float]],
     flags: Mapping[str, Sequence[bool]],
+    sizes: Optional[Sequence[Optional[float]]] = None,
 ) -> Dict[str, Any]:
     """Signed correlations of each proxy's normalised score (higher = better, as the runner's
     records hold it) with the primary ground truth, per training run (when the benchmark has
@@ -63,7 +64,11 @@ def study(
 
     Counts, in the words the table and the figures use: ``n_flagged`` = architectures *with* a
     score whose value is a flagged fallback (``flags``); ``n_excluded`` = architectures with
-    *no score*, left out of every correlation.  A group without a τ says why (``no_tau``)."""
+    *no score*, left out of every correlation.  A group without a τ says why (``no_tau``).
+
+    ``sizes`` (each architecture's parameter count, from the space): the within-budget ranking,
+    Kendall τ over architectures inside each parameter-count decile (:func:`size_bins`), where
+    size cannot help a proxy."""
     truth = np.array([e.truth[benchmark.primary] for e in entries], dtype=np.float64)
     n_runs = sum(sum(r is not None for r in e.runs) for e in entries)
     n_diverged = sum(sum(r is None for r in e.runs) for e in entries)
@@ -78,6 +83,11 @@ def study(
         "proxies": {},
     }
     groups = sorted({e.group for e in entries if e.group is not None})
+    bins = size_bins(sizes) if sizes is not None else None
+    if bins is not None:
+        out["size_bins"] = {str(b + 1): [float(min(sz for sz, k in zip(sizes, bins) if k == b)),
+                                         float(max(sz for sz, k in zip(sizes, bins) if k == b))]
+                            for b in sorted(set(bins))}
     for name, vals in scores.items():
         s = np.array([np.nan if v is None else v for v in vals], dtype=np.float64)
         per_arch = correlations(s, truth)
@@ -111,8 +121,36 @@ def study(
                 if why:
                     cell["no_tau"] = why
                 row["within_groups"]["/".join(map(str, g))] = cell
+        if bins is not None:
+            row["within_size_bins"] = {}
+            for b in sorted(set(bins)):
+                idx = [i for i, k in enumerate(bins) if k == b]
+                c = correlations(s[idx], truth[idx])
+                cell = {k: c[k] for k in ("n", "kendall_tau")}
+                why = no_tau(s[idx], truth[idx])
+                if why:
+                    cell["no_tau"] = why
+                row["within_size_bins"][str(b + 1)] = cell
+            taus = [v["kendall_tau"] for v in row["within_size_bins"].values() if "no_tau" not in v]
+            row["within_size_bins_mean_tau"] = float(np.mean(taus)) if taus else math.nan
+            row["within_size_bins_with_tau"] = len(taus)
         out["proxies"][name] = row
     return out
+
+
+#: parameter-count bins of the within-budget ranking
+N_SIZE_BINS = 10
+
+
+def size_bins(sizes: Sequence[Optional[float]], n_bins: int = N_SIZE_BINS) -> Optional[List[int]]:
+    """Decile (0-based) of each architecture by parameter count: equal-count bins by rank (ties
+    broken by position), or None when a size is unknown or fewer than 2 architectures per bin."""
+    if any(s is None for s in sizes) or len(sizes) < 2 * n_bins:
+        return None
+    order = np.argsort(np.asarray(sizes, dtype=np.float64), kind="stable")
+    rank = np.empty(len(sizes), dtype=np.int64)
+    rank[order] = np.arange(len(sizes))
+    return [int(r * n_bins // len(sizes)) for r in rank]
 
 
 def format_table(result: Mapping[str, Any]) -> str:
