@@ -146,6 +146,15 @@ class WeightGradients(Protocol):
         embeddings (zeros at padding)."""
 
 
+@capability("split_gradients")
+class SplitGradients(Protocol):
+    """Weight gradients of the LM loss on separate parts of the batch (gradient statistics across batches)."""
+
+    def split_gradients(self, n_splits: int = 2) -> List[Dict[str, torch.Tensor]]:
+        """One ``{name: dL_k/dW}`` per part ``k`` of the batch (its rows split into ``n_splits``
+        contiguous parts), for every weight :meth:`Weights.weights` lists."""
+
+
 @capability("attention_confidence")
 class AttentionConfidence(Protocol):
     """Per head, how peaked its attention is: the mean over real queries of its largest weight."""
@@ -195,6 +204,6 @@ class BertPaperForms(Protocol):
 
 
 __all__ = ["Capability", "CAPABILITIES", "capability", "check_names", "missing"] + [
-    p.__name__ for p in (Parameters, RecurrentStates, RecurrentGradients, CellGraph, Weights, WeightGradients,
+    p.__name__ for p in (Parameters, RecurrentStates, RecurrentGradients, CellGraph, Weights, WeightGradients, SplitGradients,
                          AttentionConfidence, HeadGates, FeedForwardCodes, LayerSpectra, BertPaperForms)
 ]

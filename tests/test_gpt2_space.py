@@ -418,7 +418,7 @@ def test_space_api():
 TRANSFORMER_PROXIES = ["activation_distance", "attention_rank", "balanced_rank", "ffn_rank", "head_confidence",
                        "head_importance", "head_softmax_confidence", "jacobian_covariance", "nonembedding_params",
                        "params", "representation_rank", "subspace_rank", "synaptic_diversity", "synaptic_saliency",
-                       "wpca", "zerolm"]
+                       "wpca", "zerolm", "zico"]
 
 
 def test_every_transformer_proxy_applies_by_capability():
@@ -447,6 +447,24 @@ def test_causal_head_confidence_and_gate_importance_by_hand():
     counts = param_counts(cfg)
     assert (res["params"].raw, res["nonembedding_params"].raw) == (counts["total"], counts["nonembedding"])
     assert space.param_count(cfg) == counts["total"] and space.flops(cfg) > 0
+
+
+def test_zico_by_hand():
+    """ZiCo from two halves of the batch, computed here without the context."""
+    space = nz.get_space("gpt2")
+    cfg, batch = space.smoke_architecture(), space.smoke_batch()
+    got = nz.score("gpt2", cfg, "zico", batch=batch)["zico"].raw
+    model = space.build_model(cfg, seed=0)
+    weights = [p for n, p in model.named_parameters()
+               if n.endswith("weight") and any(k in n for k in (".attn.query", ".attn.key", ".attn.value", ".attn.out",
+                                                                ".ffn.up", ".ffn.down"))]
+    grads = [torch.autograd.grad(model.loss(batch.input_ids[rows]), weights) for rows in (slice(0, 1), slice(1, 2))]
+    want = 0.0
+    for a, b in zip(*grads):
+        g = torch.stack([a, b]).double()
+        keep = g.std(0) > 0
+        want += math.log(float((g.abs().mean(0)[keep] / g.std(0)[keep]).sum()))
+    assert got == pytest.approx(want, rel=1e-9)
 
 
 def test_score_model_of_the_space_s_own_model_equals_score():

@@ -74,8 +74,8 @@ class GradientPass:
 class GPT2Context(ScoringContext):
     """One decoder configuration + one :class:`LMBatch` + one seed."""
 
-    offers = frozenset({"parameters", "weights", "weight_gradients", "attention_confidence", "head_gates",
-                        "ffn_codes", "layer_spectra"})
+    offers = frozenset({"parameters", "weights", "weight_gradients", "split_gradients", "attention_confidence",
+                        "head_gates", "ffn_codes", "layer_spectra"})
 
     def __init__(self, config: DecoderConfig, batch: LMBatch, *, seed: int = 0, device=None):
         super().__init__(config, batch, seed=seed, device=device)
@@ -135,6 +135,23 @@ class GPT2Context(ScoringContext):
         if "gradients" not in self.cache:
             self.cache["gradients"] = self._gradient_pass()
         return self.cache["gradients"]
+
+    def split_gradients(self, n_splits: int = 2) -> List[Dict[str, torch.Tensor]]:
+        """One forward + backward of the LM loss per contiguous part of the batch's rows."""
+        key = ("split_gradients", int(n_splits))
+        if key not in self.cache:
+            rows = self.input_ids.shape[0]
+            if not 2 <= n_splits <= rows:
+                raise ValueError(f"n_splits must be in 2..{rows} (the batch's rows), got {n_splits}")
+            model = self.model()
+            names, params = zip(*[(n, w) for role in ("attention", "feed_forward") for n, w in self.weights(role)])
+            out = []
+            for part in torch.tensor_split(torch.arange(rows), int(n_splits)):
+                with torch.enable_grad():
+                    loss = model.loss(self.input_ids[part.to(self.device)])
+                    out.append(dict(zip(names, torch.autograd.grad(loss, params))))
+            self.cache[key] = out
+        return self.cache[key]
 
     def head_gate_gradients(self) -> Dict[int, torch.Tensor]:
         return self.gradients().gate_grads
