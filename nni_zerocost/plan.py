@@ -134,10 +134,10 @@ class ScoringPlan:
         return arch if self.model_contexts else get_space(self.space).parse(arch)
 
     def to_dict(self, arch):
-        return dict(getattr(arch, "sample", {}) or {}) if self.model_contexts else get_space(self.space).to_dict(arch)
+        return dict(getattr(arch, "sample", None) or {}) if self.model_contexts else get_space(self.space).to_dict(arch)
 
     def arch_hash(self, arch) -> str:
-        return self.arch_key(arch) if self.model_contexts else get_space(self.space).arch_hash(arch)
+        return getattr(arch, "key", None) if self.model_contexts else get_space(self.space).arch_hash(arch)
 
     def arch_key(self, arch) -> str:
         """What identifies ``arch``'s scores under this plan (canonical or exact hash; for a

@@ -36,8 +36,9 @@ def _scores(cfg, batch, seed=0, **opts):
 
 
 def test_the_bert_proxies_are_registered_with_their_documentation():
-    issue14 = {"wpca", "zerolm", "attention_rank", "ffn_rank", "representation_rank", "subspace_rank", "balanced_rank"}
-    assert sorted(set(list_proxies("bert")) - issue14) == sorted(BERT_PROXIES)  # issue #14 proxies: test_issue14.py
+    research = {"wpca", "zerolm", "attention_rank", "ffn_rank", "representation_rank", "subspace_rank", "balanced_rank",
+                "zico"}
+    assert sorted(set(list_proxies("bert")) - research) == sorted(BERT_PROXIES)  # tested in test_dynamics_and_capacity_proxies.py
     for name in BERT_PROXIES:
         p = get_proxy(name)
         assert p.description and p.mode and p.nan_policy and p.higher_is_better is True

@@ -152,8 +152,12 @@ def space_of(model) -> tuple:
         if issubclass(cls, ZeroCostModelSpace):
             return cls.space_name, cls.arch_from_sample(sample, **options)
         return None, UserSpaceSample(cls, options, dict(sample), model)
-    if isinstance(model, torch.nn.Module) and not isinstance(model, ModelSpace):
-        return None, UserSpaceSample(type(model), {}, {}, model)
+    if isinstance(model, ModelSpace):
+        frozen = getattr(model, "_frozen_context", None)  # the sample a frozen model space was built with
+        if isinstance(frozen, Mapping):
+            return None, UserSpaceSample(type(model), {}, frozen, model)
+    elif isinstance(model, torch.nn.Module):
+        return None, UserSpaceSample(type(model), {}, None, model)  # a plain module: no sample to key it by
     raise BadInputError(
         "model", f"cannot score {type(model).__name__}: pass an NNI ExecutableModelSpace (simplified or raw "
         "format), a frozen model, or (space, architecture)")
@@ -163,21 +167,31 @@ class UserSpaceSample:
     """A candidate of a user's NNI model space: the space class, its options, the frozen sample,
     and how to build the model (``build(seed)``: freeze under ``torch.manual_seed(seed)``)."""
 
-    def __init__(self, cls: type, options: Mapping[str, Any], sample: Mapping[str, Any], model):
-        self.cls, self.options, self.sample, self._model = cls, dict(options), dict(sample), model
-        self.space, self.key = user_space_key(cls, self.options, self.sample)
+    def __init__(self, cls: type, options: Mapping[str, Any], sample: Optional[Mapping[str, Any]], model):
+        self.cls, self.options, self._model = cls, dict(options), model
+        self.sample = None if sample is None else dict(sample)
+        self.space, self.key = user_space_key(cls, self.options, self.sample or {})
+        if sample is None:  # a bare frozen model: its scores cannot be stored under a key
+            self.key = None
         self._built: Dict[int, torch.nn.Module] = {}
 
     def build(self, seed: int) -> torch.nn.Module:
         """The language model of this sample, weights drawn under ``torch.manual_seed(seed)``
         (built once per seed: the plan inspects it, then scores it)."""
         model = self._model
-        if not hasattr(model, "executable_model"):
-            return model
+        if self.sample is None or not (hasattr(model, "executable_model") or isinstance(model, ModelSpace)):
+            return model  # a plain module: scored as given
         if seed not in self._built:
+            sample = {k: v for k, v in self.sample.items() if not k.startswith("__")}
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                self._built = {seed: model.executable_model()}
+                if isinstance(model, ModelSpace):
+                    built = model.freeze(sample)
+                elif self.cls.freeze is not ModelSpace.freeze:  # the space's own freeze decides the model
+                    built = self.cls(**self.options).freeze(sample)
+                else:  # NNI rebuilds the space under the sample
+                    built = model.executable_model()
+            self._built = {seed: built}
         return self._built[seed]
 
     def __repr__(self):

@@ -1,6 +1,6 @@
-"""Markdown tables of issue #14 from `nni-zerocost benchmark ... --json` outputs.
+"""Markdown tables of the research proxies (docs/research.md) from `nni-zerocost benchmark ... --json` outputs.
 
-    python examples/issue14_tables.py rnn.json [bert.json ...]
+    python examples/research_tables.py rnn.json [bert.json ...]
 
 Prints, for each JSON file, one row per proxy (and per trivial baseline): per-run / overall
 Kendall tau, the all-cells tau-b (nasbench-nlp with --all-cells), the within-group taus and
