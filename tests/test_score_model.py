@@ -20,7 +20,7 @@ from nni_zerocost.models import model_batch, model_context, report_state
 from nni_zerocost.models.batch import DEFAULT_LENGTH, DEFAULT_ROWS, ModelBatch
 
 from conftest import GRU, LSTM, RNN
-from test_conformance import hooks_left
+from nni_zerocost.testing import hooks_left
 
 V = 50  # vocabulary of the small models
 
@@ -457,11 +457,11 @@ def test_hugging_face_models_score_every_applicable_proxy(transformers, kind):
         nz.score_model(model, "hidden_covariance", batch=ids())
 
 
-@pytest.mark.parametrize("kind,layout", [("roberta", "bert"), ("electra", "bert"), ("mistral", "llama"),
-                                         ("qwen2", "llama")])
+@pytest.mark.parametrize("kind,layout", [("roberta", "bert_layout"), ("electra", "bert_layout"),
+                                         ("mistral", "llama_layout"), ("qwen2", "llama_layout")])
 def test_hugging_face_relatives_are_read_as_their_layout(transformers, kind, layout):
     ctx, _ = check_scores(hf_model(transformers, kind), ids(), TRANSFORMER)
-    assert ctx.layout == layout and ctx.causal == (layout == "llama")
+    assert ctx.layout == layout and ctx.causal == (layout == "llama_layout")
 
 
 def test_an_encoder_without_a_fitting_decoder_offers_no_gradients(transformers):

@@ -151,7 +151,7 @@ def hf_blocks(model: torch.nn.Module) -> Tuple[str, List[Block]]:
     bert = [m for m in mods if _has(m, "attention.self.query", "attention.self.key", "attention.self.value",
                                     "attention.output.dense", "intermediate.dense", "output.dense")]
     if bert and heads:
-        return "bert", [Block(m, heads, [ref(_get(m, f"attention.self.{k}")) for k in ("query", "key", "value")],
+        return "bert_layout", [Block(m, heads, [ref(_get(m, f"attention.self.{k}")) for k in ("query", "key", "value")],
                               ref(_get(m, "attention.output.dense")),
                               [ref(_get(m, "intermediate.dense")), ref(_get(m, "output.dense"))],
                               mix=_get(m, "attention.output.dense"), ffn_pre=_get(m, "intermediate.dense"),
@@ -168,11 +168,11 @@ def hf_blocks(model: torch.nn.Module) -> Tuple[str, List[Block]]:
             blocks.append(Block(m, heads, qkv, ref(_get(m, "attn.c_proj"), view=_transposed), ffn,
                                 mix=_get(m, "attn.c_proj"), ffn_pre=_get(m, "mlp.c_fc"),
                                 ffn_down=_get(m, "mlp.c_proj")))
-        return "gpt2", blocks
+        return "gpt2_layout", blocks
     llama = [m for m in mods if _has(m, "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                      "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")]
     if llama and heads:
-        return "llama", [Block(m, heads, [ref(_get(m, f"self_attn.{k}_proj")) for k in "qkv"],
+        return "llama_layout", [Block(m, heads, [ref(_get(m, f"self_attn.{k}_proj")) for k in "qkv"],
                                ref(_get(m, "self_attn.o_proj")),
                                [ref(_get(m, f"mlp.{k}_proj")) for k in ("gate", "up", "down")],
                                mix=_get(m, "self_attn.o_proj"), ffn_pre=_get(m, "mlp.gate_proj"),
@@ -277,7 +277,7 @@ class TransformerContext(ModelContext):
         super().__init__(model, batch, seed=seed, device=device)
         self.blocks, self.layout, self.huggingface = blocks, layout, huggingface
         config = getattr(model, "config", None) if huggingface else None
-        self.causal = layout in ("gpt2", "llama") or not huggingface or bool(getattr(config, "is_decoder", False))
+        self.causal = layout in ("gpt2_layout", "llama_layout") or not huggingface or bool(getattr(config, "is_decoder", False))
         if self.batch.padded and not huggingface:
             raise BadInputError("batch", "has padding (attention_mask zeros), which only a Hugging Face model is "
                                          f"given; {self.label} is called as model(input_ids): pass full rows")
