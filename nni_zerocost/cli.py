@@ -358,26 +358,17 @@ def _check_limit(limit: Optional[int], available: int, what: str, which: str = "
 def _read_cells(path: str) -> Iterator[Tuple[Any, Any]]:
     """``(id, architecture)`` per line of a JSONL file; an unreadable line becomes an
     InvalidArchitectureError item carrying its line number, so the rest is still scored."""
-    from .errors import DataError
+    from .store import read_jsonl
 
-    p = Path(path)
-    if p.is_dir():
+    if Path(path).is_dir():
         raise BadInputError("cells", "is a folder; give a JSONL file", repr(path))
-    if not p.is_file():
-        raise DataError("no such file", str(p))
-    with open(p, "r", encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield f"line {lineno}", InvalidArchitectureError(f"line {lineno}: not a JSON object ({e.msg})")
-                continue
-            if not isinstance(obj, dict) or ("recipe" not in obj and "config" not in obj):
-                yield (obj.get("id", f"line {lineno}") if isinstance(obj, dict) else f"line {lineno}",
-                       InvalidArchitectureError(f"line {lineno}: expected an object with 'id' and 'recipe' (or 'config')"))
-                continue
+    for lineno, obj in read_jsonl(path, on_error="yield"):
+        if isinstance(obj, json.JSONDecodeError):
+            yield f"line {lineno}", InvalidArchitectureError(f"line {lineno}: not a JSON object ({obj.msg})")
+        elif not isinstance(obj, dict) or ("recipe" not in obj and "config" not in obj):
+            yield (obj.get("id", f"line {lineno}") if isinstance(obj, dict) else f"line {lineno}",
+                   InvalidArchitectureError(f"line {lineno}: expected an object with 'id' and 'recipe' (or 'config')"))
+        else:
             yield obj.get("id", lineno), obj.get("recipe", obj.get("config"))
 
 

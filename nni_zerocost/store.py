@@ -118,16 +118,32 @@ def _ends_with_newline(path: Path) -> bool:
         return f.read(1) == b"\n"
 
 
-def read_jsonl(path: str | os.PathLike) -> Iterator[Tuple[int, Dict[str, Any]]]:
-    """Yield (line number, object) of a JSONL file; DataError names file and line."""
+def read_jsonl(path: str | os.PathLike, *, on_error: str = "raise") -> Iterator[Tuple[int, Any]]:
+    """Yield ``(line number, object)`` of a JSON-lines file (gzip-compressed when it ends in
+    ``.gz``), skipping blank lines: the package's one JSON-lines reader.
+
+    A line that is not JSON raises :class:`DataError` naming the file and line (``on_error=
+    "raise"``), or is yielded as its ``json.JSONDecodeError`` (``on_error="yield"``: callers that
+    keep going past a bad line).  A truncated or unreadable file is a DataError too."""
+    import gzip
+
     p = Path(path)
     if not p.is_file():
         raise DataError("no such file", str(p))
-    with open(p, "r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"not a JSON line ({e.msg})", str(p), lineno) from None
+    opener = (lambda: gzip.open(p, "rt", encoding="utf-8")) if p.suffix == ".gz" else \
+        (lambda: open(p, "r", encoding="utf-8", errors="replace" if on_error == "yield" else "strict"))
+    try:
+        with opener() as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield lineno, json.loads(line)
+                except json.JSONDecodeError as e:
+                    if on_error == "yield":
+                        yield lineno, e
+                        continue
+                    raise DataError(f"not valid JSON ({e.msg}); the file is truncated or corrupt", str(p),
+                                    lineno) from None
+    except (OSError, EOFError, UnicodeDecodeError) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"cannot read ({e}); the file is truncated or corrupt", str(p)) from None

@@ -27,9 +27,8 @@ import io
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from .. import __version__
 from ..errors import BadInputError, DataError

@@ -26,7 +26,7 @@ import abc
 import dataclasses
 import hashlib
 import json
-from typing import Any, Callable, Dict, FrozenSet, Generic, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, FrozenSet, Generic, List, Mapping, Optional, Sequence, TypeVar
 
 import numpy as np
 import torch

@@ -13,7 +13,7 @@ from .config import (
 )
 from .context import LOSSES, BertContext, ForwardRecorder, GradientPass
 from .inputs import BertBatch, batch_from_texts, zipf_bert_batch
-from .model import BertModel, embedding_param_count, param_count
+from .model import BertModel, param_count
 
 __all__ = [
     "BertConfig", "LayerConfig", "BertContext", "BertBatch", "BertModel", "BertSpace",

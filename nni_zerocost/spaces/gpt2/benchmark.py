@@ -99,18 +99,9 @@ class LTSGPT2WT103(Benchmark):
 
 
 def _read_lines(path: Path):
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield lineno, json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"not valid JSON ({e.msg}); the file is truncated or corrupt",
-                                    str(path), lineno) from None
-    except (OSError, EOFError, UnicodeDecodeError) as e:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"cannot read the LTS table ({e})", str(path)) from None
+    from ...store import read_jsonl
+
+    return read_jsonl(path)
 
 
 def _ppl(value, field) -> float:

@@ -6,7 +6,6 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-import torch
 
 from ...data import TokenBatch, corpus_batch, zipf_batch
 from ..base import ContextOption, ScoringContext, SearchSpace, register_space

@@ -91,31 +91,26 @@ def _open_text(path: Path):
 
 
 def _read_table(path: Path, published: Dict[int, Dict[str, float]]) -> Iterator[Entry]:
-    try:
-        with _open_text(path) as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                    arch_id = int(rec["arch_id"])
-                    cell = Cell.parse(rec["recipe"])
-                    runs = [r["final_test_loss"] for r in rec.get("ptb_multi_runs", [])]
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                    raise DataError(f"bad NAS-Bench-NLP record: {e}", str(path), lineno) from None
-                runs = [None if v is None or not math.isfinite(v) else float(v) for v in runs]
-                finite = [v for v in runs if v is not None]
-                truth = {
-                    "test_loss": (sum(finite) / len(finite)) if finite else None,
-                    "test_loss_min": min(finite) if finite else None,
-                }
-                yield Entry(
-                    arch_id, cell, truth, runs, None,
-                    {"n_params": rec.get("n_params_ptb"), "recipe_ids": rec.get("recipe_ids", []),
-                     "published": published.get(arch_id, {})},
-                )
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise DataError(f"cannot read NAS-Bench-NLP table ({e}); the file is truncated or corrupt", str(path)) from None
+    from ...store import read_jsonl
+
+    for lineno, rec in read_jsonl(path):
+        try:
+            arch_id = int(rec["arch_id"])
+            cell = Cell.parse(rec["recipe"])
+            runs = [r["final_test_loss"] for r in rec.get("ptb_multi_runs", [])]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise DataError(f"bad NAS-Bench-NLP record: {e}", str(path), lineno) from None
+        runs = [None if v is None or not math.isfinite(v) else float(v) for v in runs]
+        finite = [v for v in runs if v is not None]
+        truth = {
+            "test_loss": (sum(finite) / len(finite)) if finite else None,
+            "test_loss_min": min(finite) if finite else None,
+        }
+        yield Entry(
+            arch_id, cell, truth, runs, None,
+            {"n_params": rec.get("n_params_ptb"), "recipe_ids": rec.get("recipe_ids", []),
+             "published": published.get(arch_id, {})},
+        )
 
 
 def _read_published(path: Path) -> Dict[int, Dict[str, float]]:

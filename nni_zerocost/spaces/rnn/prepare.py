@@ -29,9 +29,7 @@ import gzip
 import io
 import json
 import math
-import os
 import re
-import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
