@@ -21,14 +21,24 @@ from .errors import BadInputError
 
 @dataclasses.dataclass(frozen=True)
 class SizeBudget:
-    """``max_params`` (parameters, tied ones once) and/or ``max_flops`` (forward FLOPs per token);
+    """``max_params`` (every parameter, tied ones once), ``max_nonembedding_params`` (without the
+    embedding tables: LTS's "decoder parameters") and/or ``max_flops`` (forward FLOPs per token);
     None = no limit.  Checked when made: positive numbers only."""
 
     max_params: Optional[float] = None
     max_flops: Optional[float] = None
+    max_nonembedding_params: Optional[float] = None
+
+    #: the keyword arguments every adapter takes for a budget
+    FIELDS = ("max_params", "max_nonembedding_params", "max_flops")
+
+    @classmethod
+    def pop_from(cls, fields: Dict[str, Any]) -> "SizeBudget":
+        """The budget in keyword arguments (removed from ``fields``)."""
+        return cls(**{k: fields.pop(k) for k in cls.FIELDS if k in fields})
 
     def __post_init__(self):
-        for field in ("max_params", "max_flops"):
+        for field in self.FIELDS:
             v = getattr(self, field)
             if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0
                                   or not math.isfinite(v)):
@@ -36,7 +46,7 @@ class SizeBudget:
 
     @property
     def active(self) -> bool:
-        return self.max_params is not None or self.max_flops is not None
+        return any(getattr(self, f) is not None for f in self.FIELDS)
 
     def check_space(self, space: str) -> None:
         """A FLOPs budget needs a space that counts FLOPs (before any work)."""
@@ -45,11 +55,16 @@ class SizeBudget:
         sp = get_space(space)
         if self.max_flops is not None and sp.flops(sp.smoke_architecture()) is None:
             raise BadInputError("max_flops", f"the {space!r} space does not count FLOPs; use max_params")
+        if self.max_nonembedding_params is not None and sp.nonembedding_param_count(sp.smoke_architecture()) is None:
+            raise BadInputError("max_nonembedding_params", f"the {space!r} space does not count non-embedding "
+                                                           "parameters; use max_params")
 
     def sizes(self, space: Optional[str], arch, options: Optional[Mapping[str, Any]] = None) -> Dict[str, float]:
         """``{"params": n, "flops": f}`` of an architecture (a space's) or a candidate of a user's
         NNI space (``build(seed)``, then its parameters counted); FLOPs only where counted."""
         if space is None:
+            if self.max_nonembedding_params is not None or self.max_flops is not None:
+                raise BadInputError("max_params", "a user's own model space is budgeted by max_params only")
             model = arch.build(0) if hasattr(arch, "build") else arch
             return {"params": float(sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()))}
         from .spaces import get_space
@@ -64,6 +79,9 @@ class SizeBudget:
         f = sp.flops(arch, **dict(options or {}))
         if f is not None:
             out["flops"] = float(f)
+        ne = sp.nonembedding_param_count(arch, **dict(options or {}))
+        if ne is not None:
+            out["nonembedding_params"] = float(ne)
         return out
 
     def over(self, sizes: Mapping[str, float]) -> Optional[str]:
@@ -71,6 +89,10 @@ class SizeBudget:
         reasons = []
         if self.max_params is not None and sizes.get("params", 0.0) > self.max_params:
             reasons.append(f"{sizes['params']:.4g} parameters > {self.max_params:.4g}")
+        if self.max_nonembedding_params is not None and \
+                sizes.get("nonembedding_params", 0.0) > self.max_nonembedding_params:
+            reasons.append(f"{sizes['nonembedding_params']:.4g} non-embedding parameters > "
+                           f"{self.max_nonembedding_params:.4g}")
         if self.max_flops is not None and sizes.get("flops", 0.0) > self.max_flops:
             reasons.append(f"{sizes['flops']:.4g} FLOPs per token > {self.max_flops:.4g}")
         return "over budget: " + "; ".join(reasons) if reasons else None

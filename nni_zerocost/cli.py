@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--max-params", type=float, default=None, metavar="N",
                     help="size budget: keep only candidates with at most N parameters (counted from the "
                          "architecture: a candidate over budget costs no model work)")
+    se.add_argument("--max-nonembedding-params", type=float, default=None, metavar="N",
+                    help="size budget on the parameters outside the embedding tables (LTS's decoder parameters)")
     se.add_argument("--max-flops", type=float, default=None, metavar="F",
                     help="size budget: at most F forward FLOPs per token (spaces that count FLOPs)")
     se.add_argument("--pareto", action="store_true",
@@ -631,7 +633,8 @@ def cmd_search(args) -> int:
     _output("store", None if args.no_store else args.store)
     request = _request(args, args.space, [args.proxy, *args.extra_proxy])
     fields = dict(seed=request.seed, corpus=request.corpus, device=request.device, **request.options)
-    budget = dict(max_params=args.max_params, max_flops=args.max_flops)
+    budget = dict(max_params=args.max_params, max_nonembedding_params=args.max_nonembedding_params,
+                  max_flops=args.max_flops)
     # everything checked before NNI starts or the output folder exists: the core's door of a search
     check_search(args.space, args.proxy, args.strategy, args.budget, extra_proxies=args.extra_proxy,
                  workers=args.workers, **budget, **fields)
@@ -740,7 +743,8 @@ def _size_note(args) -> Optional[str]:
 
     name = parse_proxy_spec(args.proxy)[0]
     impl = get_proxy(name).impl(args.space)
-    if not impl.scales_with_size or args.max_params is not None or args.max_flops is not None:
+    if not impl.scales_with_size or any(getattr(args, f, None) is not None for f in
+                                        ("max_params", "max_nonembedding_params", "max_flops")):
         return None
     sp = get_space(args.space)
     import numpy as np
@@ -799,9 +803,10 @@ def _search_report(args, records, top, elapsed, figure, nni_dir, front=()) -> st
         f"- score (higher = better): best {scored[-1]:.6g}, median {scored[len(scored) // 2]:.6g}" if scored
         else "- no candidate got a score",
     ]
-    if args.max_params is not None or args.max_flops is not None:
-        limits = ", ".join(f"{k} {v:.4g}" for k, v in (("max params", args.max_params), ("max FLOPs/token",
-                                                                                        args.max_flops)) if v)
+    given = (("max params", args.max_params), ("max non-embedding params", args.max_nonembedding_params),
+             ("max FLOPs/token", args.max_flops))
+    if any(v is not None for _, v in given):
+        limits = ", ".join(f"{k} {v:.4g}" for k, v in given if v is not None)
         lines.append(f"- size budget: {limits}; {sum(r['status'] == 'over_budget' for r in records)} candidates "
                      "over it, not scored (no model work)")
     lines.append("")

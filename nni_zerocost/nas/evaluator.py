@@ -130,10 +130,11 @@ class ProxyScorer:
     """
 
     def __init__(self, proxy: str, extra_proxies: Sequence[str] = (), *, store: Optional[str] = None,
-                 max_params: Optional[float] = None, max_flops: Optional[float] = None, **request_fields: Any):
+                 **request_fields: Any):
+        request_fields = dict(request_fields)
+        self.budget = SizeBudget.pop_from(request_fields)  # max_params / max_nonembedding_params / max_flops
         self.request = ScoringRequest.of([proxy, *extra_proxies], **request_fields)
         check_request(self.request)
-        self.budget = SizeBudget(max_params, max_flops)
         self.store = None if store is None else str(store)
         self._plans: Dict[str, ScoringPlan] = {}
 
@@ -200,7 +201,8 @@ class ZeroCostEvaluator(Evaluator):
     text file: a *path*, NNI ships evaluators to trials as their arguments), ``batch_size`` /
     ``seq_len``, ``device`` (``"auto"``: CUDA when the trial's machine has it, ``"cpu"``,
     ``"cuda"``, ``"cuda:N"``) and any space's context options (``init="compat"``, ...);
-    ``max_params`` / ``max_flops``: a size budget (candidates over it are not scored).
+    ``max_params`` / ``max_nonembedding_params`` / ``max_flops``: a size budget (candidates over it
+    are not scored).
 
     Works on the model spaces of every registered space, and on any NNI ``ModelSpace`` whose
     model is a language model :func:`~nni_zerocost.score_model` can read.  The evaluator keeps
@@ -208,10 +210,8 @@ class ZeroCostEvaluator(Evaluator):
     """
 
     def __init__(self, proxy: str = "hidden_covariance", *, extra_proxies: Sequence[str] = (),
-                 store: Optional[str] = None, max_params: Optional[float] = None, max_flops: Optional[float] = None,
-                 **request_fields: Any):
-        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, max_params=max_params, max_flops=max_flops,
-                                  **request_fields)
+                 store: Optional[str] = None, **request_fields: Any):
+        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, **request_fields)
 
     def extra_repr(self) -> str:
         r = self.scorer.request

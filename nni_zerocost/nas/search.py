@@ -8,8 +8,7 @@ STRATEGIES = ("random", "evolution", "tpe", "ranking")
 
 
 def check_search(space: str, proxy: str, strategy: str, budget: int, *, extra_proxies: Sequence[str] = (),
-                 workers: int = 1, max_params: Optional[float] = None, max_flops: Optional[float] = None,
-                 **request_fields: Any):
+                 workers: int = 1, **request_fields: Any):
     """The checked door of a search (no NNI import, no work): the scoring request through
     :func:`~nni_zerocost.make_plan`, the strategy, budget, workers and size budget; returns the
     plan."""
@@ -17,8 +16,9 @@ def check_search(space: str, proxy: str, strategy: str, budget: int, *, extra_pr
     from ..errors import BadInputError
     from ..plan import ScoringRequest, check_count, make_plan
 
+    request_fields = dict(request_fields)
+    SizeBudget.pop_from(request_fields).check_space(space)
     plan = make_plan(ScoringRequest.of([proxy, *extra_proxies], space, **request_fields))
-    SizeBudget(max_params, max_flops).check_space(space)
     if strategy not in STRATEGIES:
         from ..errors import suggest
 
@@ -70,8 +70,6 @@ def run_search(
     experiment_dir: Optional[str] = None,
     store: Optional[str] = None,
     workers: int = 1,
-    max_params: Optional[float] = None,
-    max_flops: Optional[float] = None,
     **request_fields: Any,
 ) -> List[Tuple[Any, Dict[str, Any]]]:
     """Search a registered ``space`` by ``proxy`` with an NNI strategy; no training.
@@ -83,7 +81,7 @@ def run_search(
     logs and checkpoint under ``experiment_dir`` (default: NNI's ``~/nni-experiments``).
     ``store``: a results-store path; candidates already in it cost no model work.
     ``workers``: processes scoring ``ranking``'s candidates (the other strategies run on NNI's
-    sequential engine, one candidate at a time).  ``max_params`` / ``max_flops``: a size budget;
+    sequential engine, one candidate at a time).  ``max_params`` / ``max_nonembedding_params`` / ``max_flops``: a size budget;
     candidates over it cost no model work (``ranking`` never draws them; the other strategies
     get them reported as ``over_budget`` with no score, so they rank last).
 
@@ -94,7 +92,7 @@ def run_search(
     """
     # the whole request is checked before NNI starts
     plan = check_search(space, proxy, strategy, budget, extra_proxies=extra_proxies, workers=workers,
-                        max_params=max_params, max_flops=max_flops, **request_fields)
+                        **request_fields)
     seed = plan.seed
 
     from nni.nas.experiment import NasExperiment, NasExperimentConfig
@@ -104,7 +102,7 @@ def run_search(
     from .spaces import model_space
     from .strategies import TrialRecorder
     proxy_options = dict(extra_proxies=tuple(extra_proxies), store=None if store is None else str(store),
-                         max_params=max_params, max_flops=max_flops, **{**request_fields, "seed": seed})
+                         **{**request_fields, "seed": seed})
     ms = model_space(space)
     codec = ms.codec
 

@@ -44,7 +44,8 @@ class ProxyPrescreen(Filter):
 
     The k-th candidate (counting itself) passes when fewer than ``ceil(top_fraction * k)``
     earlier candidates scored strictly higher; the first always passes.  With a size budget
-    (``max_params`` / ``max_flops``) a candidate over it is dropped without being scored.  Rejected candidates get
+    (``max_params`` / ``max_nonembedding_params`` / ``max_flops``) a candidate over it is dropped
+    without being scored.  Rejected candidates get
     status ``Invalid`` and no metric (strategies skip them), so the pre-screen never mixes proxy
     values into the evaluator's metric.  ``last_metrics`` holds the proxy metric dict of the
     latest screened candidate (for logging).
@@ -52,13 +53,12 @@ class ProxyPrescreen(Filter):
 
     def __init__(self, proxy: str = "hidden_covariance", *, top_fraction: float = 0.5,
                  extra_proxies: Sequence[str] = (), patience: int = 1000, store: Optional[str] = None,
-                 max_params: Optional[float] = None, max_flops: Optional[float] = None, **request_fields: Any):
+                 **request_fields: Any):
         if isinstance(top_fraction, bool) or not isinstance(top_fraction, (int, float)) or not 0.0 < top_fraction <= 1.0:
             raise BadInputError("top_fraction", f"must be in (0, 1], got {top_fraction!r}")
         check_count("patience", patience)
         super().__init__(self._passes, metric_for_invalid=None, patience=patience)
-        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, max_params=max_params, max_flops=max_flops,
-                                  **request_fields)
+        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, **request_fields)
         self.top_fraction = float(top_fraction)
         self._seen: List[float] = []
         self.last_metrics: Optional[Dict[str, Any]] = None
@@ -96,23 +96,22 @@ class ProxyRanking(Strategy):
     ``sampler="labels"`` (NNI's uniform draw over the labels, like Random) or
     ``sampler="space"`` (the core space's own sampler; for RNNs the NAS-Bench-NLP generator).
     Ties keep sampling order.  ``ranking`` holds ``[(sample, metric dict), ...]`` best first.
-    With a size budget (``max_params`` / ``max_flops``) only candidates within it are drawn and
-    scored (sampled candidates over it are skipped before any model work, and counted in
-    ``n_over_budget``); their metric dicts carry ``size_params`` (and ``size_flops``).
+    With a size budget (``max_params`` / ``max_nonembedding_params`` / ``max_flops``), given or
+    sampled candidates over it are skipped before any model work (counted in ``n_over_budget``);
+    the metric dicts of those scored carry their sizes (``size_params``, ...).
     """
 
     def __init__(self, proxy: str = "hidden_covariance", *, n_candidates: int = 100, top_k: int = 5,
                  candidates: Optional[Sequence[Any]] = None, sampler: str = "labels",
                  extra_proxies: Sequence[str] = (), store: Optional[str] = None, workers: int = 1,
-                 max_params: Optional[float] = None, max_flops: Optional[float] = None, **request_fields: Any):
+                 **request_fields: Any):
         super().__init__()
         self.workers = check_count("workers", workers)
         if sampler not in ("labels", "space"):
             raise BadInputError("sampler", f"must be 'labels' or 'space', got {sampler!r}")
         check_count("top_k", top_k)
         check_count("n_candidates", n_candidates)
-        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, max_params=max_params, max_flops=max_flops,
-                                  **request_fields)
+        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, **request_fields)
         self.n_candidates = int(n_candidates) if candidates is None else len(candidates)
         self.top_k = int(top_k)
         self.candidates = None if candidates is None else list(candidates)
@@ -137,10 +136,16 @@ class ProxyRanking(Strategy):
         ours = self._our_space()
         if self.candidates is not None:
             if ours is None:
-                return [dict(c) for c in self.candidates]
-            labels = ours[1].choices()
-            return [dict(c) if isinstance(c, Mapping) and all(k in c for k in labels) else ours[1].encode(c)
-                    for c in self.candidates]
+                given = [dict(c) for c in self.candidates]
+            else:
+                labels = ours[1].choices()
+                given = [dict(c) if isinstance(c, Mapping) and all(k in c for k in labels) else ours[1].encode(c)
+                         for c in self.candidates]
+            if not self.scorer.budget.active:
+                return given
+            kept = [c for c in given if self.scorer.over_budget(*self._candidate(c, ours)) is None]
+            self.n_over_budget = len(given) - len(kept)
+            return kept
         if self.sampler == "space" and ours is None:
             raise BadInputError("sampler", "'space' needs the model space of a registered space (a user's own "
                                            "model space samples its labels)")

@@ -275,6 +275,11 @@ class SearchSpace(abc.ABC, Generic[A]):
         None when the space cannot count them without building."""
         return None
 
+    def nonembedding_param_count(self, arch: A, **options) -> Optional[int]:
+        """Parameters outside the embedding tables (and an output layer tied to them), from the
+        architecture alone; None when the space cannot count them without building."""
+        return None
+
     def flops(self, arch: A, **options) -> Optional[float]:
         """Forward multiply-accumulates per token from the architecture alone, or None."""
         return None

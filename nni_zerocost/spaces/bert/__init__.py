@@ -13,7 +13,7 @@ from .config import (
 )
 from .context import LOSSES, BertContext, ForwardRecorder, GradientPass
 from .inputs import BertBatch, batch_from_texts, zipf_bert_batch
-from .model import BertModel, param_count
+from .model import BertModel, embedding_param_count, param_count
 
 __all__ = [
     "BertConfig", "LayerConfig", "BertContext", "BertBatch", "BertModel", "BertSpace",
@@ -95,6 +95,9 @@ class BertSpace(SearchSpace[BertConfig]):
     def param_count(self, arch: Any, *, as_trained: bool = False, **_) -> int:
         """The encoder with its embeddings (no LM head), from the configuration alone."""
         return param_count(self.parse(arch), as_trained)
+
+    def nonembedding_param_count(self, arch: Any, *, as_trained: bool = False, **_) -> int:
+        return param_count(self.parse(arch), as_trained) - embedding_param_count()
 
     def codec(self) -> BertCodec:
         return BertCodec()

@@ -92,6 +92,10 @@ class GPT2Space(SearchSpace[DecoderConfig]):
         """Every parameter, tied ones once (the release's ``total``)."""
         return param_counts(self.parse(arch))["total"]
 
+    def nonembedding_param_count(self, arch: Any, **_) -> int:
+        """The release's ``nonembedding`` (LTS's decoder parameters)."""
+        return param_counts(self.parse(arch))["nonembedding"]
+
     def flops(self, arch: Any, **_) -> float:
         """Forward FLOPs per token at the default batch's sequence length."""
         return float(flops_per_token(self.parse(arch), SEQ_LEN)["total"])

@@ -111,6 +111,10 @@ class RNNSpace(SearchSpace[Cell]):
     def param_count(self, arch: Any, *, vocab_size: int = VOCAB, emsize: int = EMSIZE, nhid: int = NHID, **_) -> int:
         return param_count(self.parse(arch), vocab_size, emsize, nhid)
 
+    def nonembedding_param_count(self, arch: Any, *, vocab_size: int = VOCAB, emsize: int = EMSIZE, **sizes) -> int:
+        """The recurrent layers (the tied embedding/decoder and the decoder bias left out)."""
+        return self.param_count(arch, vocab_size=vocab_size, emsize=emsize, **sizes) - vocab_size * (emsize + 1)
+
     def codec(self, max_nodes: int = RNN_MAX_NODES) -> RNNCellCodec:
         return RNNCellCodec(max_nodes)
 
