@@ -110,3 +110,30 @@ def pareto_front(points: Sequence[Tuple[Optional[float], float]]) -> List[int]:
             front.append(i)
             best = points[i][0]
     return front
+
+
+def size_note(space: str, proxy: str, budget: SizeBudget, samples: int = 8) -> Optional[str]:
+    """A warning (one line) when ``proxy`` ranks bigger models higher by construction
+    (``scales_with_size``) and ``space`` varies model size while ``budget`` sets no limit: the
+    search would mostly return the space's biggest models.  None otherwise."""
+    import numpy as np
+
+    from .proxies import get_proxy
+    from .proxies.base import parse_proxy_spec
+    from .spaces import get_space
+
+    if budget.active:
+        return None
+    name = parse_proxy_spec(proxy)[0]
+    impl = get_proxy(name).impl(space)
+    if not impl.scales_with_size:
+        return None
+    sp = get_space(space)
+    rng = np.random.default_rng(0)
+    sizes = {sp.param_count(sp.sample(rng)) for _ in range(samples)}
+    if len(sizes) < 2 or None in sizes:
+        return None
+    return (f"note: {name} grows with model size ({impl.size}); the {space} space varies size "
+            f"({min(sizes):,}..{max(sizes):,} parameters in {samples} samples), so this search tends to return its "
+            "biggest models: set a size budget (max_params / max_nonembedding_params / max_flops), or use a "
+            "size-normalised variant")

@@ -735,41 +735,10 @@ def _pareto(ranked):
 
 
 def _size_note(args) -> Optional[str]:
-    """A warning when the proxy ranks bigger models higher by construction and the space varies
-    model size without a budget: the search would return the biggest model."""
-    from .proxies import get_proxy
-    from .proxies.base import parse_proxy_spec
-    from .spaces import get_space
+    """The core's note when a size-growing proxy searches a space of varying size unbudgeted."""
+    from .budget import SizeBudget, size_note
 
-    name = parse_proxy_spec(args.proxy)[0]
-    impl = get_proxy(name).impl(args.space)
-    if not impl.scales_with_size or any(getattr(args, f, None) is not None for f in
-                                        ("max_params", "max_nonembedding_params", "max_flops")):
-        return None
-    sp = get_space(args.space)
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    sizes = {sp.param_count(sp.sample(rng)) for _ in range(8)}
-    if len(sizes) < 2 or None in sizes:
-        return None
-    return (f"note: {name} grows with model size ({impl.size}); the {args.space} space varies size "
-            f"({min(sizes):,}..{max(sizes):,} parameters in 8 samples), so this search tends to return its "
-            "biggest models: add --max-params / --max-flops, or use a size-normalised variant")
-
-def _search_figure(args, records, top, path: Path) -> Optional[Path]:
-    """Best-so-far and score-distribution figure; None (said in the report) without matplotlib."""
-    try:
-        from .plots import plot_search
-    except ImportError:  # pragma: no cover
-        return None
-    try:
-        index = {id(r): i for i, r in enumerate(records)}
-        return plot_search([r["score"] for r in records], [index[id(r)] for r in top], args.proxy, path,
-                           f"{args.space} space, {args.strategy}, budget {args.budget}, seed {args.seed}",
-                           ranked=args.strategy == "ranking")  # ranking reports its candidates best first
-    except ImportError:
-        return None
+    return size_note(args.space, args.proxy, SizeBudget(args.max_params, args.max_flops, args.max_nonembedding_params))
 
 
 def _rank_unique(records):

@@ -93,6 +93,11 @@ def run_search(
     # the whole request is checked before NNI starts
     plan = check_search(space, proxy, strategy, budget, extra_proxies=extra_proxies, workers=workers,
                         **request_fields)
+    from ..budget import SizeBudget, size_note
+
+    note = size_note(space, proxy, SizeBudget.pop_from(dict(request_fields)))
+    if note:
+        logging.getLogger(__name__).warning(note)
     seed = plan.seed
 
     from nni.nas.experiment import NasExperiment, NasExperimentConfig
