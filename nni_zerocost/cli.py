@@ -741,6 +741,21 @@ def _size_note(args) -> Optional[str]:
     return size_note(args.space, args.proxy, SizeBudget(args.max_params, args.max_flops, args.max_nonembedding_params))
 
 
+def _search_figure(args, records, top, path: Path) -> Optional[Path]:
+    """Best-so-far and score-distribution figure; None (said in the report) without matplotlib."""
+    try:
+        from .plots import plot_search
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        index = {id(r): i for i, r in enumerate(records)}
+        return plot_search([r["score"] for r in records], [index[id(r)] for r in top], args.proxy, path,
+                           f"{args.space} space, {args.strategy}, budget {args.budget}, seed {args.seed}",
+                           ranked=args.strategy == "ranking")  # ranking reports its candidates best first
+    except ImportError:
+        return None
+
+
 def _rank_unique(records):
     """Best first, one entry per canonical architecture, unscored candidates last."""
     seen, out = set(), []
