@@ -5,7 +5,14 @@
   registry, so ``ZeroCost(method_type="hidden_covariance").query(graph, dataloader=...)`` works
   on the spaces of :mod:`naslib_ext.search_spaces`.
 
-Both score through the core (``nni_zerocost.score``); nothing is re-implemented here.
+Both score through the core (a :func:`~nni_zerocost.make_plan` plan, many architectures through
+:func:`nni_zerocost.runner.score_many`, which takes ``workers`` and a result store); nothing is
+re-implemented here.
+
+Data: a NASLib data loader's first ``(inputs, targets)`` pair becomes the batch through the
+space's ``NASLibForm.batch_of_inputs`` (token ids ``(B, T)``, batch-first).  The loaders
+:mod:`naslib_ext.routes` hands NASLib for our datasets yield :data:`NO_DATA` (token ids -1,
+which no real loader yields): "no data needed", scored on the space's own default batch.
 
 NaN policy: predictions are the proxy's normalised score (:attr:`ProxyResult.score`, higher is
 better), flagged finite fallbacks included.  An architecture the proxy cannot score (a flagged
@@ -16,7 +23,7 @@ for callers that want to exclude them instead.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import numpy as np
 import torch
@@ -29,11 +36,12 @@ from naslib.predictors.predictor import Predictor  # noqa: E402
 from naslib.predictors.utils.pruners import measures as naslib_measures  # noqa: E402
 
 import nni_zerocost  # noqa: E402
-from nni_zerocost.data import TokenBatch  # noqa: E402
-from nni_zerocost.errors import ProxyNotApplicableError  # noqa: E402
-from nni_zerocost.plan import ScoringPlan, make_plan, plans_for_any_space  # noqa: E402
+from nni_zerocost.errors import InvalidArchitectureError, ProxyNotApplicableError  # noqa: E402
+from nni_zerocost.plan import ScoringPlan, ScoringRequest, make_plan, plans_for_any_space  # noqa: E402
 from nni_zerocost.proxies import ProxyResult  # noqa: E402
-from nni_zerocost.spaces.rnn.model import VOCAB  # noqa: E402
+from nni_zerocost.runner import raise_for_error, score_many  # noqa: E402
+from nni_zerocost.spaces import get_space  # noqa: E402
+from nni_zerocost.store import ResultStore  # noqa: E402
 
 NO_SCORE = -1e8
 #: seed of the models scored through NASLib's ZeroCost (it has no seed argument)
@@ -41,36 +49,73 @@ MEASURE_SEED = 0
 #: measure names NASLib's ``find_measures`` handles itself before consulting the registry
 NASLIB_SPECIAL_MEASURES = ("flops", "params")
 QUALIFIED_PREFIX = "nni_zerocost."
+#: the inputs of a "no data needed" loader: token ids -1, which no real data loader yields
+NO_DATA = torch.full((1, 2), -1, dtype=torch.long)
+
+
+def is_no_data(inputs) -> bool:
+    return isinstance(inputs, torch.Tensor) and inputs.numel() > 0 and bool((inputs < 0).all())
+
+
+def batch_from_inputs(space: str, inputs) -> Any:
+    """The core batch of a NASLib loader's inputs (None: :data:`NO_DATA`, the space's default)."""
+    if is_no_data(inputs):
+        return None
+    convert = get_space(space).naslib_form().batch_of_inputs
+    if convert is None:
+        raise ProxyNotApplicableError(
+            f"the {space!r} space takes no batch from a NASLib data loader; pass the loader naslib_ext "
+            "gives for its dataset (no data needed: its default batch), or score with ZeroCostProxyPredictor"
+        )
+    return convert(inputs)
+
+
+def token_loader(batch):
+    """A one-batch NASLib data loader over a core token batch: ``[(inputs, targets)]``, batch-first."""
+    inputs = batch.tokens.t().contiguous()
+    return [(inputs, inputs[:, 1:])]
 
 
 class ZeroCostProxyPredictor(Predictor):
     """Predict with one nni-zerocost proxy; nothing to fit.
 
     ``proxy`` is a name or spec (``"hidden_covariance:layer=2"``).  The input batch is, in order
-    of precedence: ``dataloader`` given to :meth:`query` (its first ``(inputs, targets)`` pair,
-    token ids batch-first ``(B, T)``, RNN space), ``batch`` (any core batch object),
-    ``corpus`` (a PTB-style folder or text file, RNN space: the paper's protocol, test split,
-    50 columns x 70 steps), else the space's embedded default batch.  ``seed`` seeds the model
-    initialisation.  ``space`` names the core space for raw architectures (Cell, dicts); it
-    defaults to the proxy's only space.  ``device``: ``"auto"`` (CUDA when available),
-    ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    of precedence: ``dataloader`` given to :meth:`query` (its first ``(inputs, targets)`` pair),
+    ``batch`` (any core batch object), ``corpus`` (e.g. a PTB-style folder), else the space's
+    embedded default batch.  ``seed`` seeds the model initialisation; other keywords are the
+    space's context options (``init=``, ``as_trained=``).  ``space`` names the core space for
+    raw architectures; it defaults to the proxy's only space.  ``device``: ``"auto"`` (CUDA when
+    available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.  ``workers``: processes scoring a list
+    (the core's runner); ``store``: a result store path, so architectures scored before (by
+    this predictor, the CLI or the core) are not scored again.
 
     ``query(xtest, info)`` follows both NASLib conventions: a list of architectures (as
     ``PredictorEvaluator`` passes) gives an ``np.ndarray``; one architecture (NASLib graph,
-    ``torch.nn.Module`` with ``.arch``, Cell, recipe or config dict) gives a float.
+    ``torch.nn.Module`` with ``.arch``, or a core architecture) gives a float.
     """
 
     def __init__(self, proxy: str = "hidden_covariance", corpus=None, seed: int = 0, *, batch=None,
-                 space: Optional[str] = None, ss_type=None, encoding_type=None, device="auto"):
+                 space: Optional[str] = None, ss_type=None, encoding_type=None, device="auto", workers: int = 1,
+                 store=None, **options):
         super().__init__(ss_type=ss_type, encoding_type=encoding_type)
         self.proxy = proxy
         self.method_type = proxy  # NASLib's PredictorEvaluator prints this
         self.seed = int(seed) if isinstance(seed, (int, np.integer)) else seed
         self.corpus = corpus
         self.device = device
-        kw = dict(seed=self.seed, corpus=None if corpus is None else str(corpus), batch=batch, device=device)
+        self.workers = workers
+        self.store = None if store is None else (store if isinstance(store, ResultStore) else ResultStore(store))
+        request = ScoringRequest.of([proxy], space, seed=self.seed, corpus=None if corpus is None else str(corpus),
+                                    device=device, **options)
         # checked once, here, through the core's door (BadInputError names what is wrong)
-        self._plans = {space: make_plan(space, [proxy], **kw)} if space is not None else plans_for_any_space([proxy], **kw)
+        if space is not None:
+            self._plans = {space: make_plan(space, [proxy], seed=self.seed, corpus=request.corpus, batch=batch,
+                                            device=device, **request.options)}
+        else:
+            self._plans = plans_for_any_space(request)
+            if batch is not None:
+                self._plans = {s: make_plan(s, [proxy], seed=self.seed, batch=batch, device=device, **request.options)
+                               for s in self._plans}
         if space is None and len(self._plans) == 1:
             space = next(iter(self._plans))
         self.space = space
@@ -82,14 +127,8 @@ class ZeroCostProxyPredictor(Predictor):
 
     def get_data_reqs(self):
         """Needs no learning curve, hyperparameters, unlabeled or training architectures."""
-        return {
-            "requires_partial_lc": False,
-            "metric": None,
-            "requires_hyperparameters": False,
-            "hyperparams": {},
-            "unlabeled": False,
-            "unlabeled_factor": 0,
-        }
+        return {"requires_partial_lc": False, "metric": None, "requires_hyperparameters": False,
+                "hyperparams": {}, "unlabeled": False, "unlabeled_factor": 0}
 
     def query(self, xtest, info=None, dataloader=None):
         """Scores (higher = better; :data:`NO_SCORE` where the proxy has none)."""
@@ -99,17 +138,26 @@ class ZeroCostProxyPredictor(Predictor):
 
     # -- details -------------------------------------------------------------------------
     def query_results(self, archs: Iterable[Any], dataloader=None) -> List[ProxyResult]:
-        """Full :class:`ProxyResult` per architecture (raw value, flag, seconds).
+        """Full :class:`ProxyResult` per architecture (raw value, flag, seconds), in order.
 
         One plan per space for the whole call, so every architecture is scored on the same
         batch (a shuffling ``dataloader`` gives a new first batch on each ``iter``)."""
-        out, plans = [], {}
-        for arch in archs:
+        by_space: Dict[str, list] = {}
+        for i, arch in enumerate(archs):
             space, core = self._resolve(arch)
-            if space not in plans:
-                plans[space] = self._plan(space, dataloader)
-            out.append(plans[space].score(core)[self.proxy])
-        return out
+            by_space.setdefault(space, []).append((i, core))
+        out: Dict[int, ProxyResult] = {}
+        inputs = None
+        if dataloader is not None:
+            inputs, _ = next(iter(dataloader))
+        for space, items in by_space.items():
+            plan = self._plan(space, inputs if dataloader is not None else None, dataloader is not None)
+            for rec in score_many(plan, items, self.store, workers=self.workers, progress=False):
+                if rec.status == "invalid":
+                    raise InvalidArchitectureError(rec.error)
+                raise_for_error(rec)
+                out[rec.id] = rec.results[self.proxy]
+        return [out[i] for i in range(len(out))]
 
     def _resolve(self, arch):
         graph = _graph_of(arch)
@@ -122,15 +170,16 @@ class ZeroCostProxyPredictor(Predictor):
             )
         return self.space, arch
 
-    def _plan(self, space: str, dataloader) -> ScoringPlan:
-        if dataloader is not None:
-            inputs, _ = next(iter(dataloader))
-            return make_plan(space, [self.proxy], seed=self.seed, batch=batch_from_inputs(space, inputs),
-                             device=self.device)
+    def _plan(self, space: str, inputs, from_loader: bool) -> ScoringPlan:
         if space not in self._plans:
             raise ProxyNotApplicableError(f"proxy {self.proxy!r} with these settings does not apply to the "
                                           f"{space!r} space (it does to: {', '.join(sorted(self._plans))})")
-        return self._plans[space]
+        plan = self._plans[space]
+        batch = batch_from_inputs(space, inputs) if from_loader else None
+        if batch is None:
+            return plan
+        request = plan.scoring_request
+        return make_plan(space, [self.proxy], seed=plan.seed, batch=batch, device=request.device, **request.options)
 
     @property
     def device_name(self) -> str:
@@ -141,8 +190,8 @@ class ZeroCostProxyPredictor(Predictor):
         return f"ZeroCostProxyPredictor(proxy={self.proxy!r}, seed={self.seed}, device={self.device_name!r})"
 
 
-def _value(result: ProxyResult) -> float:
-    return float(result.score) if result.ok else NO_SCORE
+def _value(result: Optional[ProxyResult]) -> float:
+    return float(result.score) if result is not None and result.ok else NO_SCORE
 
 
 def _is_many(x) -> bool:
@@ -159,28 +208,6 @@ def _graph_of(obj):
         return obj
     inner = getattr(obj, "arch", None) if isinstance(obj, torch.nn.Module) else None
     return inner if is_core_graph(inner) else None
-
-
-def batch_from_inputs(space: str, inputs: torch.Tensor) -> TokenBatch:
-    """A core batch from NASLib-style inputs: token ids ``(B, T)`` as a DataLoader stacks them."""
-    if space != "rnn":
-        raise ProxyNotApplicableError(
-            f"NASLib data loaders are supported for the RNN space only; score {space!r} "
-            "architectures with ZeroCostProxyPredictor (batch= or its default batch)"
-        )
-    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2 or inputs.dtype.is_floating_point:
-        raise ValueError(
-            "expected integer token ids of shape (batch, time) from the data loader, got "
-            f"{getattr(inputs, 'dtype', type(inputs).__name__)} {tuple(getattr(inputs, 'shape', ()))}"
-        )
-    tokens = inputs.detach().cpu().long().t().contiguous()
-    return TokenBatch(tokens, max(VOCAB, int(tokens.max()) + 1), "naslib-dataloader")
-
-
-def token_loader(batch: TokenBatch):
-    """A one-batch NASLib data loader over a core token batch: ``[(inputs, targets)]``, batch-first."""
-    inputs = batch.tokens.t().contiguous()
-    return [(inputs, inputs[:, 1:])]
 
 
 # -- NASLib measure registry -----------------------------------------------------------------

@@ -15,8 +15,8 @@ Tables are built only from the CLI's own output (``score --benchmark ... --out X
 :func:`~nni_zerocost.make_plan` and hands the plan to :func:`write_table`; records that do not
 match it (other proxies, other device, missing architectures) are refused, never filled in.
 
-:func:`precomputed` reads them; :func:`naslib_zc_json` writes NASLib's zero-cost benchmark
-layout (NAS-Bench-Suite-Zero's ``zc_<space>.json``).
+:func:`precomputed` reads them (NASLib's zero-cost layout is written by
+:mod:`naslib_ext.zc_benchmark`).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import json
 import math
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional
 
 from .. import __version__
 from ..errors import BadInputError, DataError
@@ -234,63 +234,3 @@ def _git_commit() -> Optional[str]:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-# -- NASLib's zero-cost benchmark layout ----------------------------------------------------------
-#: NASLib's names: search space (file ``zc_<space>.json``) and dataset key per benchmark
-NASLIB_NAMES = {"nasbench-nlp": ("nlp", "ptb"), "nasbench-bert": ("bert", "glue")}
-
-
-def naslib_zc_json(tables: Sequence[PrecomputedTable], *, arch_key, val_accuracy,
-                   no_score: float = -1e8) -> Dict[str, Dict[str, Any]]:
-    """NASLib's zero-cost benchmark dict, ``{dataset: {arch_str: {proxy: {"score": s, "time": t},
-    ..., "val_accuracy": y}}}``, as NAS-Bench-Suite-Zero's ``zc_<space>.json`` files hold it
-    (NASLib reads ``zc_api[str(graph.get_hash())][proxy]["score"]``).
-
-    ``arch_key(arch_id) -> str`` gives NASLib's key (``str`` of the graph's hash) and
-    ``val_accuracy(arch_id) -> float`` the benchmark value (see :mod:`naslib_ext.zc_benchmark`,
-    which supplies both).  Scores are sign-normalised (higher = better), as our NASLib predictor
-    returns them; no score is ``no_score`` (NASLib's own NaN stand-in), as the predictor does.
-    Architectures with one NASLib hash are merged: their values (score, time, val_accuracy)
-    averaged, no score if any of them has none.  Architectures whose ``val_accuracy`` is None
-    (no benchmark value) are left out: NASLib needs one for every entry.
-    """
-    if not tables:
-        raise BadInputError("tables", "give at least one table")
-    benchmarks = {t.benchmark for t in tables}
-    if len(benchmarks) != 1:
-        raise BadInputError("tables", f"all tables must be of one benchmark, got {sorted(benchmarks)}")
-    dataset = NASLIB_NAMES[tables[0].benchmark][1]
-    # one entry per NASLib hash: benchmark architectures that NASLib cannot tell apart (the BERT
-    # benchmark lists 9 configurations twice, trained twice) are merged, every value averaged
-    acc: Dict[str, Dict[str, Any]] = {}
-    ids_of: Dict[str, set] = {}
-    seen = set()
-    for t in tables:
-        for c in t.columns:
-            if c in seen:
-                raise BadInputError("tables", f"column {c!r} is in two of the tables")
-            seen.add(c)
-            scores = t.scores(c)
-            for r in t.rows:
-                key = str(arch_key(r["arch_id"]))
-                ids_of.setdefault(key, set()).add(r["arch_id"])
-                s = scores[r["arch_id"]]
-                slot = acc.setdefault(key, {}).setdefault(c, ([], []))
-                slot[0].append(s)
-                slot[1].append(r["seconds"].get(c) or 0.0)
-    out: Dict[str, Dict[str, Any]] = {}
-    for key, cols in acc.items():
-        entry = out[key] = {}
-        for c, (ss, ts) in cols.items():
-            # no score for any of the merged architectures: no score
-            finite = [x for x in ss if x is not None]
-            entry[c] = {"score": no_score if len(finite) < len(ss) else sum(finite) / len(finite),
-                        "time": sum(ts) / len(ts)}
-        accs = [val_accuracy(i) for i in sorted(ids_of[key], key=str)]
-        accs = [float(a) for a in accs if a is not None and math.isfinite(a)]
-        if not accs:  # no benchmark value (e.g. a cell with no finite PTB run): left out
-            del out[key]
-            continue
-        entry["val_accuracy"] = sum(accs) / len(accs)
-    return {dataset: out}

@@ -166,7 +166,11 @@ class NASLibForm:
       function of the benchmark's primary value (e.g. ``VAL_ACCURACY`` = 100 - loss);
     * ``base``: ``"module:Class"`` of a NASLib graph class to extend (so NASLib code that
       switches on it keeps working), or None for a plain NASLib ``Graph``;
-    * ``dataset``: the dataset name NASLib's zero-cost benchmark files use for it.
+    * ``dataset``: the dataset name NASLib's zero-cost benchmark files use for it;
+    * ``num_classes``: what NASLib's ``ZeroCost`` reads as ``graph.num_classes`` (the
+      vocabulary of a language model);
+    * ``batch_of_inputs(ids)``: the core batch of the token ids ``(B, T)`` a NASLib data loader
+      yields, or None where the space scores on its own batches only.
     """
 
     class_name: str
@@ -180,6 +184,8 @@ class NASLibForm:
     metrics: Mapping[str, Callable[[float], float]] = dataclasses.field(default_factory=dict)
     base: Optional[str] = None
     dataset: str = ""
+    num_classes: Optional[int] = None
+    batch_of_inputs: Optional[Callable[[torch.Tensor], Any]] = None
 
 
 def generic_naslib_form(space: "SearchSpace") -> NASLibForm:
@@ -226,6 +232,8 @@ class SearchSpace(abc.ABC, Generic[A]):
     name: str = ""
     #: capabilities its scoring contexts offer (decides the proxies that apply)
     offers: FrozenSet[str] = frozenset()
+    #: the proxy adapters score with when none is named (None: the first that applies)
+    default_proxy: Optional[str] = None
 
     # -- architectures (abstract) ------------------------------------------------------------
     @abc.abstractmethod

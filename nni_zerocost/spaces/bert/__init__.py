@@ -27,6 +27,7 @@ class BertSpace(SearchSpace[BertConfig]):
     """Hidden 128/256, 2/4 layers of SA (SDP/WMA), LT (DFT/DCT) or DSC (kernel 5/9) mixing."""
 
     name = "bert"
+    default_proxy = "head_confidence"
     title = "Bert"
     offers = BertContext.offers
 

@@ -96,8 +96,11 @@ def encode(compact, encoding: str = "adjacency_one_hot"):
 
 
 def naslib_form() -> NASLibForm:
+    from .model import VOCAB_SIZE
+
     return NASLibForm(
         class_name="NasBenchBERTSpace", type_name="bert", compact=bert_compact, arch=bert_config_from_compact,
         is_compact=_is_compact, encode=encode, moves=_bert_moves, benchmark="nasbench-bert",
         metrics={"VAL_ACCURACY": lambda glue: glue, "TEST_ACCURACY": lambda glue: glue}, dataset="glue",
+        num_classes=VOCAB_SIZE,
     )

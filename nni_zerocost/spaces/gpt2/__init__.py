@@ -27,6 +27,7 @@ class GPT2Space(SearchSpace[DecoderConfig]):
     """GPT-2 decoders: 2-16 layers, d_model 64-512, per-layer heads and FFN width, adaptive I/O."""
 
     name = "gpt2"
+    default_proxy = "nonembedding_params"
     title = "GPT2"
     offers = GPT2Context.offers
 

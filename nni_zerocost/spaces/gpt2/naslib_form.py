@@ -14,7 +14,7 @@ from typing import Any, List
 
 from ...errors import InvalidArchitectureError
 from ..base import NASLibForm
-from .config import D_EMBEDS, D_INNER_MAX, D_INNER_MIN, D_MODELS, DIV_VALS, N_HEADS, N_LAYERS, DecoderConfig, d_inner_min
+from .config import VOCAB_SIZE, D_EMBEDS, D_INNER_MAX, D_INNER_MIN, D_MODELS, DIV_VALS, N_HEADS, N_LAYERS, DecoderConfig, d_inner_min
 
 STEPS = (-256, -64, 64, 256)
 
@@ -77,5 +77,5 @@ def naslib_form() -> NASLibForm:
         # NASLib's NLP convention (as for NAS-Bench-NLP): accuracy-like = 100 - loss, the loss in
         # nats per token being log(perplexity)
         metrics={"VAL_ACCURACY": lambda ppl: 100.0 - math.log(ppl), "VAL_LOSS": math.log},
-        dataset="wikitext103",
+        dataset="wikitext103", num_classes=VOCAB_SIZE,
     )

@@ -26,6 +26,7 @@ class RNNSpace(SearchSpace[Cell]):
     """NAS-Bench-NLP cells: hidden tuple size 1-3, 13 intermediate vertices."""
 
     name = "rnn"
+    default_proxy = "hidden_covariance"
     title = "RNN"
     offers = RNNContext.offers
 

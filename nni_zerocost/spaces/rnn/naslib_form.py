@@ -128,11 +128,28 @@ def encode(compact, encoding: str = "adjacency_one_hot"):
                       one_hot=encoding == "adjacency_one_hot")
 
 
+def batch_of_inputs(inputs):
+    """The token batch of a NASLib data loader's inputs: integer ids ``(B, T)``, batch-first."""
+    import torch
+
+    from ...data import TokenBatch
+    from .model import VOCAB
+
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() != 2 or inputs.dtype.is_floating_point:
+        raise ValueError("expected integer token ids of shape (batch, time) from the data loader, got "
+                         f"{getattr(inputs, 'dtype', type(inputs).__name__)} {tuple(getattr(inputs, 'shape', ()))}")
+    tokens = inputs.detach().cpu().long().t().contiguous()
+    return TokenBatch(tokens, max(VOCAB, int(tokens.max()) + 1), "naslib-dataloader")
+
+
 def naslib_form() -> NASLibForm:
+    from .model import VOCAB
+
     return NASLibForm(
         class_name="NasBenchNLPSpace", type_name="nlp", compact=compact_from_cell, arch=cell_from_compact,
         is_compact=_looks_like_compact, encode=encode, moves=None, benchmark="nasbench-nlp",
         metrics={"TEST_LOSS": lambda loss: loss, "VAL_ACCURACY": lambda loss: LOSS_OFFSET - loss,
                  "TEST_ACCURACY": lambda loss: LOSS_OFFSET - loss},
         base="naslib.search_spaces.nasbenchnlp.graph:NasBenchNLPSearchSpace", dataset="ptb",
+        num_classes=VOCAB, batch_of_inputs=batch_of_inputs,
     )
