@@ -1,14 +1,15 @@
-"""Predictor benchmark in NASLib's terms, on our NAS-Bench-NLP and BERT tables.
+"""Predictor benchmark in NASLib's terms, on the benchmark of any space.
 
-    python -m naslib_ext.driver --space nlp --proxy hidden_covariance --n 300 --seed 0
+    python -m naslib_ext.driver --space nlp --proxy hidden_covariance --n 300 --seed 0 --workers 2
 
-Without ``--proxy`` the space's own default is used (:data:`DEFAULT_PROXY`).
+``--space`` takes NASLib's name of a space (``get_type()``; every registered space with a
+benchmark); without ``--proxy`` the space's own default is used (``SearchSpace.default_proxy``).
 
 Draws ``n`` benchmark architectures with a finite result (``seed``; the same subset the core's
 study picks), wraps them as NASLib graphs, asks :class:`ZeroCostProxyPredictor` for their
 scores and the graphs' ``query(Metric.VAL_ACCURACY)`` for the truth (NASLib's convention:
 higher is better, ``100 - loss`` on NB-NLP), and reports NASLib's metric names: pearson,
-spearman, kendalltau, precision_10, precision_20 and query_time (seconds per architecture).
+spearman, kendalltau, precision_10, precision_20 and query_time (wall seconds per architecture).
 
 Metrics are computed with scipy (``nni_zerocost.benchmarks.metrics.correlations``), signed
 (positive = the proxy ranks good architectures high), architectures without a score excluded
@@ -16,11 +17,14 @@ and counted (``n`` drawn = ``n_scored`` + ``n_excluded``).  NASLib's own
 ``PredictorEvaluator.compare`` is not used: with scikit-learn >= 1.6 it silently returns NaN for
 every metric, and it reports |pearson|.
 
-With ``--check-core`` the same architectures are also scored by the core directly
-(``nni_zerocost.score`` on the table's architectures, truth from the table) and both sets of
-figures are printed with their largest difference, so the adapter is shown not to change them;
-the command exits with status 1 when they differ.  :func:`evaluate` returns the same figures as
-a dict, for a CLI command to call.
+The predictor scores through the core's runner (``--workers`` processes, one torch thread
+each by default).  With ``--check-core`` it scores into a result store, and the core then runs
+its own plan over the table's architectures against that store: every result the adapter's
+architectures share with the core's is read back, not recomputed, so the check costs no model
+work unless the two disagree on an architecture or a setting (then the core computes it, and
+``core_computed`` says how many).  Both sets of figures are printed with their largest
+difference; the command exits with status 1 when they differ.  :func:`evaluate` returns the
+figures as a dict.
 
 The command scores on one torch CPU thread (``--threads``), as the core's worker processes do:
 with torch's default of one thread per core, each of a cell's small matrix products waits for a
@@ -33,24 +37,39 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import torch
 
 from .predictors import ZeroCostProxyPredictor
-from .search_spaces import Metric, NasBenchBERTSpace, NasBenchNLPSpace, benchmark_table
+from .search_spaces import Metric, benchmark_table, naslib_space, naslib_types
 
-import nni_zerocost
 from nni_zerocost.benchmarks.metrics import correlations
 from nni_zerocost.benchmarks.study import select_entries
 from nni_zerocost.errors import BadInputError, ZeroCostError
+from nni_zerocost.data import resolve_corpus
+from nni_zerocost.plan import check_count, make_plan
+from nni_zerocost.runner import score_many
+from nni_zerocost.spaces import get_space
+from nni_zerocost.store import ResultStore
 
-SPACES = {"nlp": NasBenchNLPSpace, "bert": NasBenchBERTSpace}
-#: the proxy each space is scored with when none is named: the paper's main proxy of the space
-DEFAULT_PROXY = {"nlp": "hidden_covariance", "bert": "head_confidence"}
 METRICS = ("pearson", "spearman", "kendalltau", "precision_10", "precision_20")
+
+
+def driver_spaces() -> Dict[str, str]:
+    """``{NASLib name: core space}`` of the spaces with a benchmark to drive."""
+    return {t: s for t, s in naslib_types().items() if get_space(s).naslib_form().benchmark}
+
+
+def default_proxy(space: str) -> str:
+    """The core space's default proxy (else its first proxy)."""
+    from nni_zerocost.proxies.base import list_proxies
+
+    return get_space(space).default_proxy or list_proxies(space)[0]
 
 
 def naslib_metrics(scores: Sequence[float], truth: Sequence[float]) -> Dict[str, float]:
@@ -73,58 +92,68 @@ def naslib_metrics(scores: Sequence[float], truth: Sequence[float]) -> Dict[str,
 
 def evaluate(space: str = "nlp", proxy: Optional[str] = None, n: int = 300, seed: int = 0, *,
              proxy_seed: int = 0, corpus: Optional[str] = None, data_dir: Optional[str] = None,
-             check_core: bool = False, device: str = "auto") -> Dict[str, Any]:
+             check_core: bool = False, device: str = "auto", workers: int = 1) -> Dict[str, Any]:
     """Run the benchmark; returns the figures as a dict (what the CLI prints)."""
-    if space not in SPACES:
-        raise BadInputError("space", f"unknown space; valid: {', '.join(SPACES)}", repr(space))
+    spaces = driver_spaces()
+    if space not in spaces:
+        raise BadInputError("space", f"unknown space; valid: {', '.join(spaces)}", repr(space))
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise BadInputError("n", f"must be an integer >= 1, got {n!r}")
-    proxy = proxy or DEFAULT_PROXY[space]
-    cls = SPACES[space]
-    predictor = ZeroCostProxyPredictor(proxy, corpus=corpus, seed=proxy_seed, space=cls.core_space, device=device)
-    api = {"data_dir": data_dir} if data_dir else None
-    table = benchmark_table(cls.benchmark_name, api)
-    entries = select_entries(table.entries, table.benchmark, n, seed)
-    graphs = []
-    for e in entries:
-        g = cls()
-        g.set_core_arch(e.arch)
-        graphs.append(g)
-    truth = [g.query(Metric.VAL_ACCURACY, dataset_api=api) for g in graphs]
+    check_count("workers", workers)
+    core_space = spaces[space]
+    proxy = proxy or default_proxy(core_space)
+    with tempfile.TemporaryDirectory(prefix="naslib-driver-") as tmp:
+        store = ResultStore(Path(tmp) / "store.jsonl") if check_core else None
+        predictor = ZeroCostProxyPredictor(proxy, corpus=corpus, seed=proxy_seed, space=core_space, device=device,
+                                           workers=workers, store=store)
+        api = {"data_dir": data_dir} if data_dir else None
+        cls = naslib_space(core_space)
+        table = benchmark_table(cls.benchmark_name, api)
+        entries = select_entries(table.entries, table.benchmark, n, seed)
+        graphs = []
+        for e in entries:
+            g = cls()
+            g.set_core_arch(e.arch)
+            graphs.append(g)
+        truth = [g.query(Metric.VAL_ACCURACY, dataset_api=api) for g in graphs]
 
-    start = time.perf_counter()
-    results = predictor.query_results(graphs)
-    query_time = (time.perf_counter() - start) / max(1, len(graphs))
-    scores = [r.score for r in results]  # NaN where the proxy has no score: excluded, counted
+        start = time.perf_counter()
+        results = predictor.query_results(graphs)
+        query_time = (time.perf_counter() - start) / max(1, len(graphs))
+        scores = [r.score for r in results]  # NaN where the proxy has no score: excluded, counted
 
-    metrics = naslib_metrics(scores, truth)
-    out: Dict[str, Any] = {
-        "space": space, "benchmark": table.benchmark.name, "proxy": proxy,
-        "n": len(entries),  # architectures drawn and scored; the metrics use the n_scored with a score
-        "seed": seed, "proxy_seed": proxy_seed, "device": predictor.device_name,
-        **{k: v for k, v in metrics.items() if k != "n"},
-        "n_scored": metrics["n"],
-        "query_time": query_time,
-        "n_flagged": sum(r.flag is not None for r in results),
-    }
-    if check_core:
-        sign = 1.0 if table.benchmark.primary_higher_is_better else -1.0
-        core_scores = [
-            nni_zerocost.score(cls.core_space, e.arch, [proxy], corpus=corpus, seed=proxy_seed,
-                               device=device)[proxy].score
-            for e in entries
-        ]
-        core_truth = [sign * e.truth[table.benchmark.primary] for e in entries]
-        core = naslib_metrics(core_scores, core_truth)
-        a, b = np.asarray(scores), np.asarray(core_scores)
-        same_nan = bool(np.array_equal(np.isnan(a), np.isnan(b)))
-        diff = float(np.nanmax(np.abs(a - b))) if np.isfinite(a - b).any() else 0.0
-        out["core"] = {**{k: core[k] for k in METRICS + ("n_excluded",)}, "n_scored": core["n"]}
-        out["max_abs_score_difference"] = diff if same_nan else math.inf
-        out["core_match"] = same_nan and diff == 0.0 and all(
-            _close(out[k], core[k]) for k in METRICS
-        )
+        metrics = naslib_metrics(scores, truth)
+        out: Dict[str, Any] = {
+            "space": space, "benchmark": table.benchmark.name, "proxy": proxy,
+            "n": len(entries),  # architectures drawn and scored; the metrics use the n_scored with a score
+            "seed": seed, "proxy_seed": proxy_seed, "device": predictor.device_name, "workers": workers,
+            **{k: v for k, v in metrics.items() if k != "n"},
+            "n_scored": metrics["n"],
+            "query_time": query_time,
+            "n_flagged": sum(r.flag is not None for r in results),
+        }
+        if check_core:
+            out.update(_check_core(core_space, proxy, proxy_seed, corpus, device, entries, table, store, scores, metrics))
     return out
+
+
+def _check_core(core_space, proxy, proxy_seed, corpus, device, entries, table, store, scores,
+                adapter) -> Dict[str, Any]:
+    """The core's own plan over the table's architectures, reading the adapter's store."""
+    plan = make_plan(core_space, [proxy], seed=proxy_seed, corpus=corpus, device=device)
+    records = list(score_many(plan, [(e.arch_id, e.arch) for e in entries], store, progress=False))
+    core_scores = [np.nan if r.results[proxy] is None else r.results[proxy].score for r in records]
+    sign = 1.0 if table.benchmark.primary_higher_is_better else -1.0
+    core = naslib_metrics(core_scores, [sign * e.truth[table.benchmark.primary] for e in entries])
+    a, b = np.asarray(scores, dtype=np.float64), np.asarray(core_scores, dtype=np.float64)
+    same_nan = bool(np.array_equal(np.isnan(a), np.isnan(b)))
+    diff = float(np.nanmax(np.abs(a - b))) if np.isfinite(a - b).any() else 0.0
+    return {
+        "core": {**{k: core[k] for k in METRICS + ("n_excluded",)}, "n_scored": core["n"]},
+        "core_computed": sum(r.computed for r in records),
+        "max_abs_score_difference": diff if same_nan else math.inf,
+        "core_match": same_nan and diff == 0.0 and all(_close(adapter[k], core[k]) for k in METRICS),
+    }
 
 
 def _close(a: float, b: float) -> bool:
@@ -142,25 +171,28 @@ def format_report(r: Dict[str, Any]) -> str:
     ]
     if "core" in r:
         lines.append("  core directly : " + ", ".join(f"{k}: {r['core'][k]:.4f}" for k in METRICS))
-        lines.append(
-            f"  identical: {r['core_match']} (largest score difference {r['max_abs_score_difference']:.3g})"
-        )
+        lines.append(f"  identical: {r['core_match']} (largest score difference {r['max_abs_score_difference']:.3g}; "
+                     f"the core's plan computed {r['core_computed']} result(s) the adapter's store did not hold)")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m naslib_ext.driver", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--space", choices=sorted(SPACES), default="nlp")
+    spaces = driver_spaces()
+    ap.add_argument("--space", choices=sorted(spaces), default="nlp", help="NASLib's name of the space")
     ap.add_argument("--proxy", default=None,
                     help="proxy name or spec, e.g. hidden_covariance:layer=2 (default: "
-                         + ", ".join(f"{k}: {v}" for k, v in DEFAULT_PROXY.items()) + ")")
+                         + ", ".join(f"{k}: {default_proxy(v)}" for k, v in spaces.items()) + ")")
     ap.add_argument("--n", type=int, default=300, help="number of benchmark architectures")
     ap.add_argument("--seed", type=int, default=0, help="seed of the architecture subset")
     ap.add_argument("--proxy-seed", type=int, default=0, help="seed of the scored models' initialisation")
-    ap.add_argument("--corpus", help="PTB-style corpus for the RNN input batch (default: embedded batch)")
+    ap.add_argument("--corpus", help="input corpus as for 'nni-zerocost score --corpus', e.g. ptb "
+                                     "(default: the space's embedded batch)")
     ap.add_argument("--data-dir", help="folder holding nasbench_nlp/ etc. (default: $NNI_ZEROCOST_DATA or ../shared/data)")
     ap.add_argument("--check-core", action="store_true",
-                    help="also score with the core directly and compare (scores every architecture twice)")
+                    help="also run the core's own plan on the same architectures and compare (through a "
+                         "result store: no second scoring)")
+    ap.add_argument("--workers", type=int, default=1, help="scoring processes (the core's runner; default 1)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--device", default="auto", help="auto (default: CUDA when available), cpu, cuda or cuda:N")
     ap.add_argument("--threads", type=int, default=1,
@@ -171,8 +203,9 @@ def main(argv=None) -> int:
         if args.threads < 1:
             raise BadInputError("threads", f"must be an integer >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-        r = evaluate(args.space, args.proxy, args.n, args.seed, proxy_seed=args.proxy_seed, corpus=args.corpus,
-                     data_dir=args.data_dir, check_core=args.check_core, device=args.device)
+        r = evaluate(args.space, args.proxy, args.n, args.seed, proxy_seed=args.proxy_seed,
+                     corpus=resolve_corpus(args.corpus, args.data_dir), data_dir=args.data_dir,
+                     check_core=args.check_core, device=args.device, workers=args.workers)
     except ZeroCostError as e:
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 2

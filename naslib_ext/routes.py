@@ -22,7 +22,9 @@ is served through its :class:`~nni_zerocost.spaces.base.NASLibForm`:
    (an architecture it lacks is scored on the fly);
 6. ``ZCEnsembleEvaluator.__init__`` and ``ZeroCostPredictorEvaluator.__init__`` -- a ``zc_names``
    (or predictor) the table lacks fails at once with one line listing what it holds, instead of
-   NASLib's ``KeyError: 'key not found'`` mid-run.
+   NASLib's ``KeyError: 'key not found'`` mid-run;
+7. ``PredictorEvaluator.adapt_search_space`` -- takes our spaces outside its own type list
+   (final results only: no learning curves, no hyperparameters).
 
 Sampling that honours ``labeled_archs`` / ``sample_without_replacement`` lives in the graph
 classes themselves (:mod:`naslib_ext.search_spaces`).  Every wrapper carries
@@ -123,8 +125,36 @@ def enable() -> FrozenSet[str]:
     ):
         if _check_names_on_init(module, cls, field, names):
             now.add(f"{module}.{cls}.__init__")
+    if _route_predictor_evaluator():
+        now.add("naslib.defaults.predictor_evaluator.PredictorEvaluator.adapt_search_space")
     _applied.update(now)
     return frozenset(now)
+
+
+def _route_predictor_evaluator() -> bool:
+    """``PredictorEvaluator.adapt_search_space`` refuses every type outside its own list after
+    setting everything up; for our spaces (final results only) it goes on without learning
+    curves or hyperparameters."""
+    from .search_spaces import is_core_graph
+
+    cls = importlib.import_module("naslib.defaults.predictor_evaluator").PredictorEvaluator
+    original = cls.adapt_search_space
+    if getattr(original, MARKER, False):
+        return False
+
+    @functools.wraps(original)
+    def adapt_search_space(self, search_space, *args, **kwargs):
+        try:
+            return original(self, search_space, *args, **kwargs)
+        except NotImplementedError:
+            if not is_core_graph(search_space):
+                raise
+            self.full_lc = False
+            self.hyperparameters = False
+
+    setattr(adapt_search_space, MARKER, True)
+    cls.adapt_search_space = adapt_search_space
+    return True
 
 
 def applied() -> FrozenSet[str]:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from nni_zerocost.benchmarks.base import get_benchmark, list_benchmarks
-from nni_zerocost.benchmarks.tables import FOLDER, PrecomputedTable, list_precomputed, precomputed, read_table
+from nni_zerocost.benchmarks.tables import FOLDER, PrecomputedTable, _settings, list_precomputed, precomputed, read_table
 from nni_zerocost.data import data_dir, resolve_corpus
 from nni_zerocost.errors import BadInputError, DataError, ZeroCostError
 from nni_zerocost.spaces import get_space
@@ -117,10 +117,9 @@ def default_tables(benchmark: str, folder: Optional[Path] = None) -> List[Precom
     out = []
     for name in list_precomputed(folder):
         meta = json.loads((folder / f"{name}.json").read_text())
-        prov = meta["provenance"]
-        options = prov.get("options") or {}
-        if meta["benchmark"] == benchmark and prov.get("batch") == "embedded" and prov.get("device") == "cpu" \
-                and all(options.get(k, v) == v for k, v in defaults.items()):
+        settings = _settings(meta)
+        if meta["benchmark"] == benchmark and settings["batch"] == "embedded" and settings["device"] == "cpu" \
+                and all(settings.get(k, v) == v for k, v in defaults.items()):
             out.append(read_table(folder / f"{name}.csv.gz", meta))
     if not out:
         raise BadInputError("benchmark", f"no shipped table of it with the default settings; shipped: "
@@ -131,6 +130,8 @@ def default_tables(benchmark: str, folder: Optional[Path] = None) -> List[Precom
 def column_request(table: PrecomputedTable, column: str) -> Dict[str, Any]:
     """The scoring request (:class:`~nni_zerocost.plan.ScoringRequest` JSON) that computed a column."""
     prov = table.provenance
+    options = {k: v for k, v in _settings({"provenance": prov, "benchmark": table.benchmark, "name": table.name}).items()
+               if k not in ("benchmark", "device", "batch", "seed", "name")}
     batch = prov.get("batch")
     if batch not in ("embedded", "ptb"):
         corpus = "?"  # an unnamed corpus: not reproducible on the fly
@@ -138,7 +139,7 @@ def column_request(table: PrecomputedTable, column: str) -> Dict[str, Any]:
         corpus = None if batch == "embedded" else "ptb"
     return {"proxies": [column], "space": get_benchmark(table.benchmark).space, "seed": prov.get("seed", 0),
             "corpus": corpus, "batch_size": None, "seq_len": None, "device": prov.get("device", "cpu"),
-            "options": dict(prov.get("options") or {})}
+            "options": options}
 
 
 def zc_benchmark(benchmark: str, tables: Optional[Sequence[PrecomputedTable]] = None, data: Optional[str] = None,

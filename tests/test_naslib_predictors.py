@@ -42,9 +42,9 @@ def test_both_query_conventions_give_the_core_score():
     assert many.tolist() == expected
     single = pred.query(gru)  # ZeroCost callers: one architecture -> float
     assert isinstance(single, float) and single == expected[0]
-    assert pred.query(lstm.cell) == expected[1]  # raw core architecture
+    assert pred.query(lstm.core_arch()) == expected[1]  # raw core architecture
     wrapped = gru.get_nbhd()[0]  # NASLib's module-with-.arch neighbour
-    assert pred.query(wrapped) == _core(wrapped.arch.cell, seed=3)
+    assert pred.query(wrapped) == _core(wrapped.arch.core_arch(), seed=3)
 
 
 def test_dataloader_batch_is_used_batch_first():
@@ -119,8 +119,8 @@ def test_no_score_is_finite_and_ranks_last(monkeypatch):
     result = pred.query_results([gru])[0]
     assert result.flag == "non-finite hidden states" and not result.ok
     # each architecture is scored once per query, as its core architecture, in the given order
-    assert [c.canonical_hash() for c in scored] == [gru.cell.canonical_hash()] * 2 + [
-        lstm.cell.canonical_hash(), gru.cell.canonical_hash()]
+    assert [c.canonical_hash() for c in scored] == [gru.core_arch().canonical_hash()] * 2 + [
+        lstm.core_arch().canonical_hash(), gru.core_arch().canonical_hash()]
 
 
 def test_predictor_metadata():
@@ -129,7 +129,8 @@ def test_predictor_metadata():
     reqs = pred.get_data_reqs()
     assert not reqs["requires_partial_lc"] and not reqs["requires_hyperparameters"] and not reqs["unlabeled"]
     assert pred.method_type == "hidden_covariance" and pred.space == "rnn"
-    assert P.ZeroCostProxyPredictor("head_confidence").space == "bert"
+    both = P.ZeroCostProxyPredictor("head_confidence")  # applies to two spaces: each graph says its own
+    assert both.space is None and sorted(both._plans) == ["bert", "gpt2"]
     # specs are checked at construction, through the core's door, before any model is built
     with pytest.raises(BadInputError, match="unknown proxy 'no_such_proxy'") as e:
         P.ZeroCostProxyPredictor("no_such_proxy")
@@ -281,8 +282,8 @@ def test_driver_scores_each_architecture_once_unless_asked_to_check(data_dir, mo
     assert r["n"] == 12 and len(scored) == 12 and "core" not in r
     scored.clear()
     r = evaluate("nlp", "params", n=12, seed=2, data_dir=str(data_dir), check_core=True)
-    assert len(scored) == 24 and r["core_match"] is True  # adapter once + core once
-    assert sorted(scored[:12]) == sorted(scored[12:])
+    # the core's plan reads the adapter's results back from the store: no second scoring
+    assert len(scored) == 12 and r["core_match"] is True and r["core_computed"] == 0
 
 
 def test_driver_counts_drawn_scored_and_excluded_apart(data_dir, monkeypatch):

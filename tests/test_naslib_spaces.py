@@ -1,4 +1,4 @@
-"""NASLib search spaces over our NB-NLP / BERT tables (need NASLib Develop on the path)."""
+"""NASLib search spaces made from the space plugins, on the NB-NLP / BERT tables (need NASLib Develop)."""
 import importlib.util
 
 import numpy as np
@@ -15,13 +15,8 @@ from naslib.search_spaces.nasbenchnlp.conversions import (  # noqa: E402
 )
 from naslib.search_spaces.nasbenchnlp.graph import NasBenchNLPSearchSpace  # noqa: E402
 
-from naslib_ext.search_spaces import (  # noqa: E402
-    Metric,
-    NasBenchNLPSpace,
-    cell_from_compact,
-    compact_from_cell,
-    normalise_compact,
-)
+from naslib_ext.search_spaces import Metric, NasBenchNLPSpace  # noqa: E402
+from nni_zerocost.spaces.rnn.naslib_form import cell_from_compact, compact_from_cell, normalise_compact  # noqa: E402
 from nni_zerocost.errors import InvalidArchitectureError  # noqa: E402
 from nni_zerocost.spaces.rnn import Cell, RNNLanguageModel  # noqa: E402
 
@@ -65,7 +60,7 @@ def test_upstream_mutate_is_unhashable_ours_is_plain_and_hashable():
         assert type(child) is NasBenchNLPSpace
         assert _is_plain(child.get_hash()) and hash(child.get_hash()) is not None
         assert child.get_hash() != parent.get_hash()  # never the parent itself
-        assert child.cell == cell_from_compact(child.get_hash())
+        assert child.core_arch() == cell_from_compact(child.get_hash())
 
 
 def test_upstream_nbhd_loses_subclass_ours_keeps_it_and_drops_duplicates():
@@ -89,7 +84,7 @@ def test_upstream_nbhd_loses_subclass_ours_keeps_it_and_drops_duplicates():
             cell_from_compact(n.arch.compact)
         except InvalidArchitectureError:
             continue
-        up_valid.add(normalise_compact(n.arch.compact))
+        up_valid.add(compact_from_cell(cell_from_compact(n.arch.compact)))  # ours are canonical
     assert set(hashes) == up_valid - {parent.get_hash()}
 
 
@@ -100,6 +95,7 @@ def test_compact_keeps_which_node_is_which_output(nlp_entries):
     for e in nlp_entries:
         compact = compact_from_cell(e.arch)
         assert cell_from_compact(compact).canonical_hash() == e.arch.canonical_hash()
+        assert compact_from_cell(cell_from_compact(compact)) == compact  # canonical: a fixed point
         up = convert_recipe_to_compact(e.arch.to_recipe())
         if Cell.parse(convert_compact_to_recipe(up)).canonical_hash() != e.arch.canonical_hash():
             naslib_changed += 1
@@ -132,7 +128,7 @@ def test_query_answers_from_the_table(nlp_entries, api):
         s.query(Metric.VAL_ACCURACY, full_lc=True, dataset_api=api)
     # the same cell rebuilt from its compact (renamed nodes) is found through the canonical hash
     renamed = _space(s.get_compact())
-    assert renamed.cell != e.arch
+    assert renamed.core_arch() != e.arch
     assert renamed.query(Metric.TEST_LOSS, dataset_api=api) == pytest.approx(e.truth["test_loss"])
 
 
@@ -179,7 +175,7 @@ def test_unlabeled_sampling_is_seeded_by_numpy_and_valid():
 def test_builds_our_model_and_encodes_like_naslib():
     s = _space(LSTM)
     model = s.build_model(seed=1)
-    assert isinstance(model, RNNLanguageModel) and model.cell == s.cell
+    assert isinstance(model, RNNLanguageModel) and model.cell.canonical_hash() == s.core_arch().canonical_hash()
     assert s.get_type() == "nlp"
     assert len(s.encode()) == 26 * 26 + 26 * 9  # NASLib one-hot adjacency with max_nodes 25
 
@@ -217,7 +213,7 @@ def test_bert_moves_change_exactly_one_choice(bert):
     np.random.seed(0)
     s = bert()
     s.sample_random_architecture()
-    assert s.get_hash() == s.compact_of(s.config)
+    assert s.get_hash() == s.form.compact(s.core_arch())
     nbhd = s.get_nbhd()
     hashes = [n.arch.get_hash() for n in nbhd]
     assert len(set(hashes)) == len(hashes) and s.get_hash() not in hashes

@@ -11,14 +11,10 @@ import nni_zerocost as nz
 from nni_zerocost import BadInputError, DataError
 from nni_zerocost.benchmarks.base import get_benchmark
 from nni_zerocost.cli import build_table
-from nni_zerocost.benchmarks.tables import (
-    FOLDER,
-    list_precomputed,
-    naslib_zc_json,
-    precomputed,
-    read_table,
-)
+from nni_zerocost.benchmarks.tables import FOLDER, list_precomputed, precomputed, read_table
 from nni_zerocost.cli import main
+
+from naslib_ext.zc_benchmark import naslib_names, naslib_zc_json  # NASLib's layout (imports no NASLib)
 
 
 def _run(tmp_path, data_dir, limit=4):
@@ -93,6 +89,18 @@ def test_naslib_layout():
     # no benchmark value: left out (NASLib needs val_accuracy on every entry)
     zc = naslib_zc_json([t], arch_key=lambda i: i, val_accuracy=lambda i: None if i == 1 else 90.0)
     assert list(zc["ptb"]) == ["2"]
+    # a column in two tables: taken once where they agree, refused where they do not
+    u = PrecomputedTable("u", "nasbench-nlp", ["a", "c"], [
+        {"arch_id": 1, "arch_hash": "h1", "values": {"a": 2.0, "c": 1.0}, "seconds": {"a": 9.0, "c": 0.1}, "flags": {}},
+        {"arch_id": 2, "arch_hash": "h2", "values": {"a": 3.0, "c": 1.0}, "seconds": {"a": 9.0, "c": 0.1}, "flags": {}},
+    ], {}, {"a": True, "c": True})
+    zc = naslib_zc_json([t, u], arch_key=lambda i: i, val_accuracy=lambda i: 90.0)
+    assert sorted(zc["ptb"]["1"]) == ["a", "b", "c", "val_accuracy"] and zc["ptb"]["1"]["a"]["time"] == 0.5
+    u.rows[0]["values"]["a"] = 2.5
+    with pytest.raises(BadInputError, match="column 'a' is in tables 't' and 'u' with different values"):
+        naslib_zc_json([t, u], arch_key=lambda i: i, val_accuracy=lambda i: 90.0)
+    # NASLib's names come from the spaces' NASLib forms
+    assert naslib_names()["nasbench-nlp"] == ("nlp", "ptb") and naslib_names()["nasbench-bert"] == ("bert", "glue")
 
 
 @pytest.mark.parametrize("name", list_precomputed() or [pytest.param(None, marks=pytest.mark.skip("no table shipped"))])
