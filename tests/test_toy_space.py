@@ -202,3 +202,12 @@ def test_naslib_search_space(toy):
     child = cls()
     child.mutate(g)
     assert child.get_hash() != g.get_hash()
+    # NASLib's own look-ups find it once naslib_ext.enable() has run
+    import naslib_ext
+
+    naslib_ext.enable()
+    from naslib.predictors.utils.encodings import encode_spec
+    from naslib.search_spaces import get_search_space
+
+    assert type(get_search_space(toy, toy)) is cls
+    assert encode_spec(g.get_hash(), ss_type=toy) == g.encode()
