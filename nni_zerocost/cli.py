@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt = dsub.add_parser("build-table", help="a precomputed proxy table (shipped with the package) from the JSONL "
                                              "an 'nni-zerocost score --benchmark' command wrote")
     bt.add_argument("records", help="the score command's --out file")
-    bt.add_argument("--command", required=True, help="that command line, exactly as run")
+    bt.add_argument("--command", dest="score_command", required=True, help="that command line, exactly as run")
     bt.add_argument("--name", required=True, help="table name (file stem)")
     bt.add_argument("--wall-seconds", type=float, default=None, help="measured wall time of the command")
     bt.add_argument("--cpu-seconds", type=float, default=None, help="measured CPU time (user + sys) of the command")
@@ -886,7 +886,7 @@ def cmd_data(args) -> int:
         print(f"{'prepare':<14} writes to {prepare_dir(None)}")
         return 0
     if args.data_command == "build-table":
-        path = build_table(Path(args.records), args.command, args.name, folder=args.folder,
+        path = build_table(Path(args.records), args.score_command, args.name, folder=args.folder,
                            wall_seconds=args.wall_seconds, cpu_seconds=args.cpu_seconds, machine=args.machine,
                            commit=args.commit, note=args.note)
         print(f"wrote {path}")

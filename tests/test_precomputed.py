@@ -140,3 +140,13 @@ def test_the_package_level_api(tmp_path, data_dir):
     assert nb.list_precomputed() == list_precomputed()
     with pytest.raises(BadInputError):
         nb.precomputed("nasbench-nlp", "no_such_column")
+
+
+def test_build_table_from_the_command_line(tmp_path, data_dir):
+    from nni_zerocost.cli import main
+
+    out, command = _run(tmp_path, data_dir)
+    assert main(["data", "build-table", str(out), "--command", command, "--name", "t",
+                 "--folder", str(tmp_path / "cli_tables")]) == 0
+    table = precomputed("nasbench-nlp", folder=tmp_path / "cli_tables")
+    assert table.provenance["command"] == command and len(table.rows) == 4
