@@ -13,9 +13,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import torch
 
-from ..devices import resolve_device
 from ..errors import BadInputError
-from ..spaces.base import ScoringContext
+from ..spaces.base import ScoringContext, scoring_device
 from .batch import ModelBatch, input_embedding
 
 
@@ -94,8 +93,7 @@ class Hooks:
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+    return scoring_device(model)
 
 
 def unique_parameters(model: torch.nn.Module) -> Dict[str, torch.nn.Parameter]:
@@ -160,10 +158,7 @@ class ModelContext(ScoringContext):
     """
 
     def __init__(self, model: torch.nn.Module, batch: ModelBatch, *, seed: int = 0, device=None):
-        own = model_device(model)
-        if device is not None and resolve_device(device) != own:
-            raise BadInputError("device", f"the model lives on {own}; move it there yourself, or pass device=None",
-                                repr(str(device)))
+        own = scoring_device(model, device)
         if not isinstance(batch, ModelBatch):
             from .batch import model_batch
 

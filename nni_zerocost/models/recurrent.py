@@ -37,6 +37,7 @@ see the future, so a model with one offers ``parameters`` only.  Rows with paddi
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -317,26 +318,16 @@ class RecurrentLMContext(ModelContext):
         if key in self.cache:
             return self.cache[key]
         g = self.gradients(loss).param_grads
-        named = dict(self._model.named_parameters())
-        params = [named[n] for n in names]
-        out = {n: torch.zeros_like(named[n]) for n in names}
         B, T = self.input_ids.shape
+
+        def chunk_loss(part):
+            recorder = Recorder(grad=True)
+            return self._loss(recorder, self._run(recorder, part), loss, part, n_pairs=B * (T - 1))
+
+        parts = (self.input_ids[start:start + HESSIAN_CHUNK] for start in range(0, B, HESSIAN_CHUNK))
         with eval_mode(self._model):
-            for start in range(0, B, HESSIAN_CHUNK):
-                part = self.input_ids[start:start + HESSIAN_CHUNK]
-                recorder = Recorder(grad=True)
-                with torch.enable_grad():
-                    logits = self._run(recorder, part)
-                    value = self._loss(recorder, logits, loss, part, n_pairs=B * (T - 1))
-                    first = torch.autograd.grad(value, params, create_graph=True, allow_unused=True)
-                    used = [(n, p, f) for n, p, f in zip(names, params, first) if f is not None and f.requires_grad]
-                    if not used:
-                        continue
-                    z = sum((f * g[n]).sum() for n, _, f in used)
-                    hg = torch.autograd.grad(z, [p for _, p, _ in used], allow_unused=True)
-                for (n, _, _), h in zip(used, hg):
-                    if h is not None:
-                        out[n] += h.detach()
+            out = passes.accumulate_hessian_gradient((functools.partial(chunk_loss, p) for p in parts),
+                                                     dict(self._model.named_parameters()), names, g)
         self.cache[key] = out
         return out
 

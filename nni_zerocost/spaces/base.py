@@ -38,6 +38,19 @@ from ..registry import Registry
 A = TypeVar("A")  # the architecture type of a space (Cell, BertConfig, ...)
 
 
+def scoring_device(model: torch.nn.Module, device=None) -> torch.device:
+    """Where an existing model is scored: its own device.  Another device asked for is refused
+    (moving the model would change the caller's object); a model without parameters is on the CPU."""
+    p = next(model.parameters(), None)
+    own = p.device if p is not None else torch.device("cpu")
+    if device is not None and resolve_device(device) != own:
+        from ..errors import BadInputError
+
+        raise BadInputError("device", f"the model lives on {own}; move it there yourself, or pass device=None",
+                            repr(str(device)))
+    return own
+
+
 class ScoringContext(abc.ABC):
     """One model + one batch + one seed; caches the passes several proxies share.
 

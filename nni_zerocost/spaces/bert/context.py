@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ...spectra import covariance_eigenvalues
-from ..base import ScoringContext
+from ..base import ScoringContext, scoring_device
 from .config import BertConfig
 from .inputs import CLS_ID, SEP_ID, BertBatch
 from .model import PAD_ID, BertModel, Packing, embedding_param_count, param_count
@@ -159,12 +159,7 @@ class BertContext(ScoringContext):
         """A context scoring an existing model (never rebuilt or modified): ``as_trained`` is the
         model's, the loss that of its pre-training head (``rtd``/``mlm``; ``sum`` without one).
         ``device``: the model's own when None; another device is refused."""
-        own = next(model.parameters()).device
-        if device is not None and torch.device(device) != own:
-            from ...errors import BadInputError
-
-            raise BadInputError("device", f"the model lives on {own}; move it there yourself, or pass device=None",
-                                repr(str(device)))
+        own = scoring_device(model, device)
         loss = "rtd" if model.rtd_head is not None else "mlm" if model.mlm_head is not None else "sum"
         ctx = cls(model.config, batch, seed=seed, device=own, as_trained=model.as_trained, loss=loss)
         ctx.cache["model"] = model

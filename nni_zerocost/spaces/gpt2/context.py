@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ...spectra import covariance_eigenvalues
-from ..base import ScoringContext
+from ..base import ScoringContext, scoring_device
 from .config import DecoderConfig
 from .counts import param_counts
 from .inputs import LMBatch
@@ -87,12 +87,7 @@ class GPT2Context(ScoringContext):
     def of_model(cls, model: DecoderModel, batch: LMBatch, *, seed: int = 0, device=None) -> "GPT2Context":
         """A context scoring an existing model (never rebuilt or modified); ``device``: the
         model's own when None, another device is refused."""
-        own = next(model.parameters()).device
-        if device is not None and torch.device(device) != own:
-            from ...errors import BadInputError
-
-            raise BadInputError("device", f"the model lives on {own}; move it there yourself, or pass device=None",
-                                repr(str(device)))
+        own = scoring_device(model, device)
         ctx = cls(model.config, batch, seed=seed, device=own)
         ctx.cache["model"] = model
         return ctx

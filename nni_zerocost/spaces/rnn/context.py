@@ -7,7 +7,7 @@ import torch
 
 from ...data import TokenBatch
 from ...errors import DataError
-from ..base import ScoringContext
+from ..base import ScoringContext, scoring_device
 from . import passes
 from .cell import Cell
 from .model import EMSIZE, INIT_MODES, NHID, NLAYERS, VOCAB, RNNLanguageModel, layer_sizes
@@ -58,12 +58,7 @@ class RNNContext(ScoringContext):
     def of_model(cls, model: RNNLanguageModel, batch: TokenBatch, *, seed: int = 0, device=None) -> "RNNContext":
         """A context scoring an existing model (not rebuilt; never modified).  ``device``: the
         model's own when None; another device is refused (moving would change the caller's model)."""
-        own = next(model.parameters()).device
-        if device is not None and torch.device(device) != own:
-            from ...errors import BadInputError
-
-            raise BadInputError("device", f"the model lives on {own}; move it there yourself, or pass device=None",
-                                repr(str(device)))
+        own = scoring_device(model, device)
         if model.depth != model.nlayers:
             raise ValueError(f"the model has only {model.depth} of its {model.nlayers} layers built")
         ctx = cls(model.cell, batch, seed=seed, device=own, init=model.init, emsize=model.emsize, nhid=model.nhid)

@@ -19,7 +19,8 @@ and the model stays exactly as built.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Tuple
+import functools
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -125,15 +126,27 @@ def hessian_gradient(model, tokens: torch.Tensor, loss: str, names: Sequence[str
     that memory stays bounded; the result is the whole batch's ``H g``.
     """
     check_loss(loss)
-    named = dict(model.named_parameters())
+    n_tokens = tokens[1:].numel()
+
+    def chunk_loss(part):
+        last, _ = _forward(model, model.embed(part), record_states=False)
+        return _loss_value(model, last, part, loss, n_tokens)
+
+    parts = (tokens[:, start:start + chunk] for start in range(0, tokens.shape[1], chunk))
+    return accumulate_hessian_gradient((functools.partial(chunk_loss, p) for p in parts),
+                                       dict(model.named_parameters()), names, grads)
+
+
+def accumulate_hessian_gradient(losses: Iterable[Callable[[], torch.Tensor]], named: Dict[str, torch.Tensor],
+                                names: Sequence[str], grads: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """``sum over chunks of H_k g`` over the parameters ``names``: each callable gives one chunk's
+    loss (a share of the whole loss), whose Hessian-vector product with ``grads`` is added up.
+    The one double backward behind GraSP, for the space's cells and for a user's recurrent LM."""
     params = [named[n] for n in names]
     out = {n: torch.zeros_like(named[n]) for n in names}
-    n_tokens = tokens[1:].numel()
-    for start in range(0, tokens.shape[1], chunk):
-        part = tokens[:, start:start + chunk]
+    for loss_of in losses:
         with torch.enable_grad():
-            last, _ = _forward(model, model.embed(part), record_states=False)
-            value = _loss_value(model, last, part, loss, n_tokens)
+            value = loss_of()
             first = torch.autograd.grad(value, params, create_graph=True, allow_unused=True)
             used = [(n, p, f) for n, p, f in zip(names, params, first) if f is not None and f.requires_grad]
             if not used:
