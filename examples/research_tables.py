@@ -47,7 +47,7 @@ def table(result: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if deciles:
         bins = result.get("size_bins", {})
-        lines += ["", "τ within each parameter-count decile (parameters: " + ", ".join(
+        lines += ["", f"τ within each decile of {result.get('size_measure', 'parameters')} (" + ", ".join(
             f"{k}: {lo / 1e6:.3g}–{hi / 1e6:.3g}M" for k, (lo, hi) in bins.items()) + ")", "",
                   "| proxy | " + " | ".join(bins) + " |", "|---|" + "---:|" * len(bins)]
         for name, r, _ in rows:

@@ -564,8 +564,9 @@ def run_benchmark(args):
         from_store += max(had - rec.computed, 0)
     wall = time.perf_counter() - start
     sp = get_space(bench.space)
-    sizes = [sp.param_count(e.arch, **plan.context_options) for e in entries]  # counted, never built
+    sizes, measure = size_of(sp, [e.arch for e in entries], plan.context_options)
     result = study(bench, entries, scores, seconds, flags, sizes)
+    result["size_measure"] = measure
     from .benchmarks.extra import augment  # all-cells tau-b, group means, baselines
 
     augment(result, bench, entries, scores, all_cells=all_cells, rank_averages=getattr(args, "rank_average", []),
@@ -603,6 +604,16 @@ def _check_rank_averages(combos: Sequence[str], specs: Sequence[str]) -> None:
                 raise BadInputError("rank_average", f"{part!r}{suggest(part, specs)} is not one of the --proxy "
                                                     f"specs ({', '.join(specs)}); give each part with --proxy too",
                                     repr(combo))
+
+
+def size_of(sp, archs, options):
+    """``(sizes, what they count)`` for the within-budget ranking: the non-embedding parameters
+    where the space counts them (what grows with depth and width, and what the strongest size
+    baselines measure), else every parameter; counted from the architectures, never built."""
+    sizes = [sp.nonembedding_param_count(a, **options) for a in archs]
+    if all(n is not None for n in sizes):
+        return sizes, "non-embedding parameters"
+    return [sp.param_count(a, **options) for a in archs], "parameters"
 
 
 def cmd_benchmark(args) -> int:

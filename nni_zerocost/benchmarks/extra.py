@@ -174,9 +174,10 @@ def format_extra(result: Mapping[str, Any]) -> List[str]:
     if any("within_size_bins_mean_tau" in r for _, r in rows):
         bins = result.get("size_bins", {})
         edges = "  ".join(f"{k}:{lo / 1e6:.3g}-{hi / 1e6:.3g}M" for k, (lo, hi) in bins.items())
-        lines += ["", "within-budget ranking: Kendall tau over architectures inside each parameter-count decile "
+        measure = result.get("size_measure", "parameters")
+        lines += ["", f"within-budget ranking: Kendall tau over architectures inside each decile of {measure} "
                       "(where size cannot help); mean over the deciles that have a tau",
-                  f"  deciles (parameters): {edges}"]
+                  f"  deciles ({measure}): {edges}"]
         for name, r in rows:
             if "within_size_bins_mean_tau" in r:
                 g = r["within_size_bins"]
