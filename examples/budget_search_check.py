@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import tempfile
 import warnings
@@ -44,6 +45,7 @@ def main(argv=None) -> int:
     from nni_zerocost.data import data_dir
     from nni_zerocost.nas import ProxyRanking, model_space
 
+    logging.getLogger("nni").setLevel(logging.WARNING)  # NNI logs every experiment's start and stop
     bench = get_benchmark(args.benchmark)
     budget = SizeBudget(args.max_params, None, args.max_nonembedding_params)
     entries = [e for e in bench.load(data_dir(None, bench)) if e.truth.get(bench.primary) is not None]
