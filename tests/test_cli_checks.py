@@ -395,7 +395,7 @@ def test_search_figure_by_rank_for_ranking_with_legend_outside_and_whole_counts(
     assert "best so far" in figure_texts["search"]["words"]
     assert figure_texts["search"]["axes"][0].get_xlabel() == "candidates evaluated"
     args = SimpleNamespace(space="rnn", proxy="params", strategy="ranking", budget=4, seed=0, corpus=None,
-                           max_params=None, max_flops=None)
+                           max_params=None, max_nonembedding_params=None, max_flops=None)
     report = _search_report(args, [], [], 1.0, tmp_path / "search.png", tmp_path / "nni")
     assert "![scores by rank and score distribution](search.png)" in report
     assert "every candidate's score against its rank" in report
