@@ -51,10 +51,26 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None,
                    help="results store (JSONL; default: $NNI_ZEROCOST_STORE, else ~/.cache/nni-zerocost/results.jsonl)")
     p.add_argument("--no-store", action="store_true", help="do not read or write the results store")
-    p.add_argument("--workers", type=int, default=1, help="worker processes, one thread each (use the number of cores)")
+    _add_throughput(p)
     p.add_argument("--device", default="auto", help="auto (default): CUDA when available, else the CPU; or cpu, cuda, cuda:N")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_plugin_flag(p)
+
+
+def _add_throughput(p: argparse.ArgumentParser, ray: bool = True) -> None:
+    """Where the scoring runs (docs/throughput.md): local workers and threads, or Ray tasks."""
+    p.add_argument("--workers", default="auto", metavar="N|auto",
+                   help="scoring processes; auto: one per usable core, at most one per 8 architectures (fewer: "
+                        "scored in this process)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch/BLAS threads per scoring process (default: the idle cores, shared out between "
+                        "the workers; $NNI_ZEROCOST_THREADS pins it too)")
+    if ray:
+        p.add_argument("--ray", default=None, metavar="ADDRESS",
+                       help="one Ray task per architecture: 'local' (a private Ray instance here), 'auto' (the "
+                            "cluster this machine joined) or a cluster address; needs the 'ray' extra")
+        p.add_argument("--gpus-per-task", type=float, default=None, metavar="F",
+                       help="with --ray: the GPUs (a fraction, e.g. 0.25) each task asks for; the tasks score on CUDA")
 
 
 def _add_corpus(p: argparse.ArgumentParser) -> None:
@@ -97,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "unless it lies inside the current folder")
     sc.add_argument("--no-resume", action="store_true",
                     help="overwrite --out instead of resuming it (the store still spares work already done)")
+    sc.add_argument("--shard", default=None, metavar="K/N",
+                    help="score only shard K of N (every N-th architecture from the K-th, after --limit): one "
+                         "task of a job array; merge the shards' stores with 'nni-zerocost store merge'")
     _add_common(sc)
 
     bm = sub.add_parser(
@@ -146,9 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also report the candidates on the front of proxy score against parameters")
     se.add_argument("--data-dir", default=None,
                     help="data folder where --corpus names are looked up (default: $NNI_ZEROCOST_DATA)")
-    se.add_argument("--workers", type=int, default=1,
-                    help="worker processes scoring candidates (--strategy ranking; NNI's sequential engine "
-                         "scores the other strategies' candidates one at a time)")
+    se.add_argument("--workers", default="auto", metavar="N|auto",
+                    help="processes scoring candidates (--strategy ranking; NNI's sequential engine scores the "
+                         "other strategies' candidates one at a time, so auto means 1 there)")
+    se.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="torch/BLAS threads per scoring process (default: the idle cores, shared out)")
     se.add_argument("--out", required=True, metavar="DIR",
                     help="output folder: candidates.jsonl, top/, report.md, search.png, nni/ (NNI's own files)")
     se.add_argument("--store", default=None, help="results store (default as for score)")
@@ -202,6 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--note", default=None, help="anything else a reader of the numbers must know")
     bt.add_argument("--commit", default=None, help="commit the command ran at (default: this checkout's HEAD)")
     bt.add_argument("--folder", default=None, help="write here (default: the package's precomputed/ folder)")
+
+    st = sub.add_parser("store", help="work with result stores: merge the stores of shards")
+    ssub = st.add_subparsers(dest="store_command", required=True)
+    sm = ssub.add_parser("merge", help="merge stores (e.g. of 'score --shard K/N' tasks) into a new store",
+                         description="Merge result stores into a new one, de-duplicating by key. Two results of "
+                                     "one key must agree, else the merge is refused with one line naming the key "
+                                     "and both files, and nothing is written.", formatter_class=_Help)
+    sm.add_argument("stores", nargs="+", metavar="STORE.jsonl", help="the stores to merge")
+    sm.add_argument("--out", required=True, help="the merged store (a new file; written whole, then moved in place)")
+    sm.add_argument("--rel-tol", type=float, default=1e-6,
+                    help="raw values of one key may differ by this relative amount (float rounding: runs with "
+                         "another thread count differ by about 1e-8); 0 = bit for bit")
     return ap
 
 
@@ -215,7 +248,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code = {"list": cmd_list, "score": cmd_score, "benchmark": cmd_benchmark, "plot": cmd_plot,
-                "search": cmd_search, "data": cmd_data}[args.command](args)
+                "search": cmd_search, "data": cmd_data, "store": cmd_store}[args.command](args)
         sys.stdout.flush()  # here, not at exit, so that a closed pipe is caught below
         return code
     except BrokenPipeError:
@@ -301,15 +334,46 @@ def _plan(args, space: str):
     """The one checked door: every flag that shapes the scoring, checked before any work."""
     from .plan import make_plan
 
+    if getattr(args, "gpus_per_task", None) is not None:
+        return _remote_gpu_plan(args, space)
     return make_plan(_request(args, space, args.proxy))
+
+
+def _remote_gpu_plan(args, space: str):
+    """``--ray ... --gpus-per-task F``: the tasks score on the GPUs Ray gives them, so the plan is
+    a CUDA plan even where this machine (often a cluster's CPU-only head) has none."""
+    import dataclasses
+
+    import torch
+
+    from .plan import make_plan
+
+    if getattr(args, "ray", None) is None:
+        raise BadInputError("gpus_per_task", "applies to Ray tasks only (give --ray too)")
+    if args.device not in ("auto", "cuda"):
+        raise BadInputError("device", "--gpus-per-task scores on the GPU Ray gives each task: leave --device out "
+                                      "or say cuda", repr(args.device))
+    args.device = "cpu"  # checked here; the tasks move to their own GPU
+    return dataclasses.replace(make_plan(_request(args, space, args.proxy)), device=torch.device("cuda"))
 
 
 def _check_counts(args) -> None:
     from .plan import check_count
+    from .threads import check_threads, check_workers
 
-    check_count("workers", args.workers)
+    args.workers = check_workers(args.workers)
+    check_threads(getattr(args, "threads", None))
     if args.limit is not None:
         check_count("limit", args.limit)
+    if getattr(args, "ray", None) is not None and args.workers not in ("auto", 1):
+        raise BadInputError("workers", "does not apply to --ray (Ray places one task per architecture on the "
+                                       "cluster's cores)", repr(args.workers))
+
+
+def _where(args) -> dict:
+    """score_many's keyword arguments for where the work runs."""
+    return dict(workers=args.workers, threads=getattr(args, "threads", None), ray=getattr(args, "ray", None),
+                gpus_per_task=getattr(args, "gpus_per_task", None))
 
 
 def _store(args):
@@ -354,6 +418,21 @@ def _check_limit(limit: Optional[int], available: int, what: str, which: str = "
     if limit is not None and limit > available:
         raise BadInputError("limit", f"{what} {_plural(available, 'architecture')}{which}; got {limit:,} "
                                      "(leave --limit out to use all of them)")
+
+
+# -- store ------------------------------------------------------------------------------------------
+def cmd_store(args) -> int:
+    from .store import merge_stores
+
+    if args.rel_tol < 0:
+        raise BadInputError("rel_tol", f"must be >= 0, got {args.rel_tol}")
+    out = _output("out", args.out)
+    counts = merge_stores(args.stores, out, rel_tol=args.rel_tol)
+    torn = f"; {_plural(counts['torn'], 'corrupt line')} skipped" if counts["torn"] else ""
+    print(f"merged {_plural(len(args.stores), 'store')} ({_plural(counts['inputs'], 'record')}, "
+          f"{counts['duplicates']} duplicate keys agreeing{torn}) into {out}: {_plural(counts['written'], 'record')}",
+          file=sys.stderr)
+    return 0
 
 
 # -- score ----------------------------------------------------------------------------------------
@@ -424,6 +503,13 @@ def cmd_score(args) -> int:
         rng = np.random.default_rng(args.seed)
         items = [(i, sp.sample(rng)) for i in range(args.sample)]
 
+    if args.shard is not None:
+        from .runner import parse_shard, shard
+
+        k, n = parse_shard(args.shard)
+        all_items = len(items)
+        items = shard(items, k, n)
+        print(f"shard {k}/{n}: {len(items)} of {_plural(all_items, 'architecture')}", file=sys.stderr)
     request = request_of(plan)
     done: set = set()
     if not args.no_resume:
@@ -440,7 +526,7 @@ def cmd_score(args) -> int:
     scored, work = 0, 0.0
     bugs = []
     with open(out, "w" if args.no_resume else "a", encoding="utf-8") as f:
-        for rec in score_many(plan, todo, store, workers=args.workers, progress=not args.no_progress, total=len(todo)):
+        for rec in score_many(plan, todo, store, **_where(args), progress=not args.no_progress, total=len(todo)):
             f.write(json.dumps({**rec.to_json(id_field), "request": request}) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -455,7 +541,7 @@ def cmd_score(args) -> int:
     if n:
         elapsed = time.perf_counter() - started
         print(f"{elapsed:.1f} s wall: model work {work:.1f} s ({work / n:.3f} s per architecture"
-              f"{', summed over workers' if args.workers > 1 else ''}), the rest start-up, data and store",
+              f"{', summed over workers' if args.workers != 1 or args.ray else ''}), the rest start-up, data and store",
               file=sys.stderr)
     if bugs:
         print(f"nni-zerocost: {_plural(len(bugs), 'architecture')} failed with an unexpected error (a bug; please "
@@ -553,7 +639,7 @@ def run_benchmark(args):
     flags = {s: [] for s in plan.specs}
     results, from_store = 0, 0
     start = time.perf_counter()
-    for rec in score_many(plan, [(e.arch_id, e.arch) for e in entries], store, workers=args.workers,
+    for rec in score_many(plan, [(e.arch_id, e.arch) for e in entries], store, **_where(args),
                           progress=not args.no_progress, total=len(entries), desc=bench.name):
         for s in plan.specs:
             scores[s].append(rec.scores.get(s))
@@ -639,7 +725,12 @@ def cmd_search(args) -> int:
     from .spaces import get_space
     from .store import default_store_path
 
+    from .threads import THREADS_ENV, check_threads, pin_threads
+
     check_count("top", args.top)
+    if check_threads(args.threads) is not None:  # pinned here and in every process NNI starts from here
+        os.environ[THREADS_ENV] = str(args.threads)
+        pin_threads(args.threads)
     _output("out", args.out, folder=True)
     _output("store", None if args.no_store else args.store)
     request = _request(args, args.space, [args.proxy, *args.extra_proxy])

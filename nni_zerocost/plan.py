@@ -182,8 +182,10 @@ class ScoringPlan:
     def score(self, arch, requests: Optional[Sequence[ProxyRequest]] = None) -> Dict[str, ProxyResult]:
         """``{spec: ProxyResult}`` of one architecture, in plan order, on one shared context
         (:func:`~nni_zerocost.proxies.base.compute_many` orders the passes)."""
+        from .threads import scoring_threads
+
         todo = self.requests if requests is None else requests
-        with self.context(arch) as ctx:
+        with scoring_threads(), self.context(arch) as ctx:
             if self.model_contexts:
                 check_applies(todo, ctx)
             return compute_many(ctx, [(r.spec, r.name, r.options) for r in todo])

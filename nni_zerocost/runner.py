@@ -11,6 +11,7 @@ sign-normalised score, flag), so nothing downstream re-derives a sign.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -20,13 +21,16 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+
+import torch
 
 from . import __version__
 from .errors import BadInputError, InvalidArchitectureError, ZeroCostError
 from .plan import ProxyRequest, ScoringPlan
 from .proxies.base import ProxyResult
 from .store import ResultStore
+from .threads import pin_threads, scoring_threads, thread_env, threads_per_process
 
 #: record statuses: every proxy finite / some value a flagged fallback / some proxy has no
 #: score (a documented case, flagged) / the architecture is not valid / an unexpected error
@@ -97,77 +101,38 @@ def _result(request: ProxyRequest, stored: Mapping[str, Any]) -> ProxyResult:
                        stored.get("flag"), float(stored.get("seconds") or 0.0))
 
 
-# -- worker processes ------------------------------------------------------------------------
+# -- where the work runs: this process, local worker processes, or Ray tasks -------------------
 _WORKER_PLAN: Optional[ScoringPlan] = None
 _WORKER_LIMITS: Any = None  # threadpoolctl's limiter, kept alive for the worker's lifetime
 
-#: thread-count variables the BLAS/OpenMP libraries read when they load (before our initializer)
-THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def worker_threads(workers: int, threads: Optional[int] = None) -> int:
-    """Threads per worker process: ``threads`` when given, else the usable CPUs shared out
-    between the ``workers`` (at least one each), so that workers never oversubscribe the
-    machine: on a loaded machine a thread beyond the cores spin-waits and costs many times
-    the CPU time (measured: docs/devices.md)."""
-    if threads is not None:
-        return max(1, int(threads))
-    return max(1, usable_cpus() // max(1, int(workers)))
-
-
-def _worker_init(threads: int, plan: ScoringPlan) -> None:
-    import torch
-
+def _worker_init(threads: int, plan: ScoringPlan, devices: Any = None) -> None:
+    """Pin the worker's threads and keep its plan, on the next device of the round robin."""
     global _WORKER_PLAN, _WORKER_LIMITS
-    torch.set_num_threads(max(1, threads))
+    pin_threads(max(1, threads))
     try:  # numpy's and scipy's BLAS pools too (the environment variables cover them otherwise)
         from threadpoolctl import threadpool_limits
 
         _WORKER_LIMITS = threadpool_limits(limits=max(1, threads))
     except ImportError:
         pass
+    if devices is not None:  # a queue of device names: one per worker, round robin over the GPUs
+        plan = dataclasses.replace(plan, device=torch.device(devices.get()))
     _WORKER_PLAN = plan
 
 
-class _thread_env:
-    """Set the BLAS/OpenMP thread variables while worker processes are spawned (each worker
-    loads its libraries with them), restoring the parent's environment afterwards."""
-
-    def __init__(self, threads: int):
-        self.threads = str(max(1, threads))
-        self.saved: Dict[str, Optional[str]] = {}
-
-    def __enter__(self):
-        for name in THREAD_ENV:
-            self.saved[name] = os.environ.get(name)
-            os.environ[name] = self.threads
-        return self
-
-    def __exit__(self, *exc):
-        for name, value in self.saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def _evaluate(plan: ScoringPlan, arch_obj, specs):
+    """Score one architecture in a worker: ``(status, payload, traceback, device)``."""
+    try:
+        arch = plan.parse(arch_obj)
+        return "ok", _results_json(plan.score(arch, [plan.request(s) for s in specs])), None, plan.device_name
+    except Exception as e:  # reported by the parent as an error record
+        return "error", f"{type(e).__name__}: {e}", _bug_traceback(e), plan.device_name
 
 
 def _worker_eval(args):
     arch_obj, specs = args
-    plan = _WORKER_PLAN
-    try:
-        arch = plan.parse(arch_obj)
-        return "ok", _results_json(plan.score(arch, [plan.request(s) for s in specs])), None
-    except Exception as e:  # reported by the parent as an error record
-        return "error", f"{type(e).__name__}: {e}", _bug_traceback(e)
+    return _evaluate(_WORKER_PLAN, arch_obj, specs)
 
 
 def _bug_traceback(e: BaseException) -> Optional[str]:
@@ -194,13 +159,62 @@ def raise_for_error(record: "ArchRecord") -> None:
     raise ZeroCostError(record.error)
 
 
+def worker_devices(plan: ScoringPlan, workers: int) -> Optional[List[str]]:
+    """The device of each worker: round robin over every visible GPU when the plan asks for
+    CUDA without naming an index (``auto`` or ``cuda``); None = every worker on the plan's."""
+    asked = getattr(plan.scoring_request, "device", None) if plan.scoring_request is not None else None
+    if plan.device.type != "cuda" or (asked not in (None, "auto", "cuda")):
+        return None
+    n = torch.cuda.device_count()
+    return [f"cuda:{i % n}" for i in range(workers)] if n > 1 else None
+
+
+class _ProcessBackend:
+    """Local worker processes (spawned, not forked: forking a process that already runs threads,
+    torch's and BLAS's pools or NNI's engine, can leave a worker deadlocked on a copied lock).
+    Workers start once each and get the plan once, in the initializer."""
+
+    def __init__(self, plan: ScoringPlan, workers: int, threads: int):
+        self.capacity = workers
+        ctx = multiprocessing.get_context("spawn")
+        devices = worker_devices(plan, workers)
+        queue = None
+        if devices is not None:
+            queue = ctx.Manager().Queue()
+            for d in devices:
+                queue.put(d)
+        self._env = thread_env(threads)
+        self._env.__enter__()  # the environment holds while the pool spawns workers (on demand)
+        self._start = lambda: ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                                  initargs=(threads, plan, queue))
+        self.pool = self._start()
+
+    def submit(self, arch_obj, specs):
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self.pool.submit(_worker_eval, (arch_obj, specs))
+        except BrokenProcessPool:  # a worker died: its pending architectures become error records,
+            self.pool.shutdown(wait=False, cancel_futures=True)  # and a fresh pool takes the rest
+            self.pool = self._start()
+            return self.pool.submit(_worker_eval, (arch_obj, specs))
+
+    def close(self):
+        try:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        finally:
+            self._env.__exit__()
+
+
 def score_many(
     plan: ScoringPlan,
     items: Iterable[Tuple[Any, Any]],
     store: Optional[ResultStore] = None,
     *,
-    workers: int = 1,
+    workers: Any = 1,
     threads: Optional[int] = None,
+    ray: Optional[str] = None,
+    gpus_per_task: Optional[float] = None,
     progress: bool = True,
     total: Optional[int] = None,
     desc: str = "scoring",
@@ -208,49 +222,80 @@ def score_many(
     """Yield one :class:`ArchRecord` per ``(id, arch)`` item, in input order.
 
     An item whose ``arch`` is an :class:`InvalidArchitectureError` (e.g. an unreadable input
-    line) becomes an ``invalid`` record carrying that error.  ``threads``: per worker process
-    (default: :func:`worker_threads`).
-    """
-    from .plan import check_count
+    line) becomes an ``invalid`` record carrying that error.
 
-    check_count("workers", workers)
+    Where the work runs: ``workers`` processes (``"auto"``: :func:`~nni_zerocost.threads.
+    resolve_workers` over ``total``; 1 = this process), or, with ``ray`` (``"auto"``, ``"local"``
+    or a cluster address), one Ray task per architecture (``gpus_per_task``: the fraction of a GPU
+    each asks for).  ``threads``: per scoring process (default: the thread policy of
+    :mod:`nni_zerocost.threads`).  Records and the store are written here, in this process, in
+    input order, whatever runs the work.
+    """
+    from .threads import check_threads, resolve_workers
+
+    check_threads(threads)
+    if gpus_per_task is not None and ray is None:
+        raise BadInputError("gpus_per_task", "applies to Ray tasks only (give --ray too)")
+    n_workers = resolve_workers(workers, total)
     sp = plan
     pbar = _progress(progress, total, desc)
     counts: Dict[str, int] = {}
+    backend = None
     try:
-        if workers == 1:
-            for item_id, arch in items:
-                rec = _score_one(plan, sp, item_id, arch, store, None)
-                _tick(pbar, rec, counts)
-                yield rec
+        if ray is not None:
+            from .ray_backend import RayBackend
+
+            backend = RayBackend(plan, ray, threads=threads or 1, gpus_per_task=gpus_per_task)
+        elif n_workers > 1:
+            backend = _ProcessBackend(plan, n_workers, threads_per_process(n_workers, threads))
+        if backend is None:
+            with scoring_threads(threads):
+                for item_id, arch in items:
+                    rec = _score_one(plan, sp, item_id, arch, store, None)
+                    _tick(pbar, rec, counts)
+                    yield rec
         else:
-            threads = worker_threads(workers, threads)
-            # spawn, not fork: forking a process that already runs threads (torch's and BLAS's
-            # pools, NNI's engine) can leave a worker deadlocked on a lock copied mid-use.
-            # Workers start once each (the pool keeps them), and get the plan once, in the
-            # initializer; the environment holds while the pool spawns them (on demand).
-            ctx = multiprocessing.get_context("spawn")
-            with _thread_env(threads), ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                                           initargs=(threads, plan)) as pool:
-                window: List = []
-                it = iter(items)
-                exhausted = False
-                while window or not exhausted:
-                    while not exhausted and len(window) < 4 * workers:
-                        try:
-                            item_id, arch = next(it)
-                        except StopIteration:
-                            exhausted = True
-                            break
-                        window.append(_submit(plan, sp, item_id, arch, store, pool))
-                    if window:
-                        item_id, parsed, pending = window.pop(0)
-                        rec = _score_one(plan, sp, item_id, parsed, store, pending)
-                        _tick(pbar, rec, counts)
-                        yield rec
+            window: List = []
+            it = iter(items)
+            exhausted = False
+            while window or not exhausted:
+                while not exhausted and len(window) < 4 * backend.capacity:
+                    try:
+                        item_id, arch = next(it)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    window.append(_submit(plan, sp, item_id, arch, store, backend))
+                if window:
+                    item_id, parsed, pending = window.pop(0)
+                    rec = _score_one(plan, sp, item_id, parsed, store, pending)
+                    _tick(pbar, rec, counts)
+                    yield rec
     finally:
+        if backend is not None:
+            backend.close()
         if pbar is not None:
             pbar.close()
+
+
+def shard(items: Sequence[Tuple[Any, Any]], k: int, n: int) -> List[Tuple[Any, Any]]:
+    """Shard ``k`` of ``n`` (1-based): every n-th item from the k-th, a deterministic 1/n of
+    ``items`` that the n shards cover exactly once (interleaved, so that shards of a list ordered
+    by size cost about the same)."""
+    return [item for i, item in enumerate(items) if i % n == k - 1]
+
+
+def parse_shard(text: Optional[str]) -> Optional[Tuple[int, int]]:
+    """``"K/N"`` as ``(K, N)`` with 1 <= K <= N; BadInputError naming ``shard`` otherwise."""
+    if text is None:
+        return None
+    try:
+        k, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        raise BadInputError("shard", "must be K/N, e.g. 3/8 for the third of eight shards", repr(text)) from None
+    if not 1 <= k <= n:
+        raise BadInputError("shard", f"K/N needs 1 <= K <= N, got {k}/{n}", repr(text))
+    return k, n
 
 
 def _parse(sp, arch):
@@ -262,12 +307,12 @@ def _parse(sp, arch):
         return e
 
 
-def _submit(plan, sp, item_id, arch, store, pool):
+def _submit(plan, sp, item_id, arch, store, backend):
     parsed = _parse(sp, arch)
     if isinstance(parsed, InvalidArchitectureError):
         return item_id, parsed, None
     todo = _todo(plan, plan.arch_key(parsed), store)
-    fut = pool.submit(_worker_eval, (sp.to_dict(parsed), [r.spec for r in todo])) if todo else None
+    fut = backend.submit(sp.to_dict(parsed), [r.spec for r in todo]) if todo else None
     return item_id, parsed, fut
 
 
@@ -287,13 +332,17 @@ def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchReco
     todo = _todo(plan, akey, store)
     fresh: Dict[str, Dict[str, Any]] = {}
     error = bug = None
+    device = plan.device_name
     if todo and pending is None:
         try:
             fresh = _results_json(plan.score(parsed, todo))
         except Exception as e:  # one bad architecture must not stop the run
             error, bug = f"{type(e).__name__}: {e}", _bug_traceback(e)
     elif todo:
-        status, payload, bug = pending.result()
+        try:
+            status, payload, bug, device = pending.result()
+        except Exception as e:  # the worker itself died (killed, lost node): an error record
+            status, payload, bug = "error", _lost_worker(e), None
         fresh, error = (payload, None) if status == "ok" else ({}, payload)
     if store is not None:
         for r in todo:
@@ -301,7 +350,7 @@ def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchReco
                 store.put(plan.key(akey, r), {
                     "space": plan.space, "arch_hash": akey, "proxy": r.name, "options": dict(r.options),
                     "spec": r.spec, "data": plan.data_fingerprint, "seed": plan.seed,
-                    "context": dict(plan.context_options), "device": plan.device_name, "version": __version__,
+                    "context": dict(plan.context_options), "device": device, "version": __version__,
                     **fresh[r.spec],
                 })
     results: Dict[str, Optional[ProxyResult]] = {}
@@ -321,7 +370,16 @@ def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchReco
     seconds = sum(float(v.get("seconds") or 0.0) for v in fresh.values()) if pending is not None \
         else time.perf_counter() - start
     return ArchRecord(item_id, sp.to_dict(parsed), sp.arch_hash(parsed), results, status, seconds, len(fresh), error,
-                      plan.device_name, bug, akey)
+                      device, bug, akey)
+
+
+def _lost_worker(e: BaseException) -> str:
+    """What an error record says when the process scoring an architecture died."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    if isinstance(e, BrokenProcessPool):
+        return "the worker process died (killed, or out of memory); the architecture was not scored"
+    return f"the worker scoring it was lost ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
 
 
 def _progress(enabled: bool, total, desc):

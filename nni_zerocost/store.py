@@ -147,3 +147,78 @@ def read_jsonl(path: str | os.PathLike, *, on_error: str = "raise") -> Iterator[
                                     lineno) from None
     except (OSError, EOFError, UnicodeDecodeError) as e:  # gzip.BadGzipFile is an OSError
         raise DataError(f"cannot read ({e}); the file is truncated or corrupt", str(p)) from None
+
+
+#: fields of a stored result that say how it was computed, not what it is: they may differ
+#: between two computations of one key (timing, the GPU that computed it, who wrote it)
+PROVENANCE_FIELDS = ("seconds", "device", "key")
+
+
+def _conflict(a: Mapping[str, Any], b: Mapping[str, Any], rel_tol: float) -> Optional[str]:
+    """What differs between two results of one key, None when they agree (``raw`` to
+    ``rel_tol``, every other field except provenance exactly)."""
+    import math
+
+    ra, rb = a.get("raw"), b.get("raw")
+    if (ra is None) != (rb is None):
+        return f"raw {ra} against {rb}"
+    if ra is not None and ra != rb and not math.isclose(float(ra), float(rb), rel_tol=rel_tol, abs_tol=0.0):
+        return f"raw {ra!r} against {rb!r}"
+    for field in sorted((set(a) | set(b)) - set(PROVENANCE_FIELDS) - {"raw"}):
+        if a.get(field) != b.get(field):
+            return f"{field} {a.get(field)!r} against {b.get(field)!r}"
+    return None
+
+
+def merge_stores(paths, out: str | os.PathLike, *, rel_tol: float = 0.0) -> Dict[str, int]:
+    """Merge result stores (the shards of a job array) into a new store at ``out``.
+
+    Records are de-duplicated by key; two records of one key must agree (``raw`` to ``rel_tol``,
+    0 = bit for bit; the thread count of a run changes float rounding, about 1e-8 relative), else
+    :class:`DataError` names the key and both files, and nothing is written.  The merged file is
+    written whole, sorted by key, then moved into place, so a killed merge leaves no half store.
+    Returns counts: ``inputs`` (records read), ``written``, ``duplicates`` and ``torn`` (corrupt
+    lines skipped, as :class:`ResultStore` skips them)."""
+    import tempfile
+
+    merged: Dict[str, Dict[str, Any]] = {}
+    origin: Dict[str, str] = {}
+    counts = {"inputs": 0, "written": 0, "duplicates": 0, "torn": 0}
+    out = Path(out)
+    for path in paths:
+        p = Path(path)
+        if not p.is_file():
+            raise DataError("no such store", str(p))
+        if out.exists() and p.resolve() == out.resolve():
+            raise DataError("is also the output; merge into a new file", str(p))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            store = ResultStore(p)
+        counts["torn"] += store.skipped_lines
+        for key, rec in store._records.items():
+            counts["inputs"] += 1
+            if key in merged:
+                counts["duplicates"] += 1
+                why = _conflict(merged[key], rec, rel_tol)
+                if why:
+                    raise DataError(f"conflicts with {origin[key]} on one result ({why}; key {key}); nothing "
+                                    "was written", str(p))
+                continue
+            merged[key] = rec
+            origin[key] = str(p)
+        del caught
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".part", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for key in sorted(merged):
+                f.write(json.dumps(merged[key], allow_nan=True, separators=(",", ":")) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    counts["written"] = len(merged)
+    return counts

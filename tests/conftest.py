@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 import torch
 
-# one thread: tests assert numbers, not speed, and tiny tensors suffer badly from OpenMP
-# oversubscription when the machine is busy
+# one thread, pinned (the package's thread policy would otherwise follow the machine's load):
+# tests assert numbers, not speed, and subprocesses (CLI, NNI trials, workers) inherit the pin
+os.environ.setdefault("NNI_ZEROCOST_THREADS", "1")
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,8 @@ import nni_zerocost as nz
 from nni_zerocost import BadInputError
 from nni_zerocost.cli import main
 from nni_zerocost.devices import resolve_device
-from nni_zerocost.runner import THREAD_ENV, _thread_env, _worker_init, score_many
+from nni_zerocost.runner import _worker_init, score_many
+from nni_zerocost.threads import THREAD_ENV, thread_env as _thread_env
 from nni_zerocost.store import ResultStore, make_key
 
 from conftest import LSTM, RNN

@@ -24,9 +24,11 @@ def check_search(space: str, proxy: str, strategy: str, budget: int, *, extra_pr
 
         raise BadInputError("strategy", f"unknown strategy{suggest(strategy, STRATEGIES)}; valid: "
                                         f"{', '.join(STRATEGIES)}", repr(strategy))
+    from ..threads import check_workers
+
     check_count("budget", budget)
-    check_count("workers", workers)
-    if workers != 1 and strategy != "ranking":
+    workers = check_workers(workers)
+    if workers not in (1, "auto") and strategy != "ranking":
         raise BadInputError("workers", "applies to the 'ranking' strategy only (NNI's sequential engine scores "
                                        "the other strategies' candidates one at a time)", repr(workers))
     return plan

@@ -106,7 +106,9 @@ class ProxyRanking(Strategy):
                  extra_proxies: Sequence[str] = (), store: Optional[str] = None, workers: int = 1,
                  **request_fields: Any):
         super().__init__()
-        self.workers = check_count("workers", workers)
+        from ..threads import check_workers
+
+        self.workers = check_workers(workers)
         if sampler not in ("labels", "space"):
             raise BadInputError("sampler", f"must be 'labels' or 'space', got {sampler!r}")
         check_count("top_k", top_k)
@@ -196,8 +198,11 @@ class ProxyRanking(Strategy):
     def _score(self, samples, start: float) -> List[Dict[str, Any]]:
         """Metric dicts of the samples, in order: in-process, or over ``workers`` processes
         through the core's runner (the same plan, the same numbers)."""
+        from ..threads import resolve_workers
+
         ours = self._our_space()
-        if self.workers == 1 or ours is None:
+        workers = resolve_workers(self.workers, len(samples))
+        if workers == 1 or ours is None:
             out = []
             for i, sample in enumerate(samples, start=1):
                 space, arch = self._candidate(sample, ours)
@@ -215,7 +220,7 @@ class ProxyRanking(Strategy):
         store = None if self.scorer.store is None else ResultStore(self.scorer.store)
         out = []
         for rec in score_many(plan, [(i, codec.decode(s)) for i, s in enumerate(samples)], store,
-                              workers=self.workers, progress=False):
+                              workers=workers, progress=False):
             raise_for_error(rec)
             metrics = metric_dict(rec.results, plan.specs[0], rec.arch_hash, plan.device_name)
             if self.scorer.budget.active:

@@ -1,0 +1,112 @@
+"""Ray tasks as the runner's workers: one architecture per task, on any machine of a cluster.
+
+Why Ray (and not a scheduler of our own): it already places tasks by CPU and GPU fractions,
+retries a task whose worker died, and runs the same on a laptop and a cluster.  The runner keeps
+everything else: the plan is checked once, here, before any task starts; every task runs that
+plan (shipped once with ``ray.put``) on one architecture with pinned threads; records and the
+store are written by the caller, in input order.  So a Ray run gives the same records, bit for
+bit, as a local run with as many threads per worker.
+
+``address``: ``"local"`` starts a private Ray instance on this machine (the usable cores, bound
+to 127.0.0.1, no dashboard) and stops it afterwards; ``"auto"`` joins the cluster this machine
+belongs to (``ray start`` ran here); anything else is a cluster address
+(``ray://head:10001`` or ``head:6379``).  Every node needs ``nni-zerocost`` (and any plugin
+module, named in ``$NNI_ZEROCOST_PLUGINS``) installed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Optional
+
+from .errors import BadInputError
+from .plugins import ENV as PLUGINS_ENV
+from .threads import pin_threads, usable_cpus
+
+#: retries of a task whose worker process or node died (exceptions in scoring are not retried:
+#: they are deterministic, and become error records)
+MAX_RETRIES = 3
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise BadInputError("ray", "needs Ray, an optional extra: pip install 'nni-zerocost[ray]'") from None
+    return ray
+
+
+def _score_task(plan, arch_obj, specs, threads: int):
+    """Run in a Ray worker: the runner's worker evaluation, with pinned threads, on the GPU Ray
+    gave this task (if any)."""
+    from .runner import _evaluate
+
+    pin_threads(threads)
+    if plan.device.type == "cuda":
+        import ray
+        import torch
+
+        ids = ray.get_gpu_ids()
+        # Ray limits CUDA_VISIBLE_DEVICES to the task's GPUs: the first visible one is ours;
+        # the record names the GPU by its node-wide id
+        plan = dataclasses.replace(plan, device=torch.device("cuda", 0))
+        status, payload, bug, _ = _evaluate(plan, arch_obj, specs)
+        return status, payload, bug, f"cuda:{int(ids[0]) if ids else 0}"
+    return _evaluate(plan, arch_obj, specs)
+
+
+class RayBackend:
+    """Submit one Ray task per architecture; ``submit`` returns a concurrent future."""
+
+    def __init__(self, plan, address: str, *, threads: int = 1, gpus_per_task: Optional[float] = None,
+                 max_retries: int = MAX_RETRIES):
+        ray = import_ray()
+        if not isinstance(address, str) or not address.strip():
+            raise BadInputError("ray", "must be 'local', 'auto' or a cluster address (ray://host:10001)",
+                                repr(address))
+        if gpus_per_task is not None:
+            if not 0 < float(gpus_per_task) <= 1 and not float(gpus_per_task).is_integer():
+                raise BadInputError("gpus_per_task", "must be a fraction in (0, 1] or a whole number of GPUs",
+                                    repr(gpus_per_task))
+            if plan.device.type != "cuda":
+                raise BadInputError("gpus_per_task", "asks Ray for GPUs, but the scoring device is the CPU "
+                                                     "(use --device cuda)")
+        self.ray = ray
+        self.started = False
+        env = {k: os.environ[k] for k in (PLUGINS_ENV,) if os.environ.get(k)}
+        if not ray.is_initialized():
+            try:
+                if address == "local":
+                    ray.init(num_cpus=usable_cpus(), include_dashboard=False, log_to_driver=False,
+                             _node_ip_address="127.0.0.1", configure_logging=False,
+                             runtime_env={"env_vars": env} if env else None)
+                else:
+                    ray.init(address=address, log_to_driver=False, configure_logging=False,
+                             runtime_env={"env_vars": env} if env else None)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise BadInputError("ray", f"cannot connect to a Ray cluster at {address!r}: {e}") from None
+            self.started = True
+        self.threads = max(1, int(threads))
+        resources = ray.cluster_resources()
+        slots = int(resources.get("CPU", 1) // self.threads)
+        if gpus_per_task:
+            slots = min(slots, int(resources.get("GPU", 0) / float(gpus_per_task)))
+            if slots < 1:
+                raise BadInputError("gpus_per_task", f"the Ray cluster has {resources.get('GPU', 0):g} GPUs: no "
+                                                     f"task asking for {gpus_per_task} can run")
+        self.capacity = max(1, slots)
+        options = dict(num_cpus=self.threads, max_retries=max_retries, retry_exceptions=False)
+        if gpus_per_task:
+            options["num_gpus"] = float(gpus_per_task)
+        self._task = ray.remote(_score_task).options(**options)
+        self._plan = ray.put(plan)
+
+    def submit(self, arch_obj: Any, specs):
+        return self._task.remote(self._plan, arch_obj, list(specs), self.threads).future()
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+__all__ = ["RayBackend", "MAX_RETRIES", "import_ray"]
