@@ -31,9 +31,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
 
 nni = pytest.importorskip("nni")
+yaml = pytest.importorskip("yaml")  # installed with NNI
 
 from nni.experiment.config import ExperimentConfig  # noqa: E402
 from nni.experiment.config import utils as config_utils  # noqa: E402
