@@ -17,8 +17,8 @@ and counted (``n`` drawn = ``n_scored`` + ``n_excluded``).  NASLib's own
 ``PredictorEvaluator.compare`` is not used: with scikit-learn >= 1.6 it silently returns NaN for
 every metric, and it reports |pearson|.
 
-The predictor scores through the core's runner (``--workers`` processes, one torch thread
-each by default).  With ``--check-core`` it scores into a result store, and the core then runs
+The predictor scores through the core's runner (``--workers`` processes, or ``auto``), with
+the core's thread policy (``--threads`` pins it; docs/throughput.md).  With ``--check-core`` it scores into a result store, and the core then runs
 its own plan over the table's architectures against that store: every result the adapter's
 architectures share with the core's is read back, not recomputed, so the check costs no model
 work unless the two disagree on an architecture or a setting (then the core computes it, and
@@ -26,16 +26,17 @@ work unless the two disagree on an architecture or a setting (then the core comp
 difference; the command exits with status 1 when they differ.  :func:`evaluate` returns the
 figures as a dict.
 
-The command scores on one torch CPU thread (``--threads``), as the core's worker processes do:
-with torch's default of one thread per core, each of a cell's small matrix products waits for a
-second thread, and on a busy 2-core machine that made ``query_time`` 2.9 s/arch instead of
-0.43 s/arch (``--n 30``; the same cells, the same scores).
+The thread policy matters here: with torch's default of one thread per core, each of a cell's
+small matrix products waited for a second thread on a busy 2-core machine, and ``query_time``
+was 2.9 s/arch instead of 0.43 s/arch with one thread (``--n 30``; the same cells, the same
+scores).  The policy uses only the idle cores.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -43,7 +44,6 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
-import torch
 
 from .predictors import ZeroCostProxyPredictor
 from .search_spaces import Metric, benchmark_table, naslib_space, naslib_types
@@ -52,7 +52,8 @@ from nni_zerocost.benchmarks.metrics import correlations
 from nni_zerocost.benchmarks.study import select_entries
 from nni_zerocost.errors import BadInputError, ZeroCostError
 from nni_zerocost.data import resolve_corpus
-from nni_zerocost.plan import check_count, make_plan
+from nni_zerocost.plan import make_plan
+from nni_zerocost.threads import check_workers
 from nni_zerocost.runner import score_many
 from nni_zerocost.spaces import get_space
 from nni_zerocost.store import ResultStore
@@ -99,7 +100,7 @@ def evaluate(space: str = "nlp", proxy: Optional[str] = None, n: int = 300, seed
         raise BadInputError("space", f"unknown space; valid: {', '.join(spaces)}", repr(space))
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise BadInputError("n", f"must be an integer >= 1, got {n!r}")
-    check_count("workers", workers)
+    workers = check_workers(workers)
     core_space = spaces[space]
     proxy = proxy or default_proxy(core_space)
     with tempfile.TemporaryDirectory(prefix="naslib-driver-") as tmp:
@@ -192,17 +193,22 @@ def main(argv=None) -> int:
     ap.add_argument("--check-core", action="store_true",
                     help="also run the core's own plan on the same architectures and compare (through a "
                          "result store: no second scoring)")
-    ap.add_argument("--workers", type=int, default=1, help="scoring processes (the core's runner; default 1)")
+    ap.add_argument("--workers", default=1, metavar="N|auto",
+                    help="scoring processes (the core's runner; auto: one per usable core, at most one per 8 "
+                         "architectures)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--device", default="auto", help="auto (default: CUDA when available), cpu, cuda or cuda:N")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch CPU threads (default 1: a second thread barely speeds up the small "
-                         "dependent products of a proxy and, on a busy machine, makes them several times slower)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch/BLAS threads per scoring process (default: the core's policy, the idle cores "
+                         "shared out; docs/throughput.md)")
     args = ap.parse_args(argv)
     try:
-        if args.threads < 1:
-            raise BadInputError("threads", f"must be an integer >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+        from nni_zerocost.threads import THREADS_ENV, check_threads, pin_threads
+
+        args.workers = check_workers(args.workers)
+        if check_threads(args.threads) is not None:  # this process and its workers
+            os.environ[THREADS_ENV] = str(args.threads)
+            pin_threads(args.threads)
         r = evaluate(args.space, args.proxy, args.n, args.seed, proxy_seed=args.proxy_seed,
                      corpus=resolve_corpus(args.corpus, args.data_dir), data_dir=args.data_dir,
                      check_core=args.check_core, device=args.device, workers=args.workers)

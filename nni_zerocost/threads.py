@@ -130,7 +130,7 @@ def pin_threads(threads: Optional[int]) -> None:
             torch.set_num_threads(_pinned)
 
 
-def busy_cores(window_s: float = 0.1) -> float:
+def busy_cores(window_s: float = 0.05) -> float:
     """Cores other processes kept busy over the last ``window_s`` seconds (``/proc/stat``; this
     process's own CPU time is left out); 0.0 where the OS does not say."""
     def snapshot():

@@ -55,7 +55,7 @@ def test_every_help_shows_defaults_and_every_option_has_help(command):
         if action.dest != "help":
             assert action.help, f"{command} {action.option_strings or action.dest} has no help"
     if command in ("score", "benchmark"):
-        assert "(default: 0)" in text and "(default: 1)" in text  # --seed, --workers
+        assert "(default: 0)" in text and "(default: auto)" in text  # --seed, --workers
     if command == "search":
         assert "(default: evolution)" in text and "(default: 50)" in text and "--workers" in text and "--data-dir" in text
 
