@@ -225,27 +225,36 @@ def test_driver_bad_input_is_one_line_before_any_work(argv, says, monkeypatch, c
     assert says in err
 
 
-def test_driver_scores_on_one_thread_unless_told(monkeypatch, capsys):
+def test_driver_threads_flag_pins_this_process_and_its_workers(monkeypatch, capsys):
+    import os
+
     import torch
 
     from naslib_ext import driver
+    from nni_zerocost import threads
 
+    monkeypatch.setenv(threads.THREADS_ENV, "1")  # the test session's pin, restored after the test
+    monkeypatch.setattr(threads, "_pinned", None)
     seen = []
 
-    def stop(*a, **k):  # record the thread count scoring would run with, then stop
-        seen.append(torch.get_num_threads())
+    def stop(*a, **k):  # record what scoring would run with, then stop
+        seen.append((torch.get_num_threads(), os.environ[threads.THREADS_ENV], threads.pinned_threads()))
         raise BadInputError("n", "stopped by the test")
 
     monkeypatch.setattr(driver, "evaluate", stop)
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(2)
-        assert driver.main([]) == 2
+        assert driver.main([]) == 2  # no flag: the policy (here the session's pin) decides
         assert driver.main(["--threads", "2"]) == 2
+        assert driver.main(["--threads", "0"]) == 2
     finally:
+        threads.pin_threads(None)
         torch.set_num_threads(before)
-    assert seen == [1, 2]
-    assert capsys.readouterr().err.count("stopped by the test") == 2
+    assert seen[0][1:] == ("1", 1)
+    assert seen[1] == (2, "2", 2)  # torch now, and every worker through the environment
+    assert len(seen) == 2
+    err = capsys.readouterr().err
+    assert err.count("stopped by the test") == 2 and "threads" in err.splitlines()[-1]
 
 
 def test_driver_unknown_proxy_exits_2_with_one_line_and_no_traceback(data_dir):
