@@ -475,6 +475,9 @@ def cmd_score(args) -> int:
             raise BadInputError("limit", "does not apply to --sample (ask for fewer samples instead)")
     out = _output("out", args.out)
     _output("store", None if args.no_store else args.store)
+    from .runner import parse_shard, shard
+
+    shard_of = parse_shard(args.shard)  # before any data is loaded
     plan = _plan(args, args.space)
     sp = get_space(args.space)
     id_field = "id"
@@ -503,10 +506,8 @@ def cmd_score(args) -> int:
         rng = np.random.default_rng(args.seed)
         items = [(i, sp.sample(rng)) for i in range(args.sample)]
 
-    if args.shard is not None:
-        from .runner import parse_shard, shard
-
-        k, n = parse_shard(args.shard)
+    if shard_of is not None:
+        k, n = shard_of
         all_items = len(items)
         items = shard(items, k, n)
         print(f"shard {k}/{n}: {len(items)} of {_plural(all_items, 'architecture')}", file=sys.stderr)
