@@ -65,7 +65,8 @@ class RayBackend:
             raise BadInputError("ray", "must be 'local', 'auto' or a cluster address (ray://host:10001)",
                                 repr(address))
         if gpus_per_task is not None:
-            if not 0 < float(gpus_per_task) <= 1 and not float(gpus_per_task).is_integer():
+            g = float(gpus_per_task)
+            if not (0 < g <= 1 or (g > 1 and g.is_integer())):  # 0 and negative counts are no request
                 raise BadInputError("gpus_per_task", "must be a fraction in (0, 1] or a whole number of GPUs",
                                     repr(gpus_per_task))
             if plan.device.type != "cuda":
