@@ -445,6 +445,20 @@ def test_where_the_work_runs_is_checked_before_any_work(tmp_path, capsys, monkey
     assert not out.exists()
 
 
+@pytest.mark.parametrize("gpus", ["0", "-1", "2.5", "nan"])
+def test_a_bad_gpu_fraction_is_refused_before_ray_starts(tmp_path, capsys, monkeypatch, gpus):
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("Ray is already initialised in this process")
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray started"))
+    out = tmp_path / "o.jsonl"
+    args = ["score", "--space", "rnn", "--sample", "1", "--proxy", "params", "--out", str(out), "--no-store",
+            "--no-progress", "--ray", "local", "--gpus-per-task", gpus]
+    assert main(args) == 2
+    assert "fraction" in _one_error_line(capsys, "--gpus-per-task")
+    assert not ray.is_initialized()
+
+
 # -- Ray (one private local cluster for the module; these tests come last, so that its processes
 #    do not run beside the others) ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
