@@ -178,15 +178,23 @@ class _ProcessBackend:
         self.capacity = workers
         ctx = multiprocessing.get_context("spawn")
         devices = worker_devices(plan, workers)
-        queue = None
+        self._manager = queue = None
         if devices is not None:
-            queue = ctx.Manager().Queue()
-            for d in devices:
-                queue.put(d)
+            self._manager = ctx.Manager()
+            queue = self._manager.Queue()
+
+        def start():  # every pool, the fresh one after a dead worker too, deals the devices out anew
+            if queue is not None:
+                while not queue.empty():
+                    queue.get_nowait()
+                for d in devices:
+                    queue.put(d)
+            return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                       initargs=(threads, plan, queue))
+
         self._env = thread_env(threads)
         self._env.__enter__()  # the environment holds while the pool spawns workers (on demand)
-        self._start = lambda: ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                                  initargs=(threads, plan, queue))
+        self._start = start
         self.pool = self._start()
 
     def submit(self, arch_obj, specs):
@@ -207,6 +215,8 @@ class _ProcessBackend:
             self.pool.shutdown(wait=True, cancel_futures=True)
         finally:
             self._env.__exit__()
+            if self._manager is not None:
+                self._manager.shutdown()
 
 
 class _Retried:
