@@ -273,7 +273,13 @@ def test_worker_processes_give_the_records_of_this_process(tmp_path):
     assert _raws(tmp_path / "a.jsonl") == _raws(tmp_path / "b.jsonl") and len(_raws(tmp_path / "a.jsonl")) == 16
 
 
-def test_a_killed_local_worker_costs_only_its_architecture(tmp_path, kill_plugin):
+@pytest.mark.timeout(90, method="thread")  # a pool whose workers wait for a device hangs: end the run
+@pytest.mark.parametrize("round_robin", [False, True], ids=["one-device", "device-per-worker"])
+def test_a_killed_local_worker_costs_only_its_architecture(tmp_path, kill_plugin, monkeypatch, round_robin):
+    if round_robin:  # the route of several GPUs: each worker takes its device from a queue
+        import nni_zerocost.runner as runner
+
+        monkeypatch.setattr(runner, "worker_devices", lambda plan, workers: ["cpu"] * workers)
     items = _cells(6)
     target = items[2]
     _kills(kill_plugin, [target[1]])
