@@ -206,7 +206,7 @@ class _ProcessBackend:
         try:
             return self.pool.submit(_worker_eval, args)
         except BrokenProcessPool:  # a worker died: a fresh pool takes the rest
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool.shutdown(wait=True, cancel_futures=True)  # its workers gone before the next take a device
             self.pool = self._start()
             return self.pool.submit(_worker_eval, args)
 
