@@ -465,6 +465,21 @@ def test_a_bad_gpu_fraction_is_refused_before_ray_starts(tmp_path, capsys, monke
     assert not ray.is_initialized()
 
 
+@pytest.mark.timeout(120)  # tasks no node can run would wait forever
+def test_more_threads_per_task_than_a_node_has_is_refused_and_the_private_ray_stopped(tmp_path, capsys):
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("Ray is already initialised in this process")
+    too_many = threads.usable_cpus() + 1  # Ray would keep such tasks pending forever
+    out = tmp_path / "o.jsonl"
+    args = ["score", "--space", "rnn", "--sample", "2", "--proxy", "params", "--out", str(out), "--no-store",
+            "--no-progress", "--ray", "local", "--threads", str(too_many)]
+    assert main(args) == 2
+    ours = [l for l in capsys.readouterr().err.splitlines() if l.startswith("nni-zerocost")]  # Ray says things too
+    assert len(ours) == 1 and "--threads" in ours[0] and f"asks for {too_many} CPUs" in ours[0], ours
+    assert not ray.is_initialized()  # the private Ray it started is stopped again
+
+
 # -- Ray (one private local cluster for the module; these tests come last, so that its processes
 #    do not run beside the others) ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
@@ -480,6 +495,7 @@ def ray_cluster(kill_plugin):
         ray.shutdown()
 
 
+@pytest.mark.timeout(120)  # tasks no node can run would wait forever
 def test_ray_gives_the_records_and_store_of_local_workers(tmp_path, ray_cluster, monkeypatch):
     import ray
 
@@ -501,6 +517,9 @@ def test_ray_gives_the_records_and_store_of_local_workers(tmp_path, ray_cluster,
     assert ray.is_initialized()  # the caller's Ray is the caller's to shut down
     (again,) = score_many(_plan(), items[:1], None, ray="auto", threads=1, progress=False)
     assert again.values == local[0].values and ray.is_initialized()
+    with pytest.raises(BadInputError) as e:  # the fixture's nodes have 2 CPUs: a 3-CPU task never runs
+        list(score_many(_plan(), items[:1], None, ray=ray_cluster, threads=3, progress=False))
+    assert e.value.field == "threads" and ray.is_initialized()
 
 
 def test_ray_retries_a_killed_worker(tmp_path, ray_cluster, kill_plugin):
