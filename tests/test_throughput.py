@@ -292,11 +292,9 @@ def test_a_killed_local_worker_costs_only_its_architecture(tmp_path, kill_plugin
         started.append(a)
         real_init(self, *a, **k)
 
-    import unittest.mock
-
-    with unittest.mock.patch.object(_ProcessBackend, "__init__", counting_init):
-        recs = list(score_many(_plan(["params", "kill_target"]), items, ResultStore(path), workers=2, threads=1,
-                               progress=False))
+    monkeypatch.setattr(_ProcessBackend, "__init__", counting_init)
+    recs = list(score_many(_plan(["params", "kill_target"]), items, ResultStore(path), workers=2, threads=1,
+                           progress=False))
     assert len(started) == 1  # it ran in worker processes
     assert [r.id for r in recs] == [i for i, _ in items]
     lost = recs[2]
