@@ -659,7 +659,10 @@ def run_benchmark(args):
     augment(result, bench, entries, scores, all_cells=all_cells, rank_averages=getattr(args, "rank_average", []),
             sizes=sizes)
     result["device"] = plan.device_name
-    result["workers"] = args.workers
+    from .threads import resolve_workers
+
+    # the processes that scored ('auto' resolved as score_many resolved it), or "Ray" for Ray tasks
+    result["workers"] = "Ray" if getattr(args, "ray", None) else resolve_workers(args.workers, len(entries))
     result["wall_seconds"] = round(wall, 3)  # scoring loop: worker start-up included, data loading not
     # s/arch is each result's model work as recorded when it was computed; say how much of it
     # the store answered (a warm run's wall time is then far below s/arch x architectures)
