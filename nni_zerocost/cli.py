@@ -475,6 +475,9 @@ def cmd_score(args) -> int:
             raise BadInputError("limit", "does not apply to --sample (ask for fewer samples instead)")
     out = _output("out", args.out)
     _output("store", None if args.no_store else args.store)
+    from .runner import parse_shard, shard
+
+    shard_of = parse_shard(args.shard)  # before any data is loaded
     plan = _plan(args, args.space)
     sp = get_space(args.space)
     id_field = "id"
@@ -503,10 +506,8 @@ def cmd_score(args) -> int:
         rng = np.random.default_rng(args.seed)
         items = [(i, sp.sample(rng)) for i in range(args.sample)]
 
-    if args.shard is not None:
-        from .runner import parse_shard, shard
-
-        k, n = parse_shard(args.shard)
+    if shard_of is not None:
+        k, n = shard_of
         all_items = len(items)
         items = shard(items, k, n)
         print(f"shard {k}/{n}: {len(items)} of {_plural(all_items, 'architecture')}", file=sys.stderr)
@@ -658,7 +659,10 @@ def run_benchmark(args):
     augment(result, bench, entries, scores, all_cells=all_cells, rank_averages=getattr(args, "rank_average", []),
             sizes=sizes)
     result["device"] = plan.device_name
-    result["workers"] = args.workers
+    from .threads import resolve_workers
+
+    # the processes that scored ('auto' resolved as score_many resolved it), or "Ray" for Ray tasks
+    result["workers"] = "Ray" if getattr(args, "ray", None) else resolve_workers(args.workers, len(entries))
     result["wall_seconds"] = round(wall, 3)  # scoring loop: worker start-up included, data loading not
     # s/arch is each result's model work as recorded when it was computed; say how much of it
     # the store answered (a warm run's wall time is then far below s/arch x architectures)

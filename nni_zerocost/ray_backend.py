@@ -65,7 +65,8 @@ class RayBackend:
             raise BadInputError("ray", "must be 'local', 'auto' or a cluster address (ray://host:10001)",
                                 repr(address))
         if gpus_per_task is not None:
-            if not 0 < float(gpus_per_task) <= 1 and not float(gpus_per_task).is_integer():
+            g = float(gpus_per_task)
+            if not (0 < g <= 1 or (g > 1 and g.is_integer())):  # 0 and negative counts are no request
                 raise BadInputError("gpus_per_task", "must be a fraction in (0, 1] or a whole number of GPUs",
                                     repr(gpus_per_task))
             if plan.device.type != "cuda":
@@ -87,19 +88,32 @@ class RayBackend:
                 raise BadInputError("ray", f"cannot connect to a Ray cluster at {address!r}: {e}") from None
             self.started = True
         self.threads = max(1, int(threads))
-        resources = ray.cluster_resources()
+        try:
+            self.capacity = self._capacity(gpus_per_task)
+        except BaseException:  # a private Ray started here is stopped here: nobody else will
+            self.close()
+            raise
+        options = dict(num_cpus=self.threads, max_retries=max_retries, retry_exceptions=False)
+        if gpus_per_task:
+            options["num_gpus"] = float(gpus_per_task)
+        self._task = ray.remote(_score_task).options(**options)
+        self._plan = ray.put(plan)
+
+    def _capacity(self, gpus_per_task: Optional[float]) -> int:
+        """Tasks the cluster runs at once; BadInputError where no node can run one at all (Ray
+        would keep such a task pending forever)."""
+        resources = self.ray.cluster_resources()
+        largest = max((n.get("Resources", {}).get("CPU", 0) for n in self.ray.nodes() if n.get("Alive")), default=0)
+        if largest < self.threads:
+            raise BadInputError("threads", f"each Ray task asks for {self.threads} CPUs, but no node of the Ray "
+                                           f"cluster has that many (the largest has {largest:g})")
         slots = int(resources.get("CPU", 1) // self.threads)
         if gpus_per_task:
             slots = min(slots, int(resources.get("GPU", 0) / float(gpus_per_task)))
             if slots < 1:
                 raise BadInputError("gpus_per_task", f"the Ray cluster has {resources.get('GPU', 0):g} GPUs: no "
                                                      f"task asking for {gpus_per_task} can run")
-        self.capacity = max(1, slots)
-        options = dict(num_cpus=self.threads, max_retries=max_retries, retry_exceptions=False)
-        if gpus_per_task:
-            options["num_gpus"] = float(gpus_per_task)
-        self._task = ray.remote(_score_task).options(**options)
-        self._plan = ray.put(plan)
+        return max(1, slots)
 
     def submit(self, arch_obj: Any, specs):
         return self._task.remote(self._plan, arch_obj, list(specs), self.threads).future()

@@ -178,32 +178,63 @@ class _ProcessBackend:
         self.capacity = workers
         ctx = multiprocessing.get_context("spawn")
         devices = worker_devices(plan, workers)
-        queue = None
+        self._manager = queue = None
         if devices is not None:
-            queue = ctx.Manager().Queue()
-            for d in devices:
-                queue.put(d)
+            self._manager = ctx.Manager()
+            queue = self._manager.Queue()
+
+        def start():  # every pool, the fresh one after a dead worker too, deals the devices out anew
+            if queue is not None:
+                while not queue.empty():
+                    queue.get_nowait()
+                for d in devices:
+                    queue.put(d)
+            return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                       initargs=(threads, plan, queue))
+
         self._env = thread_env(threads)
         self._env.__enter__()  # the environment holds while the pool spawns workers (on demand)
-        self._start = lambda: ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                                  initargs=(threads, plan, queue))
+        self._start = start
         self.pool = self._start()
 
     def submit(self, arch_obj, specs):
+        return _Retried(self, (arch_obj, specs), self._submit((arch_obj, specs)))
+
+    def _submit(self, args):
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            return self.pool.submit(_worker_eval, (arch_obj, specs))
-        except BrokenProcessPool:  # a worker died: its pending architectures become error records,
-            self.pool.shutdown(wait=False, cancel_futures=True)  # and a fresh pool takes the rest
+            return self.pool.submit(_worker_eval, args)
+        except BrokenProcessPool:  # a worker died: a fresh pool takes the rest
+            self.pool.shutdown(wait=True, cancel_futures=True)  # its workers gone before the next take a device
             self.pool = self._start()
-            return self.pool.submit(_worker_eval, (arch_obj, specs))
+            return self.pool.submit(_worker_eval, args)
 
     def close(self):
         try:
             self.pool.shutdown(wait=True, cancel_futures=True)
         finally:
             self._env.__exit__()
+            if self._manager is not None:
+                self._manager.shutdown()
+
+
+class _Retried:
+    """A pool future that is tried once more when its pool broke.  A worker that dies breaks the
+    whole pool and fails every architecture in flight, not only the one it was scoring; each of
+    them is submitted again when the caller waits for it (in input order, to a fresh pool), so
+    only an architecture that kills its worker a second time becomes an error record."""
+
+    def __init__(self, backend: "_ProcessBackend", args, future):
+        self.backend, self.args, self.future = backend, args, future
+
+    def result(self):
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self.future.result()
+        except BrokenProcessPool:
+            return self.backend._submit(self.args).result()
 
 
 def score_many(
