@@ -7,7 +7,9 @@ architecture is computed):
 - latency, rnn: ``score --space rnn --proxy hidden_covariance --sample 8`` (8 cells, one
   process): the model work per architecture the command prints;
 - latency, bert: ``score --space bert --proxy synaptic_saliency --sample 4``: the same;
-- throughput: ``score --space rnn --proxy hidden_covariance --sample 200``: the wall time;
+- throughput: ``score --space rnn --proxy hidden_covariance --sample 100``: the wall time;
+- the README's first command (``search --space rnn --proxy hidden_covariance --strategy
+  evolution --budget 60``, NNI's sequential engine, one process): the wall time;
 each with the settings ``--threads 1``, ``--threads 2``, ``--workers 1/2`` combinations and the
 default policy (no flag), once on a quiet machine and once beside one busy CPU-bound process
 (``python -c "while True: pass"``, started 2 s before).  Prints a Markdown table: the best of
@@ -27,8 +29,10 @@ import time
 CASES = {
     "latency rnn (s/arch)": (["--space", "rnn", "--proxy", "hidden_covariance", "--sample", "8"], "per_arch"),
     "latency bert (s/arch)": (["--space", "bert", "--proxy", "synaptic_saliency", "--sample", "4"], "per_arch"),
-    "throughput rnn, 200 cells (s wall)": (["--space", "rnn", "--proxy", "hidden_covariance", "--sample", "200"],
+    "throughput rnn, 100 cells (s wall)": (["--space", "rnn", "--proxy", "hidden_covariance", "--sample", "100"],
                                            "wall"),
+    "latency README search (s wall)": (["search", "--space", "rnn", "--proxy", "hidden_covariance", "--strategy",
+                                        "evolution", "--budget", "60", "--top", "5"], "wall"),
 }
 SETTINGS = {
     "latency": [("1 thread", ["--workers", "1", "--threads", "1"]), ("2 threads", ["--workers", "1", "--threads", "2"]),
@@ -41,16 +45,18 @@ PRINTED = re.compile(r"([\d.]+) s wall: model work [\d.]+ s \(([\d.]+) s per arc
 
 
 def run(args, env):
+    search = args[0] == "search"
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "nni_zerocost.cli", "score", *args, "--out", os.path.join(tmp, "o.jsonl"),
+        out = os.path.join(tmp, "out" if search else "o.jsonl")
+        cmd = [sys.executable, "-m", "nni_zerocost.cli", *([] if search else ["score"]), *args, "--out", out,
                "--no-store", "--no-progress", "--device", "cpu"]
         start = time.perf_counter()
-        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp)
         elapsed = time.perf_counter() - start
     m = PRINTED.search(p.stderr)
-    if p.returncode != 0 or not m:
+    if p.returncode != 0 or not (m or search):
         raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr}")
-    return {"wall": elapsed, "per_arch": float(m.group(2))}
+    return {"wall": elapsed, "per_arch": float(m.group(2)) if m else None}
 
 
 def main() -> int:
@@ -67,6 +73,8 @@ def main() -> int:
                 time.sleep(2)
             for case, (flags, measure) in CASES.items():
                 for name, extra in SETTINGS[case.split()[0]]:
+                    if "search" in case and "--workers" in extra:  # search: NNI's engine, one process
+                        extra = extra[2:]
                     values = [run(flags + extra, env)[measure] for _ in range(args.repeats)]
                     table[(load, case, name)] = min(values)
                     print(f"{load:6} | {case:36} | {name:22} | {min(values):8.3f}", file=sys.stderr, flush=True)
