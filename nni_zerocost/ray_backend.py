@@ -7,8 +7,9 @@ plan (shipped once with ``ray.put``) on one architecture with pinned threads; re
 store are written by the caller, in input order.  So a Ray run gives the same records, bit for
 bit, as a local run with as many threads per worker.
 
-``address``: ``"local"`` starts a private Ray instance on this machine (the usable cores, bound
-to 127.0.0.1, no dashboard) and stops it afterwards; ``"auto"`` joins the cluster this machine
+``address``: ``"local"`` starts a private Ray instance on this machine (the usable cores, no
+dashboard; Ray's own processes listen as Ray sets them up, with its token authentication) and
+stops it afterwards; ``"auto"`` joins the cluster this machine
 belongs to (``ray start`` ran here); anything else is a cluster address
 (``ray://head:10001`` or ``head:6379``).  Every node needs ``nni-zerocost`` (and any plugin
 module, named in ``$NNI_ZEROCOST_PLUGINS``) installed.
