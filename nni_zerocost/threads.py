@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import time
 from typing import Iterator, Optional, Union
 
@@ -41,6 +42,7 @@ LOAD_TTL_S = 30.0
 
 _pinned: Optional[int] = None
 _measured: Optional[tuple] = None  # (monotonic time, idle cores)
+_scope = threading.local()  # the thread count of the scoring scope this thread is in, if any
 
 
 def usable_cpus() -> int:
@@ -174,18 +176,25 @@ def threads_per_process(workers: int = 1, threads: Optional[int] = None) -> int:
 @contextlib.contextmanager
 def scoring_threads(threads: Optional[int] = None) -> Iterator[int]:
     """torch's intra-op threads set by the policy while scoring in this process, restored after
-    (a user's own ``torch.set_num_threads`` holds again outside)."""
+    (a user's own ``torch.set_num_threads`` holds again outside).  Inside an outer scope (the
+    runner's loop, with its ``--threads``), a nested call without ``threads`` keeps the outer
+    count: the scope's choice holds for every architecture it scores."""
     import torch
     from threadpoolctl import threadpool_limits
 
+    if threads is None and getattr(_scope, "threads", None) is not None:
+        yield _scope.threads
+        return
     n = threads_per_process(1, threads)
     before = torch.get_num_threads()
     if n != before:
         torch.set_num_threads(n)
+    outer, _scope.threads = getattr(_scope, "threads", None), n
     try:
         with threadpool_limits(limits=n):  # numpy's and scipy's BLAS pools: same count, same rounding
             yield n
     finally:
+        _scope.threads = outer
         if n != before and _pinned is None:
             torch.set_num_threads(before)
 

@@ -204,6 +204,36 @@ def test_scoring_threads_restores_torch_unless_pinned(unpinned):
     assert torch.get_num_threads() == 2
 
 
+def test_an_explicit_thread_count_holds_inside_every_scoring_it_wraps(unpinned):
+    """score_many(threads=N) wraps its loop in scoring_threads(N); plan.score inside opens its own
+    scope without a count, which must keep N, not fall back to the measured idle cores."""
+    unpinned.setattr(threads, "idle_cores", lambda: 1)  # a loaded machine
+    torch.set_num_threads(1)
+    seen = []
+    with threads.scoring_threads(2):
+        with threads.scoring_threads() as inner:
+            seen.append((inner, torch.get_num_threads()))
+        seen.append((None, torch.get_num_threads()))
+    with threads.scoring_threads() as alone:
+        seen.append((alone, torch.get_num_threads()))
+    assert seen == [(2, 2), (None, 2), (1, 1)]
+
+    plan = nz.make_plan("rnn", "params", device="cpu")
+    counts = []
+    real = plan.context
+
+    def context(arch):  # the thread count the model work runs with
+        counts.append(torch.get_num_threads())
+        return real(arch)
+
+    object.__setattr__(plan, "context", context)
+    arch = nz.get_space("rnn").sample(np.random.default_rng(0))
+    list(score_many(plan, [(0, arch)], None, workers=1, threads=2, progress=False))
+    list(score_many(plan, [(1, arch)], None, workers=1, progress=False))
+    assert counts == [2, 1]
+    assert torch.get_num_threads() == 1
+
+
 def test_usable_cpus_is_the_affinity_capped_by_a_cgroup_quota(monkeypatch):
     affinity = len(os.sched_getaffinity(0))
     monkeypatch.setattr(threads, "_cgroup_quota", lambda: None)
