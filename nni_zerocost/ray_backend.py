@@ -37,11 +37,27 @@ def import_ray():
     return ray
 
 
-def _score_task(plan, arch_obj, specs, threads: int):
+_WORKER_PLANS: dict = {}  # in a Ray worker: the plan of the run it serves, by object id
+
+
+def _plan_of(holder):
+    """The plan behind ``holder`` (a one-element list holding its object ref, so that Ray does not
+    fetch and unpickle it for every task): fetched once per worker process and run."""
+    import ray
+
+    key = holder[0].hex()
+    if key not in _WORKER_PLANS:
+        _WORKER_PLANS.clear()
+        _WORKER_PLANS[key] = ray.get(holder[0])
+    return _WORKER_PLANS[key]
+
+
+def _score_task(plan_holder, arch_obj, specs, threads: int):
     """Run in a Ray worker: the runner's worker evaluation, with pinned threads, on the GPU Ray
     gave this task (if any)."""
     from .runner import _evaluate
 
+    plan = _plan_of(plan_holder)
     pin_threads(threads)
     if plan.device.type == "cuda":
         import ray
@@ -117,7 +133,7 @@ class RayBackend:
         return max(1, slots)
 
     def submit(self, arch_obj: Any, specs):
-        return self._task.remote(self._plan, arch_obj, list(specs), self.threads).future()
+        return self._task.remote([self._plan], arch_obj, list(specs), self.threads).future()
 
     def close(self) -> None:
         if self.started:
