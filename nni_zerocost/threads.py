@@ -3,21 +3,21 @@
 Why a policy at all: torch's default is one intra-op thread per core.  On a machine where some
 other process is busy, a thread beyond the idle cores spin-waits at every parallel region, and
 scoring gets several times slower (measured in docs/throughput.md: 2 threads on a 2-core
-machine with one busy process took 2x the time of 1 thread for a recurrent cell).  On a quiet
+machine with one busy process took 2.4x the time of 1 thread for a recurrent cell).  On a quiet
 machine the same second thread speeds a BERT scoring up 1.8x.  So:
 
 - ``--threads N`` / :func:`pin_threads` / ``$NNI_ZEROCOST_THREADS``: exactly N threads per
   scoring process, always (what tests and bit-for-bit comparisons use).
 - otherwise, a process that scores on its own uses the cores nobody else is using, measured
-  from ``/proc/stat`` over a tenth of a second and re-measured at most every 30 seconds;
+  from ``/proc/stat`` over 50 ms and re-measured at most every 30 seconds;
 - worker processes share those idle cores out (at least one thread each).
 - ``--workers auto``: one worker per usable core, but no more than one per
   :data:`ARCHS_PER_WORKER` architectures (starting a worker costs about as much as scoring a
   few architectures), and none at all (scoring in this process) for fewer.
 
 "Usable" cores are this process's CPU affinity, capped by a cgroup CPU quota (containers,
-Kubernetes, Slurm).  Thread counts change float rounding (about 1e-8 relative), never ranks; the
-result store does not key on them.
+Kubernetes, Slurm).  Thread counts change float rounding (about 1e-8 relative), which can
+reorder only near-ties; the result store does not key on them.
 """
 from __future__ import annotations
 
