@@ -21,7 +21,7 @@ BAD_SCORE = [
     (["--proxy", "nope"], "unknown proxy 'nope'; proxies for the 'rnn' space:"),
     (["--proxy", "head_confidence"], "'head_confidence' does not apply to the 'rnn' space"),
     (["--proxy", "params", "--corpus", "/no/such/corpus"], "--corpus: /no/such/corpus: no such corpus file or folder"),
-    (["--proxy", "params", "--workers", "0"], "--workers: must be at least 1, got 0"),
+    (["--proxy", "params", "--workers", "0"], "--workers: must be 'auto' or an integer >= 1, got 0"),
 ]
 
 

@@ -75,7 +75,10 @@ def test_proxy_uses_incoming_states_of_the_chosen_layer():
     assert r2.raw == pytest.approx(reference_score(h.astype(np.float64)), rel=1e-7)
     assert r1.raw != r2.raw and r1.ok and r1.flag is None and r1.higher_is_better
     again = nz.score("rnn", LSTM, "hidden_covariance", batch=batch, seed=2)["hidden_covariance"]
-    assert again.raw == r1.raw  # deterministic under a seed
+    # the same number through the front door (which also sets the BLAS pools' threads, so the
+    # last digits may differ from the bare call), and bit for bit again under the same seed
+    assert again.raw == pytest.approx(r1.raw, rel=1e-9)
+    assert nz.score("rnn", LSTM, "hidden_covariance", batch=batch, seed=2)["hidden_covariance"].raw == again.raw
 
 
 def test_dead_cell_is_flagged_not_crashing():

@@ -106,7 +106,10 @@ def test_naslib_layout():
 @pytest.mark.parametrize("name", list_precomputed() or [pytest.param(None, marks=pytest.mark.skip("no table shipped"))])
 def test_shipped_tables_match_a_fresh_computation(name, data_dir):
     """Every shipped table says how it was made, and its numbers are what that command gives
-    (three architectures recomputed on the CPU, where scores are bit-reproducible)."""
+    (three architectures recomputed on the CPU).  To 1e-6 relative, not bit for bit: the BLAS
+    kernels of another CPU model, or another thread count, round differently (measured up to
+    7e-9 between this machine and the one that built the tables; 1e-8 between thread counts);
+    a changed proxy or model moves the values far more."""
     meta = json.loads((FOLDER / f"{name}.json").read_text())
     table = read_table(FOLDER / f"{name}.csv.gz", meta)
     prov = table.provenance
@@ -131,7 +134,7 @@ def test_shipped_tables_match_a_fresh_computation(name, data_dir):
         for c in table.columns:
             want = row["values"][c]
             got = res[c].raw if res[c].ok else None
-            assert (want is None and got is None) or math.isclose(want, got, rel_tol=1e-9), (c, want, got)
+            assert (want is None and got is None) or math.isclose(want, got, rel_tol=1e-6), (c, want, got)
 
 
 def test_the_package_level_api(tmp_path, data_dir):
