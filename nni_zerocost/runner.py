@@ -108,14 +108,11 @@ _WORKER_LIMITS: Any = None  # threadpoolctl's limiter, kept alive for the worker
 
 def _worker_init(threads: int, plan: ScoringPlan, devices: Any = None) -> None:
     """Pin the worker's threads and keep its plan, on the next device of the round robin."""
+    from threadpoolctl import threadpool_limits
+
     global _WORKER_PLAN, _WORKER_LIMITS
     pin_threads(max(1, threads))
-    try:  # numpy's and scipy's BLAS pools too (the environment variables cover them otherwise)
-        from threadpoolctl import threadpool_limits
-
-        _WORKER_LIMITS = threadpool_limits(limits=max(1, threads))
-    except ImportError:
-        pass
+    _WORKER_LIMITS = threadpool_limits(limits=max(1, threads))  # numpy's and scipy's BLAS pools too
     if devices is not None:  # a queue of device names: one per worker, round robin over the GPUs
         plan = dataclasses.replace(plan, device=torch.device(devices.get()))
     _WORKER_PLAN = plan
@@ -162,7 +159,7 @@ def raise_for_error(record: "ArchRecord") -> None:
 def worker_devices(plan: ScoringPlan, workers: int) -> Optional[List[str]]:
     """The device of each worker: round robin over every visible GPU when the plan asks for
     CUDA without naming an index (``auto`` or ``cuda``); None = every worker on the plan's."""
-    asked = getattr(plan.scoring_request, "device", None) if plan.scoring_request is not None else None
+    asked = getattr(plan.scoring_request, "device", None)
     if plan.device.type != "cuda" or (asked not in (None, "auto", "cuda")):
         return None
     n = torch.cuda.device_count()
