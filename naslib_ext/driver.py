@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import tempfile
 import time
@@ -203,12 +202,10 @@ def main(argv=None) -> int:
                          "shared out; docs/throughput.md)")
     args = ap.parse_args(argv)
     try:
-        from nni_zerocost.threads import THREADS_ENV, check_threads, pin_threads
+        from nni_zerocost.threads import pin_threads_for_run
 
         args.workers = check_workers(args.workers)
-        if check_threads(args.threads) is not None:  # this process and its workers
-            os.environ[THREADS_ENV] = str(args.threads)
-            pin_threads(args.threads)
+        pin_threads_for_run(args.threads)  # this process and its workers
         r = evaluate(args.space, args.proxy, args.n, args.seed, proxy_seed=args.proxy_seed,
                      corpus=resolve_corpus(args.corpus, args.data_dir), data_dir=args.data_dir,
                      check_core=args.check_core, device=args.device, workers=args.workers)

@@ -57,7 +57,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     add_plugin_flag(p)
 
 
-def _add_throughput(p: argparse.ArgumentParser, ray: bool = True) -> None:
+def _add_throughput(p: argparse.ArgumentParser) -> None:
     """Where the scoring runs (docs/throughput.md): local workers and threads, or Ray tasks."""
     p.add_argument("--workers", default="auto", metavar="N|auto",
                    help="scoring processes; auto: one per usable core, at most one per 8 architectures (fewer: "
@@ -65,12 +65,11 @@ def _add_throughput(p: argparse.ArgumentParser, ray: bool = True) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch/BLAS threads per scoring process (default: the idle cores, shared out between "
                         "the workers; $NNI_ZEROCOST_THREADS pins it too)")
-    if ray:
-        p.add_argument("--ray", default=None, metavar="ADDRESS",
-                       help="one Ray task per architecture: 'local' (a private Ray instance here), 'auto' (the "
-                            "cluster this machine joined) or a cluster address; needs the 'ray' extra")
-        p.add_argument("--gpus-per-task", type=float, default=None, metavar="F",
-                       help="with --ray: the GPUs (a fraction, e.g. 0.25) each task asks for; the tasks score on CUDA")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="one Ray task per architecture: 'local' (a private Ray instance here), 'auto' (the "
+                        "cluster this machine joined) or a cluster address; needs the 'ray' extra")
+    p.add_argument("--gpus-per-task", type=float, default=None, metavar="F",
+                   help="with --ray: the GPUs (a fraction, e.g. 0.25) each task asks for; the tasks score on CUDA")
 
 
 def _add_corpus(p: argparse.ArgumentParser) -> None:
@@ -729,12 +728,10 @@ def cmd_search(args) -> int:
     from .spaces import get_space
     from .store import default_store_path
 
-    from .threads import THREADS_ENV, check_threads, pin_threads
+    from .threads import pin_threads_for_run
 
     check_count("top", args.top)
-    if check_threads(args.threads) is not None:  # pinned here and in every process NNI starts from here
-        os.environ[THREADS_ENV] = str(args.threads)
-        pin_threads(args.threads)
+    pin_threads_for_run(args.threads)  # here and in every process NNI starts from here
     _output("out", args.out, folder=True)
     _output("store", None if args.no_store else args.store)
     request = _request(args, args.space, [args.proxy, *args.extra_proxy])

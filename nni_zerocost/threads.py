@@ -132,6 +132,14 @@ def pin_threads(threads: Optional[int]) -> None:
             torch.set_num_threads(_pinned)
 
 
+def pin_threads_for_run(threads: Optional[int]) -> None:
+    """A front end's ``--threads``: pin this process, and through ``$NNI_ZEROCOST_THREADS`` every
+    process started from it (workers, NNI trials); None leaves the policy to decide."""
+    if check_threads(threads) is not None:
+        os.environ[THREADS_ENV] = str(threads)
+        pin_threads(threads)
+
+
 def busy_cores(window_s: float = 0.05) -> float:
     """Cores other processes kept busy over the last ``window_s`` seconds (``/proc/stat``; this
     process's own CPU time is left out); 0.0 where the OS does not say."""
