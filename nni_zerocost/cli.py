@@ -21,6 +21,7 @@ from .errors import BadInputError, InvalidArchitectureError, ZeroCostError, sugg
 from .flags import add_context_option_flags, add_plugin_flag, context_options_of, flag_of, load_plugin_modules
 from .nas.search import STRATEGIES  # plain names; NNI itself is imported only when a search runs
 from .proxies.base import NO_SCORE
+from .reproducibility import REL_TOL
 
 
 def _flag(field: str) -> str:
@@ -231,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "and both files, and nothing is written.", formatter_class=_Help)
     sm.add_argument("stores", nargs="+", metavar="STORE.jsonl", help="the stores to merge")
     sm.add_argument("--out", required=True, help="the merged store (a new file; written whole, then moved in place)")
-    sm.add_argument("--rel-tol", type=float, default=1e-6,
+    sm.add_argument("--rel-tol", type=float, default=REL_TOL,
                     help="raw values of one key may differ by this relative amount (float rounding: runs with "
                          "another thread count differ by about 1e-8); 0 = bit for bit")
     return ap

@@ -62,7 +62,9 @@ def same(a: float, b: float, device="cpu") -> bool:
         return math.isnan(a) and math.isnan(b)
     if torch.device(device).type == "cpu":
         return a == b
-    return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
+    from .reproducibility import CUDA_REL_TOL
+
+    return math.isclose(a, b, rel_tol=CUDA_REL_TOL, abs_tol=1e-6)
 
 
 def _context(space: str, arch=None, seed: int = 0, device="cpu"):

@@ -23,6 +23,7 @@ from naslib_ext.predictors import NO_DATA, ZeroCostProxyPredictor  # noqa: E402
 from naslib_ext.search_spaces import Metric, naslib_space  # noqa: E402
 from naslib_ext.zc_benchmark import ZeroCostTable, shipped_zc_api  # noqa: E402
 from nni_zerocost.errors import BadInputError  # noqa: E402
+from nni_zerocost.reproducibility import REL_TOL  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NASLIB = Path(naslib.__file__).resolve().parents[1]
@@ -73,7 +74,8 @@ def test_zero_cost_table_scores_what_it_lacks_and_names_what_it_holds():
     table.meta = dict(table.meta, columns={c: v for c, v in table.meta["columns"].items() if c == "hidden_covariance"})
     table.columns = ["hidden_covariance"]
     fresh = table[key]  # scored on the fly with the column's own request
-    assert fresh["hidden_covariance"]["score"] == pytest.approx(entry["hidden_covariance"]["score"], rel=1e-9)
+    # the table was computed on another machine: equal up to rounding (nni_zerocost.reproducibility)
+    assert fresh["hidden_covariance"]["score"] == pytest.approx(entry["hidden_covariance"]["score"], rel=REL_TOL)
     g = naslib_space("rnn")()
     g.set_spec(key)
     assert fresh["val_accuracy"] == g.query(Metric.VAL_ACCURACY)  # pooled over isomorphic cells, as query does

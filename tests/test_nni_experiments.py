@@ -29,6 +29,7 @@ from nni.nas.strategy.middleware import Chain  # noqa: E402
 import nni_zerocost as nz  # noqa: E402
 from nni_zerocost.nas.codec import get_codec  # noqa: E402
 from nni_zerocost.nas.evaluator import ZeroCostEvaluator, proxy_metrics  # noqa: E402
+from nni_zerocost.reproducibility import REL_TOL  # noqa: E402
 from nni_zerocost.nas.spaces import model_space  # noqa: E402
 from nni_zerocost.nas.strategies import TPE as FastTPE  # noqa: E402
 from nni_zerocost.nas.strategies import ProxyPrescreen, ProxyRanking, TrialRecorder  # noqa: E402
@@ -320,12 +321,13 @@ def test_training_service_engine_runs_trials_in_processes_with_the_same_scores(t
     result = json.loads((tmp_path / "out.json").read_text())
     trained = [m for m in result["models"] if m["status"] == "trained"]
     assert len(trained) >= 4 and len(result["records"]) == len(trained)
-    for sample, metrics in result["records"]:  # paired by parameter id: exact
-        assert metrics["default"] == _standalone("rnn", sample, "hidden_covariance", 4).score
-        assert metrics["params"] == _standalone("rnn", sample, "params", 4).score
+    # trial processes: equal up to rounding (nni_zerocost.reproducibility)
+    for sample, metrics in result["records"]:  # paired by parameter id
+        assert metrics["default"] == pytest.approx(_standalone("rnn", sample, "hidden_covariance", 4).score, rel=REL_TOL)
+        assert metrics["params"] == _standalone("rnn", sample, "params", 4).score  # a count: exact
     # NNI's listing may pair concurrent trials' samples and metrics crosswise (microsoft/nni#5726)
     expect = sorted(_standalone("rnn", m["sample"], "hidden_covariance", 4).score for m in trained)
-    assert sorted(m["metric"] for m in trained) == expect
+    assert sorted(m["metric"] for m in trained) == pytest.approx(expect, rel=REL_TOL)
     print(f"\n[training service] {len(trained)} trials, 2 concurrent, {result['seconds']:.1f} s")
 
 
