@@ -11,7 +11,8 @@ sign-normalised score, flag), so nothing downstream re-derives a sign.
 """
 from __future__ import annotations
 
-import dataclasses
+import contextlib
+import functools
 import json
 import math
 import multiprocessing
@@ -26,15 +27,16 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 import torch
 
 from . import __version__
-from .errors import BadInputError, InvalidArchitectureError, ZeroCostError
+from .errors import BadInputError, InvalidArchitectureError, ZeroCostError, arg
 from .plan import ProxyRequest, ScoringPlan
 from .proxies.base import ProxyResult
 from .store import ResultStore
-from .threads import pin_threads, scoring_threads, thread_env, threads_per_process
+from .threads import pin_threads, thread_env, threads_per_process
 
 #: record statuses: every proxy finite / some value a flagged fallback / some proxy has no
-#: score (a documented case, flagged) / the architecture is not valid / an unexpected error
-STATUSES = ("ok", "flagged", "no_score", "invalid", "error")
+#: score (a documented case, flagged) / over the job's size budget (not scored) / the
+#: architecture is not valid / an unexpected error
+STATUSES = ("ok", "flagged", "no_score", "over_budget", "invalid", "error")
 
 
 @dataclass
@@ -54,6 +56,7 @@ class ArchRecord:
     #: the traceback when the error is a bug (an exception that is not a ZeroCostError), else None
     traceback: Optional[str] = None
     arch_key: Optional[str] = None  # what keys its scores under the plan (plan.arch_key)
+    sizes: Optional[Dict[str, float]] = None  # params / nonembedding_params / flops, with a size budget
 
     @property
     def values(self) -> Dict[str, Optional[float]]:
@@ -86,6 +89,8 @@ class ArchRecord:
         if self.results and any(r is not None for r in self.results.values()):
             out["proxy_seconds"] = {k: round(v, 6) for k, v in self.proxy_seconds.items()}
         out["device"] = self.device
+        if self.sizes is not None:
+            out["sizes"] = self.sizes
         out["arch"] = self.arch
         return out
 
@@ -101,25 +106,63 @@ def _result(request: ProxyRequest, stored: Mapping[str, Any]) -> ProxyResult:
                        stored.get("flag"), float(stored.get("seconds") or 0.0))
 
 
+# -- the plan of a job, in whatever process scores it ------------------------------------------
+_PLANS: Dict[str, ScoringPlan] = {}  # this process's plans, by the job's JSON text
+
+
+def plan_of(job_text: str) -> ScoringPlan:
+    """The plan of a job sent as JSON to a worker process or Ray task: its plugins loaded and its
+    request made into a plan once per process (the job was checked where it was made; only the
+    plan is rebuilt here, no architecture is read)."""
+    if job_text not in _PLANS:
+        from .job import ScoringJob
+        from .plan import make_plan
+        from .plugins import load_plugin
+
+        job = ScoringJob.from_json(job_text)
+        for module in job.plugins:
+            load_plugin(module)
+        request = job.request
+        if request.space is None and job.models:
+            request = request.replace(space="model")
+        _PLANS.clear()
+        _PLANS[job_text] = make_plan(request, remote_gpus=job.gpus_per_task is not None)
+    return _PLANS[job_text]
+
+
+def plan_job_text(checked) -> str:
+    """The JSON text workers rebuild the plan from: the job without its architecture list (the
+    request, plugins and GPU share are what the plan depends on)."""
+    from .job import ScoringJob
+
+    j = checked.job
+    slim = ScoringJob(checked.plan.scoring_request, gpus_per_task=j.gpus_per_task, plugins=j.plugins)
+    return json.dumps(slim.to_json(), sort_keys=True)
+
+
 # -- where the work runs: this process, local worker processes, or Ray tasks -------------------
-_WORKER_PLAN: Optional[ScoringPlan] = None
+_WORKER_JOB: Optional[str] = None
 _WORKER_LIMITS: Any = None  # threadpoolctl's limiter, kept alive for the worker's lifetime
 
 
-def _worker_init(threads: int, plan: ScoringPlan, devices: Any = None) -> None:
-    """Pin the worker's threads and keep its plan, on the next device of the round robin."""
+def _worker_init(threads: int, job_text: str, devices: Any = None) -> None:
+    """Pin the worker's threads (once, for its lifetime), take the next GPU of the round robin
+    and make the job's plan."""
     from threadpoolctl import threadpool_limits
 
-    global _WORKER_PLAN, _WORKER_LIMITS
+    global _WORKER_JOB, _WORKER_LIMITS
     pin_threads(max(1, threads))
     _WORKER_LIMITS = threadpool_limits(limits=max(1, threads))  # numpy's and scipy's BLAS pools too
     if devices is not None:  # a queue of device names: one per worker, round robin over the GPUs
-        plan = dataclasses.replace(plan, device=torch.device(devices.get()))
-    _WORKER_PLAN = plan
+        device = torch.device(devices.get())
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # "cuda" and "auto" now resolve to it
+    _WORKER_JOB = job_text
+    plan_of(job_text)
 
 
-def _evaluate(plan: ScoringPlan, arch_obj, specs):
-    """Score one architecture in a worker: ``(status, payload, traceback, device)``."""
+def evaluate(plan: ScoringPlan, arch_obj, specs):
+    """Score one architecture where the work runs: ``(status, payload, traceback, device)``."""
     try:
         arch = plan.parse(arch_obj)
         return "ok", _results_json(plan.score(arch, [plan.request(s) for s in specs])), None, plan.device_name
@@ -129,7 +172,7 @@ def _evaluate(plan: ScoringPlan, arch_obj, specs):
 
 def _worker_eval(args):
     arch_obj, specs = args
-    return _evaluate(_WORKER_PLAN, arch_obj, specs)
+    return evaluate(plan_of(_WORKER_JOB), arch_obj, specs)
 
 
 def _bug_traceback(e: BaseException) -> Optional[str]:
@@ -149,7 +192,7 @@ class ScoringBugError(RuntimeError):
 
 def raise_for_error(record: "ArchRecord") -> None:
     """Raise the record's error: :class:`ScoringBugError` for a bug, else a ZeroCostError."""
-    if record.error is None:
+    if record.error is None or record.status == "over_budget":
         return
     if record.traceback is not None:
         raise ScoringBugError(record)
@@ -166,12 +209,12 @@ def worker_devices(plan: ScoringPlan, workers: int) -> Optional[List[str]]:
     return [f"cuda:{i % n}" for i in range(workers)] if n > 1 else None
 
 
-class _ProcessBackend:
+class ProcessBackend:
     """Local worker processes (spawned, not forked: forking a process that already runs threads,
     torch's and BLAS's pools or NNI's engine, can leave a worker deadlocked on a copied lock).
-    Workers start once each and get the plan once, in the initializer."""
+    Workers start once each and get the job once, in the initializer."""
 
-    def __init__(self, plan: ScoringPlan, workers: int, threads: int):
+    def __init__(self, plan: ScoringPlan, job_text: str, workers: int, threads: int):
         self.capacity = workers
         ctx = multiprocessing.get_context("spawn")
         devices = worker_devices(plan, workers)
@@ -187,7 +230,7 @@ class _ProcessBackend:
                 for d in devices:
                     queue.put(d)
             return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                       initargs=(threads, plan, queue))
+                                       initargs=(threads, job_text, queue))
 
         self._env = thread_env(threads)
         self._env.__enter__()  # the environment holds while the pool spawns workers (on demand)
@@ -222,7 +265,7 @@ class _Retried:
     them is submitted again when the caller waits for it (in input order, to a fresh pool), so
     only an architecture that kills its worker a second time becomes an error record."""
 
-    def __init__(self, backend: "_ProcessBackend", args, future):
+    def __init__(self, backend: "ProcessBackend", args, future):
         self.backend, self.args, self.future = backend, args, future
 
     def result(self):
@@ -234,128 +277,154 @@ class _Retried:
             return self.backend._submit(self.args).result()
 
 
-def score_many(
-    plan: ScoringPlan,
-    items: Iterable[Tuple[Any, Any]],
-    store: Optional[ResultStore] = None,
-    *,
-    workers: Any = 1,
-    threads: Optional[int] = None,
-    ray: Optional[str] = None,
-    gpus_per_task: Optional[float] = None,
-    progress: bool = True,
-    total: Optional[int] = None,
-    desc: str = "scoring",
-) -> Iterator[ArchRecord]:
-    """Yield one :class:`ArchRecord` per ``(id, arch)`` item, in input order.
+def make_backend(checked, threads: Optional[int] = None):
+    """Where the checked job's architectures are scored: None (this process), local workers, or
+    Ray tasks."""
+    job = checked.job
+    if job.ray is not None:
+        from .ray_backend import RayBackend
 
-    An item whose ``arch`` is an :class:`InvalidArchitectureError` (e.g. an unreadable input
-    line) becomes an ``invalid`` record carrying that error.
+        return RayBackend(checked.plan, plan_job_text(checked), job.ray, threads=job.threads or 1,
+                          gpus_per_task=job.gpus_per_task)
+    if checked.workers > 1:
+        return ProcessBackend(checked.plan, plan_job_text(checked), checked.workers,
+                              threads_per_process(checked.workers, job.threads))
+    return None
 
-    Where the work runs: ``workers`` processes (``"auto"``: :func:`~nni_zerocost.threads.
-    resolve_workers` over ``total``; 1 = this process), or, with ``ray`` (``"auto"``, ``"local"``
-    or a cluster address), one Ray task per architecture (``gpus_per_task``: the fraction of a GPU
-    each asks for).  ``threads``: per scoring process (default: the thread policy of
-    :mod:`nni_zerocost.threads`).  Records and the store are written here, in this process, in
-    input order, whatever runs the work.
-    """
-    from .threads import check_threads, resolve_workers
 
-    check_threads(threads)
-    if gpus_per_task is not None and ray is None:
-        raise BadInputError("gpus_per_task", "applies to Ray tasks only (give --ray too)")
-    n_workers = resolve_workers(workers, total)
-    sp = plan
-    pbar = _progress(progress, total, desc)
+# -- the loop ------------------------------------------------------------------------------------
+def open_store(path: Optional[str]) -> Optional[ResultStore]:
+    return None if path is None else ResultStore(path)
+
+
+def run(checked, *, progress: bool = True, desc: str = "scoring") -> Iterator[ArchRecord]:
+    """Score a checked job (:func:`nni_zerocost.job.check_job`): one :class:`ArchRecord` per
+    architecture, in input order.
+
+    Only what the results store does not hold is computed; every fresh result is stored as soon
+    as it exists, and with the job's ``out`` every record is appended to that file (fsync'd)
+    with the request that wrote it, so a killed run loses nothing and a re-run resumes.  An
+    architecture over the job's size budget becomes an ``over_budget`` record with no model
+    work; an invalid one an ``invalid`` record; an unexpected error an ``error`` record with its
+    traceback.  Where the work runs (this process, local workers, Ray tasks) does not change
+    the records.  The thread policy is applied once for the run."""
+    from .threads import scoring_threads
+
+    job, plan = checked.job, checked.plan
+    todo = checked.todo
+    store = open_store(checked.store_path)
+    out = _open_output(checked)
+    request = request_of(plan) if out is not None else None
+    pbar = _progress(progress, len(todo), desc)
     counts: Dict[str, int] = {}
     backend = None
     try:
-        if ray is not None:
-            from .ray_backend import RayBackend
-
-            backend = RayBackend(plan, ray, threads=threads or 1, gpus_per_task=gpus_per_task)
-        elif n_workers > 1:
-            backend = _ProcessBackend(plan, n_workers, threads_per_process(n_workers, threads))
-        if backend is None:
-            with scoring_threads(threads):
-                for item_id, arch in items:
-                    rec = _score_one(plan, sp, item_id, arch, store, None)
-                    _tick(pbar, rec, counts)
-                    yield rec
-        else:
-            window: List = []
-            it = iter(items)
-            exhausted = False
-            while window or not exhausted:
-                while not exhausted and len(window) < 4 * backend.capacity:
-                    try:
-                        item_id, arch = next(it)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    window.append(_submit(plan, sp, item_id, arch, store, backend))
-                if window:
-                    item_id, parsed, pending = window.pop(0)
-                    rec = _score_one(plan, sp, item_id, parsed, store, pending)
-                    _tick(pbar, rec, counts)
-                    yield rec
+        backend = make_backend(checked)
+        with (scoring_threads(job.threads) if backend is None else contextlib.nullcontext()):
+            for rec in _records(checked, todo, store, backend):
+                if out is not None:
+                    out.write(json.dumps({**rec.to_json(checked.id_field), "request": request}) + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+                _tick(pbar, rec, counts)
+                yield rec
     finally:
         if backend is not None:
             backend.close()
+        if out is not None:
+            out.close()
         if pbar is not None:
             pbar.close()
 
 
-def shard(items: Sequence[Tuple[Any, Any]], k: int, n: int) -> List[Tuple[Any, Any]]:
-    """Shard ``k`` of ``n`` (1-based): every n-th item from the k-th, a deterministic 1/n of
-    ``items`` that the n shards cover exactly once (interleaved, so that shards of a list ordered
-    by size cost about the same)."""
-    return [item for i, item in enumerate(items) if i % n == k - 1]
+def score_one(checked, arch, item_id: Any = 0, store: Optional[ResultStore] = None) -> ArchRecord:
+    """One architecture of a checked job, in this process, through the job's results store (or
+    ``store``): what the NNI adapters and Optuna trials call per candidate."""
+    if store is None:
+        store = _shared_store(checked.store_path)
+    return next(_records(checked, [(item_id, arch)], store, None))
 
 
-def parse_shard(text: Optional[str]) -> Optional[Tuple[int, int]]:
-    """``"K/N"`` as ``(K, N)`` with 1 <= K <= N; BadInputError naming ``shard`` otherwise."""
-    if text is None:
+@functools.lru_cache(maxsize=4)
+def _shared_store(path: Optional[str]) -> Optional[ResultStore]:
+    return open_store(path)
+
+
+def _open_output(checked):
+    if checked.job.out is None:
         return None
-    try:
-        k, n = (int(x) for x in str(text).split("/"))
-    except ValueError:
-        raise BadInputError("shard", "must be K/N, e.g. 3/8 for the third of eight shards", repr(text)) from None
-    if not 1 <= k <= n:
-        raise BadInputError("shard", f"K/N needs 1 <= K <= N, got {k}/{n}", repr(text))
-    return k, n
+    path = Path(checked.job.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "a" if checked.job.resume else "w", encoding="utf-8")
 
 
-def _parse(sp, arch):
+def _records(checked, items, store, backend) -> Iterator[ArchRecord]:
+    if backend is None:
+        for item_id, arch in items:
+            yield _score_one(checked, item_id, arch, store, None)
+        return
+    window: List = []
+    it = iter(items)
+    exhausted = False
+    while window or not exhausted:
+        while not exhausted and len(window) < 4 * backend.capacity:
+            try:
+                item_id, arch = next(it)
+            except StopIteration:
+                exhausted = True
+                break
+            window.append(_submit(checked, item_id, arch, store, backend))
+        if window:
+            item_id, parsed, pending = window.pop(0)
+            yield _score_one(checked, item_id, parsed, store, pending)
+
+
+def _parse(plan: ScoringPlan, arch):
     if isinstance(arch, InvalidArchitectureError):
         return arch
     try:
-        return sp.parse(arch)
+        return plan.parse(arch)
     except InvalidArchitectureError as e:
         return e
 
 
-def _submit(plan, sp, item_id, arch, store, backend):
-    parsed = _parse(sp, arch)
-    if isinstance(parsed, InvalidArchitectureError):
+def _over_budget(checked, parsed) -> Tuple[Optional[str], Optional[Dict[str, float]]]:
+    """Why ``parsed`` is over the job's size budget (no model work), and its sizes."""
+    if not checked.budget.active:
+        return None, None
+    from .budget import sizes
+
+    found = sizes(checked.plan.search_space, parsed, checked.plan.context_options)
+    return checked.budget.over(found), found
+
+
+def _submit(checked, item_id, arch, store, backend):
+    plan = checked.plan
+    parsed = _parse(plan, arch)
+    if isinstance(parsed, InvalidArchitectureError) or _over_budget(checked, parsed)[0] is not None:
         return item_id, parsed, None
     todo = _todo(plan, plan.arch_key(parsed), store)
-    fut = backend.submit(sp.to_dict(parsed), [r.spec for r in todo]) if todo else None
+    fut = backend.submit(plan.to_dict(parsed), [r.spec for r in todo]) if todo else None
     return item_id, parsed, fut
 
 
-def _todo(plan: ScoringPlan, arch_key: str, store: Optional[ResultStore]) -> List[ProxyRequest]:
-    if store is None:
+def _todo(plan: ScoringPlan, arch_key: Optional[str], store: Optional[ResultStore]) -> List[ProxyRequest]:
+    if store is None or arch_key is None:
         return list(plan.requests)
     return [r for r in plan.requests if plan.key(arch_key, r) not in store]
 
 
-def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchRecord:
+def _score_one(checked, item_id, arch, store, pending) -> ArchRecord:
+    plan = checked.plan
     start = time.perf_counter()
-    parsed = _parse(sp, arch)
+    parsed = _parse(plan, arch)
     if isinstance(parsed, InvalidArchitectureError):
         return ArchRecord(item_id, None, None, {s: None for s in plan.specs}, "invalid", 0.0, 0, str(parsed),
                           plan.device_name)
+    reason, found = _over_budget(checked, parsed)
+    if reason is not None:
+        return ArchRecord(item_id, plan.to_dict(parsed), plan.arch_hash(parsed), {s: None for s in plan.specs},
+                          "over_budget", 0.0, 0, reason, plan.device_name, None, plan.arch_key(parsed), found)
     akey = plan.arch_key(parsed)
     todo = _todo(plan, akey, store)
     fresh: Dict[str, Dict[str, Any]] = {}
@@ -372,7 +441,7 @@ def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchReco
         except Exception as e:  # the worker itself died (killed, lost node): an error record
             status, payload, bug = "error", _lost_worker(e), None
         fresh, error = (payload, None) if status == "ok" else ({}, payload)
-    if store is not None:
+    if store is not None and akey is not None:
         for r in todo:
             if r.spec in fresh:
                 store.put(plan.key(akey, r), {
@@ -384,7 +453,7 @@ def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchReco
     results: Dict[str, Optional[ProxyResult]] = {}
     for r in plan.requests:
         stored = fresh.get(r.spec)
-        if stored is None and store is not None:
+        if stored is None and store is not None and akey is not None:
             stored = store.get(plan.key(akey, r))
         results[r.spec] = None if stored is None else _result(r, stored)
     if error:
@@ -397,8 +466,8 @@ def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchReco
         status = "ok"
     seconds = sum(float(v.get("seconds") or 0.0) for v in fresh.values()) if pending is not None \
         else time.perf_counter() - start
-    return ArchRecord(item_id, sp.to_dict(parsed), sp.arch_hash(parsed), results, status, seconds, len(fresh), error,
-                      device, bug, akey)
+    return ArchRecord(item_id, plan.to_dict(parsed), plan.arch_hash(parsed), results, status, seconds, len(fresh),
+                      error, device, bug, akey, found)
 
 
 def _lost_worker(e: BaseException) -> str:
@@ -427,7 +496,7 @@ def _tick(pbar, rec: ArchRecord, counts: Dict[str, int]) -> None:
 
 # -- resuming a score file ----------------------------------------------------------------------
 #: what a refused resume tells the user to do instead
-START_OVER = "start over with --no-resume, or write to another --out"
+START_OVER = f"start over with {arg('resume', False)}, or write to another {arg('out')}"
 
 
 def request_of(plan: ScoringPlan) -> Dict[str, Any]:

@@ -75,56 +75,40 @@ def _cgroup_quota() -> Optional[int]:
     return None
 
 
-def check_threads(threads) -> Optional[int]:
-    """``threads`` as a checked count (None = the policy decides); BadInputError otherwise."""
-    if threads is None:
-        return None
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise BadInputError("threads", f"must be an integer >= 1, got {threads!r}")
-    return threads
-
-
-def check_workers(workers) -> Union[int, str]:
-    """``workers`` as ``"auto"`` or a count >= 1; BadInputError naming it otherwise."""
-    if isinstance(workers, str):
-        if workers.strip().lower() == "auto":
-            return "auto"
-        try:
-            workers = int(workers)
-        except ValueError:
-            raise BadInputError("workers", f"must be 'auto' or an integer >= 1, got {workers!r}") from None
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise BadInputError("workers", f"must be 'auto' or an integer >= 1, got {workers!r}")
-    return workers
-
-
 def resolve_workers(workers, n_items: Optional[int]) -> int:
-    """The number of worker processes for ``n_items`` architectures (1 = score in this process)."""
-    workers = check_workers(workers)
+    """The number of worker processes for ``n_items`` architectures (1 = score in this process);
+    ``workers`` is a checked count or ``"auto"`` (:func:`nni_zerocost.job.check_job`)."""
     if workers != "auto":
-        return workers
+        return int(workers)
     if n_items is None:
         return usable_cpus()
     return max(1, min(usable_cpus(), n_items // ARCHS_PER_WORKER))
+
+
+def _env_threads() -> Optional[int]:
+    env = os.environ.get(THREADS_ENV)
+    if not env:
+        return None
+    try:
+        value = int(env)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise BadInputError("threads", f"${THREADS_ENV} must be an integer >= 1, got {env!r}")
+    return value
 
 
 def pinned_threads() -> Optional[int]:
     """The pinned thread count (:func:`pin_threads` or ``$NNI_ZEROCOST_THREADS``), else None."""
     if _pinned is not None:
         return _pinned
-    env = os.environ.get(THREADS_ENV)
-    if env:
-        try:
-            return check_threads(int(env))
-        except (ValueError, BadInputError):
-            raise BadInputError("threads", f"${THREADS_ENV} must be an integer >= 1, got {env!r}") from None
-    return None
+    return _env_threads()
 
 
 def pin_threads(threads: Optional[int]) -> None:
     """Pin this process's scoring threads (None un-pins); sets torch's thread count now."""
     global _pinned
-    _pinned = check_threads(threads)
+    _pinned = None if threads is None else int(threads)
     if _pinned is not None:
         import torch
 
@@ -135,7 +119,7 @@ def pin_threads(threads: Optional[int]) -> None:
 def pin_threads_for_run(threads: Optional[int]) -> None:
     """A front end's ``--threads``: pin this process, and through ``$NNI_ZEROCOST_THREADS`` every
     process started from it (workers, NNI trials); None leaves the policy to decide."""
-    if check_threads(threads) is not None:
+    if threads is not None:
         os.environ[THREADS_ENV] = str(threads)
         pin_threads(threads)
 
@@ -172,9 +156,8 @@ def idle_cores() -> int:
 def threads_per_process(workers: int = 1, threads: Optional[int] = None) -> int:
     """Threads for each of ``workers`` scoring processes: ``threads``, else the pinned count,
     else the idle cores shared out (at least one each)."""
-    explicit = check_threads(threads)
-    if explicit is not None:
-        return explicit
+    if threads is not None:
+        return int(threads)
     pinned = pinned_threads()
     if pinned is not None:
         return pinned

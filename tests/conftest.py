@@ -17,6 +17,20 @@ def _data_dir() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
+def run_items(plan, items, store=None, *, progress=False, **fields):
+    """The runner's records for ``(id, architecture)`` items under a plan's request: the job a
+    front end would build (``fields``: ``workers``, ``threads``, ``ray``, ...; ``store``: a
+    :class:`~nni_zerocost.store.ResultStore` or a path)."""
+    from nni_zerocost.job import ScoringJob, check_job
+    from nni_zerocost.runner import run
+
+    path = None if store is None else str(getattr(store, "path", store))
+    archs = tuple((i, plan.to_dict(plan.parse(a))) for i, a in items)
+    fields.setdefault("workers", 1)  # as given, not the policy's "auto"
+    job = ScoringJob(plan.scoring_request, architectures=archs, store=path, **fields)
+    return list(run(check_job(job), progress=progress))
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     d = _data_dir()

@@ -6,7 +6,7 @@ is, never turned into "unknown space".
 """
 from .base import SPACES, ScoringContext, SearchSpace, get_space as _get_space, list_spaces as _list_spaces, register_space
 
-BUILTIN = ("rnn", "bert", "gpt2")
+BUILTIN = ("rnn", "bert", "gpt2", "model")
 
 
 def _load_builtin_spaces() -> None:

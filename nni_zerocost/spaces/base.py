@@ -243,8 +243,14 @@ class SearchSpace(abc.ABC, Generic[A]):
     """
 
     name: str = ""
-    #: capabilities its scoring contexts offer (decides the proxies that apply)
+    #: capabilities its scoring contexts offer (decides the proxies that apply); with
+    #: ``offers_vary`` every capability one of its models *may* offer
     offers: FrozenSet[str] = frozenset()
+    #: True when models of the space offer different capabilities (your own models): each
+    #: architecture's model is checked against the request when it is scored
+    offers_vary: bool = False
+    #: False for a space that has no choices to search (it scores the architectures it is given)
+    searchable: bool = True
     #: the proxy adapters score with when none is named (None: the first that applies)
     default_proxy: Optional[str] = None
 
@@ -327,6 +333,17 @@ class SearchSpace(abc.ABC, Generic[A]):
     def smoke_architecture(self) -> A:
         """A small architecture for the conformance checks (speed only; a seeded sample)."""
         return self.sample(np.random.default_rng(0))
+
+    def smoke_architectures(self, samples: int = 3) -> List[A]:
+        """The architectures the conformance checks try: the smoke architecture and ``samples``
+        seeded samples."""
+        rng = np.random.default_rng(0)
+        return [self.smoke_architecture()] + [self.sample(rng) for _ in range(samples)]
+
+    def given_batch(self, batch):
+        """A ready batch handed to :func:`~nni_zerocost.make_plan` (not from a corpus), as the
+        space's contexts take it; default: as given."""
+        return batch
 
     def context_options(self) -> Dict[str, ContextOption]:
         """Context options the space takes, by name."""
