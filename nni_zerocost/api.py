@@ -183,7 +183,7 @@ def search(space: str, proxy: str, *, strategy: str = "evolution", budget: int =
         raise BadInputError("space", f"the {space!r} space has no choices to search; score its architectures "
                                      "with 'score' instead", repr(space))
     try:
-        from .nas.search import run_search
+        from .nas.search import search_checked
     except ImportError as e:  # pragma: no cover
         from .errors import ZeroCostError
 
@@ -203,7 +203,7 @@ def search(space: str, proxy: str, *, strategy: str = "evolution", budget: int =
         shutil.rmtree(experiment_dir, ignore_errors=True)
         Path(experiment_dir).parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    run_search(checked, strategy, counts["budget"], on_trial=on_trial, experiment_dir=experiment_dir)
+    search_checked(checked, strategy, counts["budget"], on_trial=on_trial, experiment_dir=experiment_dir)
     elapsed = time.perf_counter() - start
     return SearchResult(checked, strategy, counts["budget"], counts["top"], pareto, candidates, elapsed)
 

@@ -87,7 +87,7 @@ def pareto_front(points: Sequence[Tuple[Optional[float], float]]) -> List[int]:
 
 
 def size_bias_note(proxy: str, sizes: Sequence[Optional[float]], scores: Sequence[Optional[float]],
-                   top: int = 5, tau_above: float = 0.5) -> Optional[str]:
+                   top: int = 5, tau_above: float = 0.5, what: str = "parameters") -> Optional[str]:
     """One line when a search's result is driven by size, measured on the run itself: the
     candidates' Kendall tau between size and score is above ``tau_above`` *and* the ``top``
     best are bigger than the median candidate.  None otherwise (a proxy that grows with size
@@ -106,7 +106,7 @@ def size_bias_note(proxy: str, sizes: Sequence[Optional[float]], scores: Sequenc
     best = n[np.argsort(-s, kind="stable")[:top]]
     if tau <= tau_above or float(np.median(best)) <= float(np.median(n)):
         return None
-    return (f"note: {proxy} ranked this run's candidates largely by size (Kendall tau {tau:.2f} between parameters "
+    return (f"note: {proxy} ranked this run's candidates largely by size (Kendall tau {tau:.2f} between {what} "
             f"and score over {len(pairs)} candidates; the top {len(best)} have a median of {np.median(best):,.0f} "
-            f"parameters against {np.median(n):,.0f} for all): set a size budget (--max-params, "
-            "--max-nonembedding-params, --max-flops) or use --pareto")
+            f"{what} against {np.median(n):,.0f} for all): set a size budget (on parameters, non-embedding "
+            "parameters or FLOPs per token) or look at the Pareto front")

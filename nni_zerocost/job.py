@@ -235,14 +235,12 @@ def check_job(job: Union[ScoringJob, Mapping[str, Any], str], *, need_architectu
         items = [item for i, item in enumerate(items) if i % n == k - 1]
     if source == "models" and items:
         plan.check_applies_to(plan.parse(items[0][1]))
-    if batch is not None:
-        workers = 1
-    elif source is not None and job.ray is None:
+    if batch is not None or job.ray is not None or (source is None and workers == "auto"):
+        workers = 1  # one at a time here; Ray places its own tasks
+    elif source is not None:
         from .threads import resolve_workers
 
         workers = resolve_workers(workers, len(items))
-    elif job.ray is not None:
-        workers = 1
     done: frozenset = frozenset()
     notes: Tuple[str, ...] = ()
     if out is not None and job.resume:
@@ -403,12 +401,13 @@ def check_output_folder(field: str, value: Optional[str]) -> Optional[Path]:
     return _check_output_path(field, value, folder=True)
 
 
-def check_output_file(field: str, value: Optional[str], suffixes: Sequence[str] = ()) -> Optional[Path]:
-    """An output file of a command (``--report FILE.md``), with the suffixes it may have."""
+def check_output_file(field: str, value: Optional[str], formats: Mapping[str, str] = {}) -> Optional[Path]:
+    """An output file of a command (``--report FILE.md``); ``formats``: the suffixes it may have,
+    with what each writes (``{".md": "Markdown"}``)."""
     p = _check_output_path(field, value)
-    if p is not None and suffixes and p.suffix.lower() not in suffixes:
-        shown = " or ".join(suffixes)
-        raise BadInputError(field, f"writes {shown} files, not {p.suffix or 'a file without suffix'}", repr(value))
+    if p is not None and formats and p.suffix.lower() not in formats:
+        shown = " or ".join(f"{what} ({suffix})" for suffix, what in formats.items())
+        raise BadInputError(field, f"writes {shown}, not {p.suffix or 'a file without suffix'}", repr(value))
     return p
 
 

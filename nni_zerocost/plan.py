@@ -389,13 +389,13 @@ def check_request(request: ScoringRequest) -> None:
 
 
 def plans_for_any_space(request: ScoringRequest) -> Dict[str, ScoringPlan]:
-    """Plans for every registered space that takes the whole request (adapters that learn the
-    space only from their first candidate); the most relevant error when no space does."""
+    """Plans for every registered searchable space that takes the whole request (adapters that
+    learn the space only from their first candidate); the most relevant error when no space does."""
     check_request(request)
     plans: Dict[str, ScoringPlan] = {}
     errors = []
     first = parse_proxy_spec(request.proxies[0])[0]
-    for space in list_spaces():
+    for space in (s for s in list_spaces() if get_space(s).searchable):
         try:
             plans[space] = make_plan(request.replace(space=space))
         except BadInputError as e:

@@ -99,12 +99,16 @@ class SearchResult:
 
     @property
     def size_note(self) -> Optional[str]:
-        """One line when this run's result is driven by size (measured on its candidates)."""
+        """One line when this run's result is driven by size, measured on its candidates: size
+        is the non-embedding parameters where the space counts them (what grows with depth and
+        width), else every parameter."""
         from .budget import size_bias_note
 
         scored = [r for r in self.ranked if r["score"] is not None]
-        return size_bias_note(self.proxy, [r.get(self.size_key) for r in scored], [r["score"] for r in scored],
-                              top=self.top_k)
+        key = "nonembedding_params" if scored and all(r.get("nonembedding_params") is not None for r in scored) \
+            else "params"
+        return size_bias_note(self.proxy, [r.get(key) for r in scored], [r["score"] for r in scored], top=self.top_k,
+                              what="non-embedding parameters" if key == "nonembedding_params" else "parameters")
 
     @property
     def work_seconds(self) -> float:

@@ -100,7 +100,7 @@ def test_benchmark_json_schema(tmp_path, data_dir, capsys):
          "proxy 'hidden_covariance' has no option 'depth'; its options: layer (an integer in 1..(the model's "
          "recurrent layers)), max_degree"),
         (["benchmark", "nasbench-nlp", "--proxy", "params", "--data-dir", "/nonexistent"], "/nonexistent/nasbench_nlp/nasbench_nlp.jsonl.gz"),
-        (["score", "--space", "rnn", "--proxy", "params", "--cells", "/nonexistent.jsonl", "--out", "X"], "/nonexistent.jsonl: no such file"),
+        (["score", "--space", "rnn", "--proxy", "params", "--cells", "/nonexistent.jsonl", "--out", "X"], "--cells '/nonexistent.jsonl': no such file"),
     ],
 )
 def test_errors_are_actionable(argv, message, capsys, tmp_path, monkeypatch):

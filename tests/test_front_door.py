@@ -46,7 +46,7 @@ def test_score_refuses_bad_input_before_any_work(extra, message, tmp_path, monke
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["list", "proxies", "--space", "cnn"], "--space 'cnn': unknown space (did you mean 'rnn'?); valid spaces: bert, gpt2, rnn"),
+    (["list", "proxies", "--space", "cnn"], "--space 'cnn': unknown space (did you mean 'rnn'?); valid spaces: bert, gpt2, model, rnn"),
     (["score", "--space", "rnn", "--proxy", "params", "--sample", "0", "--out", "o.jsonl"], "--sample: must be at least 1, got 0"),
     (["score", "--space", "rnn", "--proxy", "params", "--sample", "-3", "--out", "o.jsonl"], "--sample: must be at least 1, got -3"),
     (["score", "--space", "rnn", "--proxy", "params", "--sample", "3", "--limit", "2", "--out", "o.jsonl"],
@@ -79,7 +79,7 @@ def test_unreadable_cells_lines_become_invalid_records_and_the_rest_is_scored(tm
     assert [r["id"] for r in recs] == ["a", "line 2", "line 3", "b"]
     assert [r["status"] for r in recs] == ["ok", "invalid", "invalid", "ok"]
     assert recs[1]["error"].startswith("line 2: not a JSON object")
-    assert recs[2]["error"] == "line 3: expected an object with 'id' and 'recipe' (or 'config')"
+    assert recs[2]["error"] == "line 3: expected an object with 'id' and 'arch' (or 'recipe', 'config')"
     assert recs[0]["params"] == 5_731_600 and recs[3]["params"] > 0
     assert "wrote 4 records" in err and "invalid: 2, ok: 2" in err
 
@@ -223,19 +223,20 @@ def test_compat_init_is_keyed_by_the_exact_recipe(nlp_entries):
 
 
 def test_store_interrupted_and_resumed_equals_no_store_bit_for_bit(nlp_entries, tmp_path):
-    from nni_zerocost.runner import score_many
-    from nni_zerocost.store import ResultStore
-
     pairs = [e for members in _classes(nlp_entries)[:8] for e in members[:2]]
     items = [(e.arch_id, e.arch) for e in pairs + list(nlp_entries[:8])]
-    plan = nz.make_plan("rnn", SPECS, seed=3, **SMALL)
-    fresh = [r.values for r in score_many(plan, items, None, progress=False)]
+
+    def job(store):
+        return nz.check_job(nz.ScoringJob.of(SPECS, "rnn", seed=3, **SMALL, workers=1, store=store,
+                                             architectures=items))
+
+    fresh = [r.values for r in nz.run(job(None))]
     path = tmp_path / "store.jsonl"
-    run = score_many(plan, items, ResultStore(path), progress=False)
+    run = nz.run(job(str(path)))
     for _ in range(7):  # interrupted after 7 architectures
         next(run)
     run.close()
-    resumed = list(score_many(plan, items, ResultStore(path), progress=False))
+    resumed = list(nz.run(job(str(path))))
     assert sum(r.computed > 0 for r in resumed) < len(items)  # the store answered some
     assert [r.values for r in resumed] == fresh
 

@@ -11,7 +11,7 @@ from .options import (add_data_dir_flag, add_progress_flag, add_request_flags, a
 
 NAME = "benchmark"
 #: what ``--report`` writes, by suffix
-REPORT_FORMATS = (".md", ".csv")
+REPORT_FORMATS = {".md": "Markdown", ".csv": "CSV"}
 
 
 def add_parser(sub):

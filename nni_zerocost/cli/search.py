@@ -58,16 +58,17 @@ def run(args) -> int:
         fields["workers"] = 1  # NNI's sequential engine scores one candidate at a time
     nni_dir = out / "nni"
     pbar = None
-    if not args.no_progress:
-        from tqdm.auto import tqdm
-
-        pbar = tqdm(total=args.budget, desc=f"search {args.space}", unit="cand", dynamic_ncols=True)
     best = [None]
     streamed = []  # candidates.jsonl, opened at the first candidate (after every check passed)
 
     def on_candidate(rec):
+        nonlocal pbar
         if not streamed:
             streamed.append(open(out / "candidates.jsonl", "w", encoding="utf-8"))
+            if not args.no_progress:  # shown once the search runs: a refused one prints one line
+                from tqdm.auto import tqdm
+
+                pbar = tqdm(total=args.budget, desc=f"search {args.space}", unit="cand", dynamic_ncols=True)
         streamed[0].write(json.dumps(rec) + "\n")  # a killed search keeps what it scored
         streamed[0].flush()
         if rec["score"] is not None and (best[0] is None or rec["score"] > best[0]):
