@@ -20,7 +20,7 @@ from nni_zerocost.spaces.gpt2 import (
 )
 from nni_zerocost.spaces.gpt2.config import (
     D_EMBEDS, D_INNER_MAX, D_INNER_MIN, D_MODELS, DIV_VALS, FIXED, N_HEADS, N_LAYERS, RELEASE_CUTOFFS,
-    RELEASE_TIE_PROJS, VOCAB_SIZE, d_inner_min,
+    RELEASE_TIE_PROJS, VOCAB_SIZE, check_searched, d_inner_min,
 )
 from nni_zerocost.spaces.gpt2.inputs import FIRST_SORTED_ID, REAL_VOCAB
 
@@ -68,6 +68,8 @@ def test_release_configs_lie_inside_the_space_and_fill_it(configs):
     assert {h for h, _, _ in layers} == set(N_HEADS)
     assert min(f for _, f, _ in layers) == D_INNER_MIN and max(f for _, f, _ in layers) == D_INNER_MAX
     assert min(f for _, f, d in layers if d == 512) == 873 and d_inner_min(512) == 871
+    for c in configs:
+        check_searched(c)
 
 
 def _edit(**changes):
@@ -76,27 +78,28 @@ def _edit(**changes):
 
 
 @pytest.mark.parametrize("obj, node, words", [
-    (_edit(n_layer=17), "n_layer", "2..16"),
+    (_edit(n_layer=0), "n_layer", "positive"),
     (_edit(n_layer=True), "n_layer", "integer"),
-    (_edit(d_model=96), "d_model", "[64, 128, 256, 512]"),
     (_edit(d_model=...), "d_model", "missing"),
+    (_edit(d_model=100), "n_head[1]", "must divide d_model = 100"),
     (_edit(n_head=[2, 4, 8]), "n_head", "one entry per layer"),
-    (_edit(n_head=[2, 3]), "n_head[1]", "[2, 4, 8]"),
-    (_edit(d_inner=[511, 600]), "d_inner[0]", "512..2048"),
-    (_edit(d_inner=[512, 2049]), "d_inner[1]", "got 2049"),
-    (_edit(d_model=512, d_inner=[870, 900]), "d_inner[0]", "1.7 x d_model = 870.4"),
+    (_edit(n_head=[2, 0]), "n_head[1]", "positive"),
+    (_edit(d_inner=[0, 600]), "d_inner[0]", "positive"),
     (_edit(d_inner=[512, 600.5]), "d_inner[1]", "integer"),
-    (_edit(d_embed=64), "d_embed", "[128, 256, 512]"),
-    (_edit(div_val=3), "div_val", "[1, 2, 4]"),
+    (_edit(d_embed=0), "d_embed", "or -1"),
+    (_edit(d_embed=-2), "d_embed", "or -1"),
+    (_edit(div_val=0), "div_val", "positive"),
+    (_edit(tgt_len=1), "tgt_len", "at least 2"),
+    (_edit(n_token=32000), "n_token", "at least 50257"),
     (_edit(cutoffs=[20000, 10000]), "cutoffs[1]", "must exceed cutoffs[0]"),
     (_edit(cutoffs=[0, 10000]), "cutoffs[0]", "positive"),
     (_edit(cutoffs=[]), "cutoffs", "non-empty"),
     (_edit(div_val=4, d_embed=128, cutoffs=[100, 200, 300, 400, 500]), "cutoffs", "too many"),
     (_edit(tie_projs=[False, True]), "tie_projs", "one entry per cluster"),
-    (_edit(tie_projs=[False, 1, True]), "tie_projs[1]", "true or false"),
+    (_edit(tie_projs=[False, 2, True]), "tie_projs[1]", "true or false"),
     (_edit(tie_weight="yes"), "tie_weight", "true or false"),
+    (_edit(use_cache="no"), "use_cache", "true or false"),
     (_edit(pre_lnorm=True), "pre_lnorm", "always pre-LN"),
-    (_edit(n_token=50257), "n_token", "must be 50264"),
     (_edit(dropout=0.2), "dropout", "must be 0.1"),
     (_edit(n_embd=64), "n_embd", "unknown key"),
 ])
@@ -105,6 +108,37 @@ def test_parse_errors_are_one_line_naming_the_field(obj, node, words):
         DecoderConfig.parse(obj)
     msg = str(err.value)
     assert err.value.node == node and repr(node) in msg and words in msg and "\n" not in msg, msg
+
+
+@pytest.mark.parametrize("obj, node, words", [
+    (_edit(n_layer=17, n_head=4, d_inner=600), "n_layer", "2..16"),
+    (_edit(d_model=96), "d_model", "[64, 128, 256, 512]"),
+    (_edit(n_head=[2, 16]), "n_head[1]", "[2, 4, 8]"),
+    (_edit(d_inner=[511, 600]), "d_inner[0]", "512..2048"),
+    (_edit(d_inner=[512, 2049]), "d_inner[1]", "got 2049"),
+    (_edit(d_model=512, d_inner=[870, 900]), "d_inner[0]", "1.7 x d_model = 870.4"),
+    (_edit(d_embed=64), "d_embed", "[128, 256, 512]"),
+    (_edit(d_embed=-1), "d_embed", "got -1"),
+    (_edit(div_val=3), "div_val", "[1, 2, 4]"),
+    (_edit(cutoffs=[59997, 99997]), "cutoffs", "[19997, 39997, 199997, 50264]"),
+    (_edit(tie_projs=[False] * 4), "tie_projs", "[False, True, True, True]"),
+    (_edit(tie_weight=False), "tie_weight", "must be True"),
+    (_edit(tgt_len=32), "tgt_len", "must be 192"),
+    (_edit(n_token=50257), "n_token", "must be 50264"),
+    (_edit(use_cache=True), "use_cache", "must be False"),
+])
+def test_configs_that_parse_outside_the_searched_space_name_the_field(obj, node, words):
+    """Any buildable decoder parses; the searched space (sample, choices, the NNI codec) is LTS's."""
+    cfg = DecoderConfig.parse(obj)
+    assert DecoderConfig.parse(cfg.to_dict()) == cfg
+    with pytest.raises(InvalidArchitectureError) as err:
+        check_searched(cfg)
+    msg = str(err.value)
+    assert err.value.node == node and words in msg and "searched space" in msg and "\n" not in msg, msg
+    with pytest.raises(InvalidArchitectureError, match="outside the NNI space") as err:
+        GPT2Space().codec().encode(cfg)
+    assert err.value.node == node
+    check_searched(DecoderConfig.parse(SMALL))
 
 
 @pytest.mark.parametrize("obj, words", [("{not json", "not valid JSON"), (42, "got int"), ([1, 2], "got list")])
@@ -362,6 +396,8 @@ def test_flops_per_token(configs):
     assert flops_per_token(cfg, 64)["attention"] < flops_per_token(cfg, 128)["attention"]
     with pytest.raises(ValueError):
         flops_per_token(cfg, 0)
+    with pytest.raises(ValueError, match="192"):
+        flops_per_token(cfg, 193)
 
 
 # -- batches and the space -----------------------------------------------------------------
@@ -517,7 +553,7 @@ def test_benchmark_errors_name_the_file(tmp_path):
     with gzip.open(SHIPPED, "rt") as f:
         lines = f.read().splitlines()
     bad = json.loads(lines[1])
-    bad["config"]["d_model"] = 100
+    bad["config"]["d_model"] = 0
     with gzip.open(tmp_path / "lts" / TABLE, "wt") as f:
         f.write(lines[0] + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(DataError, match=r"line 2: bad LTS record: 'd_model'"):
@@ -576,7 +612,7 @@ def test_prepare_refuses_bad_input_naming_the_file_and_keeps_the_old_table(tmp_p
 
     config = src / "config_0" / "j3" / "model_config.yaml"
     good = config.read_text()
-    config.write_text(good.replace("d_model: ", "d_model: 1"))
+    config.write_text(good.replace("d_model: ", "d_model: -"))
     fails("not a model of the gpt2 space: 'd_model'", config)
     config.write_text("d_model: [unclosed")
     fails("not valid YAML", config)

@@ -9,22 +9,25 @@ from ..base import ScoringContext, SearchSpace, register_space
 from .codec import DecoderCodec
 from .context import GPT2Context
 from .config import (
-    D_EMBEDS, D_INNER_MAX, D_INNER_MIN, D_MODELS, DIV_VALS, N_HEADS, N_LAYERS, VOCAB_SIZE,
-    DecoderConfig, d_inner_min,
+    D_EMBEDS, D_INNER_MAX, D_INNER_MIN, D_MODELS, DIV_VALS, N_HEADS, N_LAYERS, TGT_LEN, VOCAB_SIZE,
+    DecoderConfig, check_searched, d_inner_min,
 )
 from .counts import flops_per_token, param_counts
-from .inputs import BATCH_SIZE, SEQ_LEN, LMBatch, batch_from_file, zipf_lm_batch
+from .inputs import BATCH_SIZE, SEQ_LEN, LMBatch, batch_from_file, row_length_within, zipf_lm_batch
 from .model import DecoderModel, Observer, RecordingObserver
 
 __all__ = [
     "DecoderConfig", "DecoderModel", "GPT2Space", "LMBatch", "Observer", "RecordingObserver",
-    "batch_from_file", "d_inner_min", "flops_per_token", "param_counts", "zipf_lm_batch", "VOCAB_SIZE",
+    "batch_from_file", "check_searched", "d_inner_min", "flops_per_token", "param_counts", "zipf_lm_batch",
+    "VOCAB_SIZE",
 ]
 
 
 @register_space
 class GPT2Space(SearchSpace[DecoderConfig]):
-    """GPT-2 decoders: 2-16 layers, d_model 64-512, per-layer heads and FFN width, adaptive I/O."""
+    """GPT-2 decoders: 2-16 layers, d_model 64-512, per-layer heads and FFN width, adaptive I/O.
+    ``parse`` takes any decoder archai's GPT-2 builds (every config LTS released); ``sample``,
+    ``choices`` and the codec stay inside the space LTS searched (:mod:`.config`)."""
 
     name = "gpt2"
     default_proxy = "nonembedding_params"
@@ -44,9 +47,9 @@ class GPT2Space(SearchSpace[DecoderConfig]):
         return arch.canonical_hash()
 
     def choices(self) -> Dict[str, Sequence[Any]]:
-        """``n_layer`` and ``d_model`` per model, ``n_head`` and ``d_inner`` per layer (d_inner
-        must also exceed 1.7 x d_model: :func:`.config.d_inner_min`), ``d_embed`` and ``div_val``
-        of the adaptive embedding / softmax."""
+        """The searched space: ``n_layer`` and ``d_model`` per model, ``n_head`` and ``d_inner`` per
+        layer (d_inner must also exceed 1.7 x d_model: :func:`.config.d_inner_min`), ``d_embed``
+        and ``div_val`` of the adaptive embedding / softmax."""
         return {
             "n_layer": N_LAYERS, "d_model": D_MODELS, "n_head": N_HEADS,
             "d_inner": range(D_INNER_MIN, D_INNER_MAX + 1),
@@ -60,7 +63,8 @@ class GPT2Space(SearchSpace[DecoderConfig]):
     def batch(self, corpus: Optional[str] = None, *, batch_size: Optional[int] = None,
               seq_len: Optional[int] = None) -> LMBatch:
         """Pre-tokenised ids from a ``.npy``/``.pt`` file (``corpus``), or the Zipf batch; the
-        shape defaults to 16 x 128 (at most 192 positions)."""
+        shape defaults to 16 x 128 (at most 192 positions; a model with fewer scores it re-cut
+        into shorter rows, see :mod:`.context`)."""
         bs, sl = batch_size or BATCH_SIZE, seq_len or SEQ_LEN
         if corpus is None:
             return self.default_batch() if (bs, sl) == (BATCH_SIZE, SEQ_LEN) else zipf_lm_batch(bs, sl, seed=0)
@@ -82,9 +86,10 @@ class GPT2Space(SearchSpace[DecoderConfig]):
     def summary(self, arch: Any) -> str:
         cfg = self.parse(arch)
         counts = param_counts(cfg)
+        positions = f", {cfg.tgt_len} positions" if cfg.tgt_len != TGT_LEN else ""
         return (f"{cfg.n_layer} layers, d_model {cfg.d_model}, heads {'/'.join(map(str, cfg.n_head))}, "
-                f"d_inner {'/'.join(map(str, cfg.d_inner))}, d_embed {cfg.d_embed}, div_val {cfg.div_val} "
-                f"({counts['nonembedding'] / 1e6:.2f}M non-embedding parameters)")
+                f"d_inner {'/'.join(map(str, cfg.d_inner))}, d_embed {cfg.embedding_width}, div_val {cfg.div_val}"
+                f"{positions} ({counts['nonembedding'] / 1e6:.2f}M non-embedding parameters)")
 
     def build_model(self, arch: Any, *, seed: int = 0, **_) -> DecoderModel:
         return DecoderModel(self.parse(arch), seed=seed)
@@ -98,8 +103,10 @@ class GPT2Space(SearchSpace[DecoderConfig]):
         return param_counts(self.parse(arch))["nonembedding"]
 
     def flops(self, arch: Any, **_) -> float:
-        """Forward FLOPs per token at the default batch's sequence length."""
-        return float(flops_per_token(self.parse(arch), SEQ_LEN)["total"])
+        """Forward FLOPs per token on the default batch's rows (as the model scores them: 128
+        tokens, or shorter re-cut rows where the model has fewer positions)."""
+        cfg = self.parse(arch)
+        return float(flops_per_token(cfg, row_length_within(SEQ_LEN, cfg.tgt_len))["total"])
 
     def codec(self) -> DecoderCodec:
         return DecoderCodec()

@@ -4,7 +4,8 @@
 ``layer_{i}_n_head`` and ``layer_{i}_d_inner`` (every integer of 512..2048).  Slots beyond
 ``n_layer`` are unused genes.  Every sample decodes to a valid configuration by one repair: a
 feed-forward width not above 1.7 x d_model (LTS's rule) is raised to the smallest allowed one, so
-no sampler ever wastes a draw.  Cutoffs and tying are the release's (the searched space).
+no sampler ever wastes a draw.  The other fields are the WikiText-103 release's (the searched
+space): a config outside it (:func:`.config.check_searched`) has no encoding.
 """
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ from typing import Any, Dict, List, Mapping
 
 from ...errors import InvalidArchitectureError
 from ..base import check_sample
-from .config import D_EMBEDS, D_INNER_MAX, D_INNER_MIN, D_MODELS, DIV_VALS, N_HEADS, N_LAYERS, DecoderConfig, d_inner_min
+from .config import (
+    D_EMBEDS, D_INNER_MAX, D_INNER_MIN, D_MODELS, DIV_VALS, N_HEADS, N_LAYERS, DecoderConfig, check_searched,
+    d_inner_min,
+)
 
 MAX_LAYERS = max(N_LAYERS)
 
@@ -40,9 +44,11 @@ class DecoderCodec:
 
     def encode(self, config: Any) -> Dict[str, Any]:
         cfg = DecoderConfig.parse(config)
-        if cfg.to_dict() != DecoderConfig.parse({k: cfg.to_dict()[k] for k in ("n_layer", "d_model", "d_embed", "div_val",
-                                                                                "n_head", "d_inner")}).to_dict():
-            raise InvalidArchitectureError("cutoffs and tying other than the release's are outside the NNI space")
+        try:
+            check_searched(cfg)
+        except InvalidArchitectureError as e:
+            raise InvalidArchitectureError(f"outside the NNI space (LTS's searched space): {e.problem}",
+                                           e.node) from None
         sample: Dict[str, Any] = {"n_layer": cfg.n_layer, "d_model": cfg.d_model, "d_embed": cfg.d_embed,
                                   "div_val": cfg.div_val}
         for i in range(MAX_LAYERS):

@@ -11,6 +11,16 @@ Passes (each runs once per context and is cached):
 * :meth:`GPT2Context.spectra` -- one no-grad forward of the first rows holding about 1,024
   tokens, layer by layer, keeping the token-covariance spectra of every sub-layer.
 
+Rows and positions: the model scores rows of at most its ``tgt_len`` learned positions.  A
+batch with longer rows is re-cut, never truncated: each row becomes its consecutive windows of
+equal length (:func:`.inputs.rows_within`), so the default 16 x 128 batch gives a tgt_len-32
+model 64 rows of 32, the same 2,048 tokens, rather than 16 rows of their first 32.  The
+gradients, attention confidence, spectra (the first 1,024 tokens, the same ones) and the halves
+of split gradients keep their tokens; what is per row follows the rows: a query sees at most 31
+earlier tokens, the feed-forward codes cover their first 8 rows (256 tokens), per-sequence
+Jacobians number 64.  A model with at least the batch's positions (every WikiText-103 model:
+192 >= 128) scores the batch as given, bit for bit as before positions could vary.
+
 Causal attention: a query attends to itself and the positions before it (the model puts zeros
 above the diagonal).  Head confidence takes each query's maximum over the keys it may see and
 leaves out the first position, which sees only itself (its weight is 1 by construction).  The
@@ -31,7 +41,7 @@ from ...spectra import covariance_eigenvalues
 from ..base import ScoringContext, scoring_device
 from .config import DecoderConfig
 from .counts import param_counts
-from .inputs import LMBatch
+from .inputs import LMBatch, rows_within
 from .model import DecoderModel, Observer
 
 #: sequences whose tokens get feed-forward codes (as the transformer NASWOT proxy reads them)
@@ -72,7 +82,8 @@ class GradientPass:
 
 
 class GPT2Context(ScoringContext):
-    """One decoder configuration + one :class:`LMBatch` + one seed."""
+    """One decoder configuration + one :class:`LMBatch` + one seed.  ``input_ids``: the rows
+    scored, the batch's re-cut to the model's positions where they are longer."""
 
     offers = frozenset({"parameters", "weights", "weight_gradients", "split_gradients", "attention_confidence",
                         "head_gates", "ffn_codes", "layer_spectra"})
@@ -81,7 +92,7 @@ class GPT2Context(ScoringContext):
         super().__init__(config, batch, seed=seed, device=device)
         if not isinstance(batch, LMBatch):
             raise TypeError(f"the gpt2 space needs an LMBatch, got {type(batch).__name__}")
-        self.input_ids = batch.input_ids.to(self.device)
+        self.input_ids = rows_within(batch.input_ids, config.tgt_len).to(self.device)
 
     @classmethod
     def of_model(cls, model: DecoderModel, batch: LMBatch, *, seed: int = 0, device=None) -> "GPT2Context":

@@ -1,10 +1,13 @@
 """Parameter counts and a forward FLOPs estimate from a :class:`DecoderConfig`, no model built.
 
 Parameter buckets are the release's own (``params_summary.yaml``), so they can be checked against
-it exactly (all 200 agree, see the tests).  What archai counts where:
+it exactly (the 200 WikiText-103 models and the 122 One Billion Words Pareto models agree, see
+the tests; the release's counts of the 200 random One Billion Words configs are those of archai's
+Transformer-XL built from the same fields, not of its GPT-2).  What archai counts where:
 
 * ``AdaEmb``: the adaptive input embedding (the cluster tables and their d_embed_i -> d_model
-  projections) plus the learned positions (192 x d_model);
+  projections) plus the learned positions (``tgt_len`` x d_model: 192 in the WikiText-103
+  release, 32 in most One Billion Words configs);
 * ``Attn``: per layer the query/key/value and output projections with their biases, 4 d (d + 1);
 * ``FFN``: per layer the up and down projections with biases, 2 d f + f + d;
 * ``nonembedding``: Attn + FFN + every LayerNorm (two per layer and the final one, 2 d each);
@@ -15,9 +18,9 @@ it exactly (all 200 agree, see the tests).  What archai counts where:
 """
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
-from .config import MAX_POSITIONS, VOCAB_SIZE, DecoderConfig
+from .config import DecoderConfig
 
 
 def _cluster_sizes(cfg: DecoderConfig):
@@ -26,9 +29,9 @@ def _cluster_sizes(cfg: DecoderConfig):
 
 
 def embedding_table_params(cfg: DecoderConfig) -> int:
-    """The embedding tables: one VOCAB x d_embed table when div_val is 1, else one per cluster."""
+    """The embedding tables: one n_token x d_embed table when div_val is 1, else one per cluster."""
     if cfg.div_val == 1:
-        return VOCAB_SIZE * cfg.d_embed
+        return cfg.n_token * cfg.embedding_width
     return sum(n * w for n, w in zip(_cluster_sizes(cfg), cfg.cluster_widths))
 
 
@@ -37,18 +40,18 @@ def embedding_projection_widths(cfg: DecoderConfig):
     shared one when div_val is 1 and d_embed != d_model, none otherwise."""
     if cfg.div_val > 1:
         return list(cfg.cluster_widths)
-    return [cfg.d_embed] if cfg.d_embed != cfg.d_model else []
+    return [cfg.embedding_width] if cfg.embedding_width != cfg.d_model else []
 
 
 def param_counts(cfg: DecoderConfig) -> Dict[str, int]:
     """``{AdaEmb, Attn, FFN, nonembedding, total}`` exactly as archai's ``params_summary.yaml``."""
     d = cfg.d_model
-    ada = embedding_table_params(cfg) + sum(d * w for w in embedding_projection_widths(cfg)) + MAX_POSITIONS * d
+    ada = embedding_table_params(cfg) + sum(d * w for w in embedding_projection_widths(cfg)) + cfg.tgt_len * d
     attn = sum(4 * d * (d + 1) for _ in cfg.n_head)
     ffn = sum(2 * d * f + f + d for f in cfg.d_inner)
     norms = (2 * cfg.n_layer + 1) * 2 * d
     n_tails = len(cfg.cluster_ends) - 1
-    softmax = VOCAB_SIZE + n_tails * (cfg.d_embed + 1)  # output biases, tail-cluster logits
+    softmax = cfg.n_token + n_tails * (cfg.embedding_width + 1)  # output biases, tail-cluster logits
     if cfg.has_projections:
         softmax += sum(d * w for w, tied in zip(cfg.cluster_widths, cfg.cluster_tie_projs) if not tied)
     if not cfg.tie_weight:
@@ -58,10 +61,11 @@ def param_counts(cfg: DecoderConfig) -> Dict[str, int]:
             "total": ada + nonembedding + softmax}
 
 
-def flops_per_token(cfg: DecoderConfig, seq_len: int = MAX_POSITIONS) -> Dict[str, float]:
+def flops_per_token(cfg: DecoderConfig, seq_len: Optional[int] = None) -> Dict[str, float]:
     """Forward-pass FLOPs per token (2 per multiply-add of every matrix product), by part.
 
-    For a sequence of ``seq_len`` tokens, per token:
+    For a sequence of ``seq_len`` tokens (at most, and by default, the model's ``tgt_len``
+    positions), per token:
 
     * ``embedding``: the head cluster's projection d_embed -> d_model, ``2 d e`` (0 when nothing
       is projected); table lookups are free.  (Tail tokens use narrower projections: an upper bound.)
@@ -76,8 +80,9 @@ def flops_per_token(cfg: DecoderConfig, seq_len: int = MAX_POSITIONS) -> Dict[st
     Biases, LayerNorms, activations and softmax exponentials (O(d) or O(c) per token) are left out.
     ``total`` is the sum of the four parts.
     """
-    if seq_len < 1:
-        raise ValueError(f"seq_len must be positive, got {seq_len}")
+    seq_len = cfg.tgt_len if seq_len is None else seq_len
+    if not 1 <= seq_len <= cfg.tgt_len:
+        raise ValueError(f"seq_len must be in 1..{cfg.tgt_len} (the model's learned positions), got {seq_len}")
     d = cfg.d_model
     ctx = (seq_len + 1) / 2
     projected = cfg.has_projections

@@ -10,7 +10,9 @@ clusters are exercised too.
 
 Default shape 16 x 128: rows are independent sequences (a causal LM sees only each row's
 prefix), 128 positions give every layer long contexts while staying inside the 192 learned
-positions, and the 2,048 tokens keep the largest model's forward + backward to seconds on a CPU.
+positions of the searched space, and the 2,048 tokens keep the largest model's forward + backward
+to seconds on a CPU.  A model with fewer positions (``tgt_len`` 32 in most of LTS's One Billion
+Words release) scores the same tokens re-cut into shorter rows: :func:`rows_within`.
 """
 from __future__ import annotations
 
@@ -22,10 +24,10 @@ import numpy as np
 import torch
 
 from ...errors import DataError
-from .config import MAX_POSITIONS, VOCAB_SIZE
+from .config import BPE_TOKENS, MAX_POSITIONS, VOCAB_SIZE
 
 FIRST_SORTED_ID = 258  # 2 special tokens + 256 bytes precede the frequency-sorted tokens
-REAL_VOCAB = 50_257  # ids from here to VOCAB_SIZE are padding
+REAL_VOCAB = BPE_TOKENS  # ids from here to VOCAB_SIZE are padding
 BATCH_SIZE, SEQ_LEN = 16, 128
 
 
@@ -46,7 +48,8 @@ class LMBatch:
         if ids.shape[0] < 1 or ids.shape[1] < 2:
             raise ValueError(f"need at least 1 row of 2 tokens, got shape {tuple(ids.shape)}")
         if ids.shape[1] > MAX_POSITIONS:
-            raise ValueError(f"sequence length {ids.shape[1]} exceeds the model's {MAX_POSITIONS} learned positions")
+            raise ValueError(f"sequence length {ids.shape[1]} exceeds {MAX_POSITIONS}, the longest rows a batch holds "
+                             f"(the searched space's learned positions)")
         lo, hi = int(ids.min()), int(ids.max())
         if lo < 0 or hi >= VOCAB_SIZE:
             raise ValueError(f"token ids must lie in [0, {VOCAB_SIZE}), got range [{lo}, {hi}]")
@@ -61,6 +64,25 @@ class LMBatch:
         h = hashlib.sha256(self.input_ids.cpu().numpy().tobytes())
         h.update(f"{self.shape}|{self.vocab_size}".encode())
         return h.hexdigest()[:16]
+
+
+def row_length_within(length: int, positions: int) -> int:
+    """Length of the rows :func:`rows_within` cuts rows of ``length`` tokens into."""
+    pieces = -(-length // positions)
+    return max(length // pieces, 2)
+
+
+def rows_within(input_ids: torch.Tensor, positions: int) -> torch.Tensor:
+    """(B, T) ids as rows of at most ``positions`` tokens: each row cut into its consecutive windows
+    of equal length, as few as fit (16 x 128 -> 64 x 32 for 32 positions, the same 2,048 tokens;
+    ``T mod windows`` tokens at a row's end are left out when the windows cannot share them).
+    The same tensor, untouched, when the rows already fit."""
+    rows, length = input_ids.shape
+    if length <= positions:
+        return input_ids
+    cut = row_length_within(length, positions)
+    pieces = length // cut
+    return input_ids[:, : pieces * cut].reshape(rows * pieces, cut)
 
 
 def zipf_lm_batch(batch_size: int = BATCH_SIZE, seq_len: int = SEQ_LEN, seed: int = 0,

@@ -5,8 +5,9 @@ adaptive_embedding.py``, ``model_utils/proj_adaptive_softmax.py``), written anew
 
 * Input: adaptive embedding of the token (cluster ``i`` looked up in its own table of width
   ``w_i = d_embed // div_val**i`` and projected to d_model; with div_val 1 a single table,
-  projected only when d_embed != d_model), multiplied by sqrt(d_model), plus a learned position
-  embedding (192 positions).  No embedding dropout.
+  projected only when d_embed != d_model; d_embed -1 means d_model), multiplied by sqrt(d_model),
+  plus a learned position embedding of ``tgt_len`` positions (192 in the WikiText-103 release,
+  32 in most One Billion Words configs).  No embedding dropout.
 * Blocks are GPT-2's, always pre-LN (archai's GPT-2 ignores the config's ``pre_lnorm``):
   ``x += Attn(LN1(x))``, ``x += FFN(LN2(x))``, a final LayerNorm (eps 1e-5).  Attention is causal
   multi-head scaled dot-product with the layer's own head count (head size d_model / heads),
@@ -41,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import INIT_STD, MAX_POSITIONS, PROJ_INIT_STD, VOCAB_SIZE, DecoderConfig
+from .config import INIT_STD, PROJ_INIT_STD, DecoderConfig
 
 LN_EPS = 1e-5
 
@@ -135,7 +136,7 @@ class DecoderLayer(nn.Module):
 
 
 class AdaptiveEmbedding(nn.Module):
-    """``tables[i]`` (one VOCAB x d_embed table when div_val is 1) and ``projections[i]``
+    """``tables[i]`` (one n_token x d_embed table when div_val is 1) and ``projections[i]``
     (d_model x w_i; with div_val 1 a single one, only when d_embed != d_model)."""
 
     def __init__(self, cfg: DecoderConfig):
@@ -143,8 +144,8 @@ class AdaptiveEmbedding(nn.Module):
         self.d_model, self.div_val = cfg.d_model, cfg.div_val
         self.ends = (0,) + cfg.cluster_ends
         if cfg.div_val == 1:
-            shapes = [(VOCAB_SIZE, cfg.d_embed)]
-            proj_widths = [cfg.d_embed] if cfg.d_embed != cfg.d_model else []
+            shapes = [(cfg.n_token, cfg.embedding_width)]
+            proj_widths = [cfg.embedding_width] if cfg.embedding_width != cfg.d_model else []
         else:
             shapes = [(self.ends[i + 1] - self.ends[i], w) for i, w in enumerate(cfg.cluster_widths)]
             proj_widths = list(cfg.cluster_widths)
@@ -179,7 +180,7 @@ class AdaptiveSoftmax(nn.Module):
         n_tails = len(cfg.cluster_ends) - 1
         self.biases = nn.ParameterList(nn.Parameter(torch.empty(ends[i + 1] - ends[i]))
                                        for i in range(len(cfg.cluster_ends)))
-        self.cluster_weight = nn.Parameter(torch.empty(n_tails, cfg.d_embed)) if n_tails else None
+        self.cluster_weight = nn.Parameter(torch.empty(n_tails, cfg.embedding_width)) if n_tails else None
         self.cluster_bias = nn.Parameter(torch.empty(n_tails)) if n_tails else None
         self.projections = nn.ParameterDict({
             str(i): nn.Parameter(torch.empty(cfg.d_model, w))
@@ -188,7 +189,7 @@ class AdaptiveSoftmax(nn.Module):
         if cfg.tie_weight:
             self.tables = None
         elif cfg.div_val == 1:
-            self.tables = nn.ParameterList([nn.Parameter(torch.empty(VOCAB_SIZE, cfg.d_embed))])
+            self.tables = nn.ParameterList([nn.Parameter(torch.empty(cfg.n_token, cfg.embedding_width))])
         else:
             self.tables = nn.ParameterList(nn.Parameter(torch.empty(ends[i + 1] - ends[i], w))
                                            for i, w in enumerate(cfg.cluster_widths))
@@ -212,7 +213,7 @@ class DecoderModel(nn.Module):
         d = config.d_model
         self.ends = (0,) + config.cluster_ends
         self.embedding = AdaptiveEmbedding(config)
-        self.positions = nn.Embedding(MAX_POSITIONS, d, _weight=torch.empty(MAX_POSITIONS, d))
+        self.positions = nn.Embedding(config.tgt_len, d, _weight=torch.empty(config.tgt_len, d))
         self.layers = nn.ModuleList(DecoderLayer(d, h, f) for h, f in zip(config.n_head, config.d_inner))
         self.final_norm = nn.LayerNorm(d, eps=LN_EPS, device="meta")
         self.softmax = AdaptiveSoftmax(config)
@@ -278,7 +279,7 @@ class DecoderModel(nn.Module):
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """(B, T) token ids -> (B, T, d_model): the adaptive embedding plus the positions (the
         input of the first block)."""
-        _check_ids(input_ids)
+        _check_ids(input_ids, self.config)
         t = input_ids.shape[1]
         return self.embedding(input_ids) + self.positions(torch.arange(t, device=input_ids.device))
 
@@ -295,7 +296,7 @@ class DecoderModel(nn.Module):
         return self.final_norm(x)
 
     def log_probs_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(..., d_model) -> (..., VOCAB) log-probabilities over the whole vocabulary."""
+        """(..., d_model) -> (..., n_token) log-probabilities over the whole vocabulary."""
         shape = hidden.shape[:-1]
         h = hidden.reshape(-1, hidden.shape[-1])
         head = torch.log_softmax(self._cluster_logits(h, 0), dim=-1)
@@ -303,7 +304,7 @@ class DecoderModel(nn.Module):
         parts = [head[:, :c0]]
         for i in range(1, len(self.ends) - 1):
             parts.append(head[:, c0 + i - 1, None] + torch.log_softmax(self._cluster_logits(h, i), dim=-1))
-        return torch.cat(parts, dim=-1).view(*shape, VOCAB_SIZE)
+        return torch.cat(parts, dim=-1).view(*shape, self.config.n_token)
 
     def nll_from_hidden(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """(..., d_model) hidden states and (...) targets -> (...) negative log-likelihoods.  Tail
@@ -325,7 +326,7 @@ class DecoderModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, observer: Optional[Observer] = None,
                 head_gates: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
-        """(B, T) ids -> (B, T, VOCAB) next-token log-probabilities (the logits' normalised form);
+        """(B, T) ids -> (B, T, n_token) next-token log-probabilities (the logits' normalised form);
         B x T x 50,264 floats, 0.4 GB for a 16 x 128 batch: use :meth:`loss` / :meth:`token_nll`
         when only the observed next tokens matter."""
         return self.log_probs_from_hidden(self.hidden_states(input_ids, observer, head_gates))
@@ -362,17 +363,17 @@ class DecoderModel(nn.Module):
         return {"AdaEmb": ada, "Attn": attn, "FFN": ffn, "nonembedding": attn + ffn + norms, "total": size(self)}
 
 
-def _check_ids(ids: torch.Tensor) -> None:
+def _check_ids(ids: torch.Tensor, cfg: DecoderConfig) -> None:
     if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"input_ids must be a (batch, length) integer tensor, got "
                          f"{getattr(ids, 'shape', type(ids).__name__)} {getattr(ids, 'dtype', '')}".rstrip())
     if ids.numel() == 0:
         raise ValueError("input_ids is empty")
-    if ids.shape[1] > MAX_POSITIONS:
-        raise ValueError(f"sequence length {ids.shape[1]} exceeds the model's {MAX_POSITIONS} learned positions")
+    if ids.shape[1] > cfg.tgt_len:
+        raise ValueError(f"sequence length {ids.shape[1]} exceeds the model's {cfg.tgt_len} learned positions")
     lo, hi = int(ids.min()), int(ids.max())
-    if lo < 0 or hi >= VOCAB_SIZE:
-        raise ValueError(f"token ids must lie in [0, {VOCAB_SIZE}), got range [{lo}, {hi}]")
+    if lo < 0 or hi >= cfg.n_token:
+        raise ValueError(f"token ids must lie in [0, {cfg.n_token}), got range [{lo}, {hi}]")
 
 
 def _check_gates(gates: Sequence[torch.Tensor], cfg: DecoderConfig) -> None:

@@ -1,6 +1,7 @@
 """How NASLib sees the GPT-2 decoder space: compact form, moves and encoding.
 
-Compact: ``(d_model, d_embed, div_val, ((n_head, d_inner), ...))``.  A move changes one choice:
+Compact: ``(d_model, d_embed, div_val, ((n_head, d_inner), ...))``, for configs of the searched
+space only (a compact form has no room for the other fields).  A move changes one choice:
 ``d_model``/``d_embed``/``div_val``, the layer count (drop the last layer, or repeat it), one
 layer's heads, or one layer's feed-forward width by a step of 64 or 256 (kept inside
 512..2048 and above 1.7 x d_model).  Encoding (``adjacency_one_hot``, what NASLib's predictors
@@ -14,13 +15,17 @@ from typing import Any, List
 
 from ...errors import InvalidArchitectureError
 from ..base import NASLibForm
-from .config import VOCAB_SIZE, D_EMBEDS, D_INNER_MAX, D_INNER_MIN, D_MODELS, DIV_VALS, N_HEADS, N_LAYERS, DecoderConfig, d_inner_min
+from .config import (
+    VOCAB_SIZE, D_EMBEDS, D_INNER_MAX, D_INNER_MIN, D_MODELS, DIV_VALS, N_HEADS, N_LAYERS, DecoderConfig,
+    check_searched, d_inner_min,
+)
 
 STEPS = (-256, -64, 64, 256)
 
 
 def compact(config) -> tuple:
     cfg = DecoderConfig.parse(config)
+    check_searched(cfg)
     return (cfg.d_model, cfg.d_embed, cfg.div_val, tuple(zip(cfg.n_head, cfg.d_inner)))
 
 
