@@ -23,7 +23,7 @@ import json
 import math
 import numbers
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from .budget import SizeBudget
 from .errors import BadInputError, InvalidArchitectureError, arg, suggest

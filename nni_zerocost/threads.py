@@ -26,7 +26,7 @@ import math
 import os
 import threading
 import time
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional
 
 from .errors import BadInputError
 

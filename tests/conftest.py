@@ -25,7 +25,7 @@ def run_items(plan, items, store=None, *, progress=False, **fields):
     from nni_zerocost.runner import run
 
     path = None if store is None else str(getattr(store, "path", store))
-    archs = tuple((i, plan.to_dict(plan.parse(a))) for i, a in items)
+    archs = tuple((i, a if isinstance(a, (dict, str, list)) else plan.to_dict(a)) for i, a in items)
     fields.setdefault("workers", 1)  # as given, not the policy's "auto"
     job = ScoringJob(plan.scoring_request, architectures=archs, store=path, **fields)
     return list(run(check_job(job), progress=progress))
