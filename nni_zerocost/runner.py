@@ -297,7 +297,7 @@ def open_store(path: Optional[str]) -> Optional[ResultStore]:
     return None if path is None else ResultStore(path)
 
 
-def run(checked, *, progress: bool = True, desc: str = "scoring") -> Iterator[ArchRecord]:
+def run(checked, *, progress: bool = True, desc: str = "scoring", backend=None) -> Iterator[ArchRecord]:
     """Score a checked job (:func:`nni_zerocost.job.check_job`): one :class:`ArchRecord` per
     architecture, in input order.
 
@@ -307,7 +307,9 @@ def run(checked, *, progress: bool = True, desc: str = "scoring") -> Iterator[Ar
     architecture over the job's size budget becomes an ``over_budget`` record with no model
     work; an invalid one an ``invalid`` record; an unexpected error an ``error`` record with its
     traceback.  Where the work runs (this process, local workers, Ray tasks) does not change
-    the records.  The thread policy is applied once for the run."""
+    the records.  The thread policy is applied once for the run.  ``backend``: where the work
+    runs, instead of the job's (:func:`make_backend`; :func:`nni_zerocost.testing.check_backend`
+    checks your own)."""
     from .threads import scoring_threads
 
     job, plan = checked.job, checked.plan
@@ -317,9 +319,9 @@ def run(checked, *, progress: bool = True, desc: str = "scoring") -> Iterator[Ar
     request = request_of(plan) if out is not None else None
     pbar = _progress(progress, len(todo), desc)
     counts: Dict[str, int] = {}
-    backend = None
     try:
-        backend = make_backend(checked)
+        if backend is None:
+            backend = make_backend(checked)
         with (scoring_threads(job.threads) if backend is None else contextlib.nullcontext()):
             for rec in _records(checked, todo, store, backend):
                 if out is not None:

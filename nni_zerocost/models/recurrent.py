@@ -259,6 +259,10 @@ class RecurrentLMContext(ModelContext):
                     out.append(names[id(p)])
         return out
 
+    def parameter_values(self, names) -> Dict[str, torch.Tensor]:
+        named = dict(self._model.named_parameters())
+        return {n: named[n].detach() for n in names}
+
     def _loss(self, recorder: Recorder, logits: torch.Tensor, loss: str, ids: torch.Tensor,
               n_pairs: Optional[int] = None) -> torch.Tensor:
         if loss == "lm":
