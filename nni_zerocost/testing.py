@@ -444,8 +444,8 @@ def check_space(space, device="cpu", proxies: bool = True) -> None:
 def check_model(model: torch.nn.Module, batch: Any = None, proxies: Optional[Sequence[str]] = None,
                 expect_flags: Sequence[str] = ()) -> Dict[str, Any]:
     """Every proxy that applies to ``model`` (or ``proxies``), through
-    :func:`nni_zerocost.score_model`: a value without a flag (except the proxies named in
-    ``expect_flags``, which may flag), bit-identical twice and in eval mode; every proxy reads
+    :func:`nni_zerocost.score_model`: a value without a flag (the proxies named in
+    ``expect_flags`` may flag, with a reason), bit-identical twice and in eval mode; every proxy reads
     only what it declares; and the model keeps its weights, its train/eval flags, no ``.grad``
     and no hook.  Returns the scores."""
     from . import score_model
@@ -464,7 +464,10 @@ def check_model(model: torch.nn.Module, batch: Any = None, proxies: Optional[Seq
     second = score_model(model, names, batch=batch)
     for name in names:
         r = first[name]
-        if not r.ok or (r.flag and name not in expect_flags):
+        if name in expect_flags:  # may flag (a documented case), but never a NaN without a reason
+            if not (r.ok or r.flag):
+                raise AssertionError(f"model {label}: proxy {name!r} gave no value and no reason: {r}")
+        elif not r.ok or r.flag:
             raise AssertionError(f"model {label}: proxy {name!r} gave no clean value: {r}")
         if not same(r.raw, second[name].raw) or r.flag != second[name].flag:
             raise AssertionError(f"model {label}: proxy {name!r} is not deterministic: {r.raw} then {second[name].raw}")
