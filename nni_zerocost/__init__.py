@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402,F401
 
 #: public name -> the module that defines it
 _EXPORTS = {

@@ -202,7 +202,7 @@ def check_job(job: Union[ScoringJob, Mapping[str, Any], str], *, need_architectu
     source = job.source
     if source is not None and "+" in source:
         a, b = source.split("+")[:2]
-        raise BadInputError(b, f"give one of {', '.join(SOURCES)} to say what is scored, not {a} and {b} together")
+        raise BadInputError(a, f"give one thing to score, not {arg(a)} and {arg(b)} together")
     if source is None and need_architectures:
         raise BadInputError("space", f"needs what to score: {arg('benchmark')}, {arg('cells')}, {arg('sample')} "
                                      f"or {arg('model')}")
@@ -233,8 +233,11 @@ def check_job(job: Union[ScoringJob, Mapping[str, Any], str], *, need_architectu
     if shard is not None:
         k, n = shard
         items = [item for i, item in enumerate(items) if i % n == k - 1]
-    if source == "models" and items:
-        plan.check_applies_to(plan.parse(items[0][1]))
+    if source == "models" and items:  # what a model offers is read from the model: the first one, now
+        try:
+            plan.check_applies_to(plan.parse(items[0][1]))
+        except InvalidArchitectureError as e:
+            raise BadInputError("model", e.problem, repr(items[0][1]["factory"])) from None
     if batch is not None or job.ray is not None or (source is None and workers == "auto"):
         workers = 1  # one at a time here; Ray places its own tasks
     elif source is not None:
@@ -244,7 +247,7 @@ def check_job(job: Union[ScoringJob, Mapping[str, Any], str], *, need_architectu
     done: frozenset = frozenset()
     notes: Tuple[str, ...] = ()
     if out is not None and job.resume:
-        from .runner import resume_output
+        from .score_file import resume_output
 
         got, found = resume_output(out, plan, items, id_field)
         done, notes = frozenset(got), tuple(found)

@@ -44,7 +44,7 @@ def _score_task(job_holder, arch_obj, specs, threads: int):
     this task (if any)."""
     import ray
 
-    from .runner import evaluate, plan_of
+    from .worker import evaluate, plan_of
 
     pin_threads(threads)
     plan = plan_of(ray.get(job_holder[0]))

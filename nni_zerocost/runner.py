@@ -18,20 +18,21 @@ import math
 import multiprocessing
 import os
 import time
-import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch
 
-from . import __version__
-from .errors import BadInputError, InvalidArchitectureError, ZeroCostError, arg
+from .version import __version__
+from .errors import InvalidArchitectureError, ZeroCostError
 from .plan import ProxyRequest, ScoringPlan
 from .proxies.base import ProxyResult
+from .score_file import request_of
+from .worker import _bug_traceback, _results_json, _worker_eval, _worker_init, plan_job_text
 from .store import ResultStore
-from .threads import pin_threads, thread_env, threads_per_process
+from .threads import thread_env, threads_per_process
 
 #: record statuses: every proxy finite / some value a flagged fallback / some proxy has no
 #: score (a documented case, flagged) / over the job's size budget (not scored) / the
@@ -95,89 +96,10 @@ class ArchRecord:
         return out
 
 
-def _results_json(results: Mapping[str, ProxyResult]) -> Dict[str, Dict[str, Any]]:
-    return {s: {"raw": None if math.isnan(r.raw) else r.raw, "flag": r.flag, "seconds": r.seconds,
-                "higher_is_better": r.higher_is_better} for s, r in results.items()}
-
-
 def _result(request: ProxyRequest, stored: Mapping[str, Any]) -> ProxyResult:
     raw = stored.get("raw")
     return ProxyResult(request.name, math.nan if raw is None else float(raw), request.higher_is_better,
                        stored.get("flag"), float(stored.get("seconds") or 0.0))
-
-
-# -- the plan of a job, in whatever process scores it ------------------------------------------
-_PLANS: Dict[str, ScoringPlan] = {}  # this process's plans, by the job's JSON text
-
-
-def plan_of(job_text: str) -> ScoringPlan:
-    """The plan of a job sent as JSON to a worker process or Ray task: its plugins loaded and its
-    request made into a plan once per process (the job was checked where it was made; only the
-    plan is rebuilt here, no architecture is read)."""
-    if job_text not in _PLANS:
-        from .job import ScoringJob
-        from .plan import make_plan
-        from .plugins import load_plugin
-
-        job = ScoringJob.from_json(job_text)
-        for module in job.plugins:
-            load_plugin(module)
-        request = job.request
-        if request.space is None and job.models:
-            request = request.replace(space="model")
-        _PLANS.clear()
-        _PLANS[job_text] = make_plan(request, remote_gpus=job.gpus_per_task is not None)
-    return _PLANS[job_text]
-
-
-def plan_job_text(checked) -> str:
-    """The JSON text workers rebuild the plan from: the job without its architecture list (the
-    request, plugins and GPU share are what the plan depends on)."""
-    from .job import ScoringJob
-
-    j = checked.job
-    slim = ScoringJob(checked.plan.scoring_request, gpus_per_task=j.gpus_per_task, plugins=j.plugins)
-    return json.dumps(slim.to_json(), sort_keys=True)
-
-
-# -- where the work runs: this process, local worker processes, or Ray tasks -------------------
-_WORKER_JOB: Optional[str] = None
-_WORKER_LIMITS: Any = None  # threadpoolctl's limiter, kept alive for the worker's lifetime
-
-
-def _worker_init(threads: int, job_text: str, devices: Any = None) -> None:
-    """Pin the worker's threads (once, for its lifetime), take the next GPU of the round robin
-    and make the job's plan."""
-    from threadpoolctl import threadpool_limits
-
-    global _WORKER_JOB, _WORKER_LIMITS
-    pin_threads(max(1, threads))
-    _WORKER_LIMITS = threadpool_limits(limits=max(1, threads))  # numpy's and scipy's BLAS pools too
-    if devices is not None:  # a queue of device names: one per worker, round robin over the GPUs
-        device = torch.device(devices.get())
-        if device.type == "cuda":
-            torch.cuda.set_device(device)  # "cuda" and "auto" now resolve to it
-    _WORKER_JOB = job_text
-    plan_of(job_text)
-
-
-def evaluate(plan: ScoringPlan, arch_obj, specs):
-    """Score one architecture where the work runs: ``(status, payload, traceback, device)``."""
-    try:
-        arch = plan.parse(arch_obj)
-        return "ok", _results_json(plan.score(arch, [plan.request(s) for s in specs])), None, plan.device_name
-    except Exception as e:  # reported by the parent as an error record
-        return "error", f"{type(e).__name__}: {e}", _bug_traceback(e), plan.device_name
-
-
-def _worker_eval(args):
-    arch_obj, specs = args
-    return evaluate(plan_of(_WORKER_JOB), arch_obj, specs)
-
-
-def _bug_traceback(e: BaseException) -> Optional[str]:
-    """The traceback of an exception that is a bug (not a ZeroCostError about the input)."""
-    return None if isinstance(e, ZeroCostError) else "".join(traceback.format_exception(e))
 
 
 class ScoringBugError(RuntimeError):
@@ -494,123 +416,3 @@ def _tick(pbar, rec: ArchRecord, counts: Dict[str, int]) -> None:
     if pbar is not None:
         pbar.update(1)
         pbar.set_postfix_str(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items())), refresh=False)
-
-
-# -- resuming a score file ----------------------------------------------------------------------
-#: what a refused resume tells the user to do instead
-START_OVER = f"start over with {arg('resume', False)}, or write to another {arg('out')}"
-
-
-def request_of(plan: ScoringPlan) -> Dict[str, Any]:
-    """What, besides the architecture, identifies the results in a score file: the space, each
-    proxy spec with its options, the seed, the input data, the context options (with the device
-    type) and the package version -- the fields of the store key (:meth:`ScoringPlan.key`).
-    ``score`` writes it into every record, so that a file is resumed only by the request that
-    wrote it.  ``data_source`` only names the data for messages; ``data`` (the batch's
-    fingerprint) is what is compared."""
-    return json.loads(json.dumps({
-        "space": plan.space,
-        "proxies": {r.spec: {"name": r.name, "options": dict(r.options)} for r in plan.requests},
-        "seed": plan.seed,
-        "data": plan.data_fingerprint,
-        "data_source": getattr(plan.batch, "source", None),
-        "context": plan.key_context,
-        "version": __version__,
-    }))
-
-
-def request_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> List[str]:
-    """What differs between two :func:`request_of` dicts, one phrase per field ("seed: 0 in the
-    file, 1 asked"); empty when a file written by ``old`` may be resumed by ``new``."""
-    out: List[str] = []
-
-    def differ(what: str, a: Any, b: Any) -> None:
-        out.append(f"{what}: {a} in the file, {b} asked")
-
-    if old.get("space") != new["space"]:
-        differ("space", old.get("space"), new["space"])
-    o, n = old.get("proxies") or {}, new["proxies"]
-    if set(o) != set(n):
-        differ("proxy", ", ".join(o) or "none", ", ".join(n))
-    elif o != n:
-        changed = [s for s in n if o[s] != n[s]]
-        differ("options of " + ", ".join(changed), "; ".join(json.dumps(o[s]["options"]) for s in changed),
-               "; ".join(json.dumps(n[s]["options"]) for s in changed))
-    if old.get("seed") != new["seed"]:
-        differ("seed", old.get("seed"), new["seed"])
-    if old.get("data") != new["data"]:
-        a, b = old.get("data_source"), new["data_source"]
-        same_name = a == b or a is None or b is None
-        differ("data", f"{a or 'batch'} {old.get('data')}" if same_name else a,
-               f"{b or 'batch'} {new['data']}" if same_name else b)
-    from .spaces import get_space
-
-    oc, nc = old.get("context") or {}, new["context"]
-    allowed = get_space(new["space"]).context_options()
-    for key in sorted(set(oc) | set(nc)):
-        if oc.get(key) != nc.get(key):
-            values = getattr(allowed.get(key), "values", None)
-            default = f"{values[0]} (the default)" if isinstance(values, (tuple, list)) else "the default"
-            differ(key, oc.get(key, default), nc.get(key, default))
-    if old.get("version") != new["version"]:
-        differ("nni-zerocost version", old.get("version"), new["version"])
-    return out
-
-
-def resume_output(path: str | os.PathLike, plan: ScoringPlan, items: Iterable[Tuple[Any, Any]],
-                  id_field: str = "id") -> Tuple[Set[str], List[str]]:
-    """The ids (``json.dumps``'d) of ``items`` whose results the score file at ``path`` already
-    holds, and notes for the user.
-
-    A file is resumed only when every record carries this plan's request (:func:`request_of`)
-    and, for every id it shares with ``items``, the same architecture (its ``arch_key``):
-    otherwise its results are not the ones asked for, and :class:`BadInputError` (field ``out``)
-    says what differs.  A torn last line (a run killed mid-write) is cut off, with a note.
-    """
-    p = Path(path)
-    notes: List[str] = []
-    if not p.exists():
-        return set(), notes
-    subject = repr(str(path))
-    request = request_of(plan)
-    data = p.read_bytes()
-    lines = data.split(b"\n")
-    if lines and lines[-1].strip():  # unterminated last line: kept if whole, cut if torn
-        try:
-            json.loads(lines[-1])
-            with open(p, "ab") as f:  # whole: end it, so the next record starts a line of its own
-                f.write(b"\n")
-        except ValueError:
-            with open(p, "r+b") as f:
-                f.truncate(len(data) - len(lines[-1]))
-            notes.append(f"{path}: cut a torn last line (line {len(lines)}, a write interrupted); it is re-scored")
-            lines = lines[:-1]
-    keys: Dict[str, Tuple[int, Optional[str]]] = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise BadInputError("out", f"line {lineno} is not a JSON object ({e}); {START_OVER}", subject) from None
-        if not isinstance(row, dict) or not isinstance(row.get("request"), dict):
-            raise BadInputError("out", f"line {lineno} does not say which request wrote it (a file of an older "
-                                       f"version or of another program); {START_OVER}", subject)
-        diff = request_diff(row["request"], request)
-        if diff:
-            raise BadInputError("out", f"holds results of another request ({'; '.join(diff)}); {START_OVER}",
-                                subject)
-        keys[json.dumps(row.get(id_field))] = (lineno, row.get("arch_key"))
-    done: Set[str] = set()
-    for item_id, arch in items:
-        k = json.dumps(item_id)
-        if k not in keys:
-            continue
-        parsed = _parse(plan, arch)
-        key = None if isinstance(parsed, InvalidArchitectureError) else plan.arch_key(parsed)
-        lineno, had = keys[k]
-        if key != had:
-            raise BadInputError("out", f"line {lineno} holds another architecture under {id_field} {item_id!r} "
-                                       f"than the input now gives (edited since?); {START_OVER}", subject)
-        done.add(k)
-    return done, notes

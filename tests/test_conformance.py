@@ -155,7 +155,7 @@ class _Reordering:
     """A backend that answers the architectures in another order than they were submitted."""
 
     def __init__(self, checked):
-        from nni_zerocost.runner import evaluate
+        from nni_zerocost.worker import evaluate
 
         self.capacity, self.plan, self.evaluate, self.pending = 8, checked.plan, evaluate, []
 
@@ -194,7 +194,8 @@ def test_the_kit_fails_a_backend_that_reorders_or_drops_records():
         testing.check_backend(_Reordering)
     with pytest.raises(AssertionError, match=r"got .*\(error\)"):
         testing.check_backend(_Dropping)
-    from nni_zerocost.runner import ProcessBackend, plan_job_text
+    from nni_zerocost.runner import ProcessBackend
+    from nni_zerocost.worker import plan_job_text
 
     testing.check_backend(lambda checked: ProcessBackend(checked.plan, plan_job_text(checked), 2, 1))
 

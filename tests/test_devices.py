@@ -14,7 +14,7 @@ import nni_zerocost as nz
 from nni_zerocost import BadInputError
 from nni_zerocost.cli import main
 from nni_zerocost.devices import resolve_device
-from nni_zerocost.runner import _worker_init
+from nni_zerocost.worker import _worker_init
 
 from conftest import run_items
 from nni_zerocost.threads import THREAD_ENV, thread_env as _thread_env

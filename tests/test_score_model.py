@@ -21,7 +21,6 @@ from nni_zerocost.models.batch import DEFAULT_LENGTH, DEFAULT_ROWS, ModelBatch
 
 from conftest import GRU, LSTM, RNN
 from nni_zerocost import testing
-from nni_zerocost.testing import hooks_left
 
 V = 50  # vocabulary of the small models
 

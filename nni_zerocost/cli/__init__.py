@@ -7,60 +7,12 @@ it sets (``--max-params`` is ``max_params``), so an error about a field names th
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import Optional, Sequence
 
-from .. import __version__
 from ..errors import BadInputError, ZeroCostError
-
-#: the command modules, in the order ``--help`` lists them
-COMMANDS = ("listing", "score", "benchmark", "search", "plot", "data", "store", "env")
-
-
-class Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows every default in ``--help`` (except for flags without one)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False or action.default == argparse.SUPPRESS \
-                or action.help is None:
-            return action.help
-        return super()._get_help_string(action)
-
-
-def _command(name: str):
-    from importlib import import_module
-
-    return import_module(f"{__name__}.{name}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="nni-zerocost", description="Training-free NAS proxies for language models.")
-    ap.add_argument("--version", action="version", version=f"nni-zerocost {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True)
-    for name in COMMANDS:
-        p = _command(name).add_parser(sub)
-        p.set_defaults(command_module=name)
-    return ap
-
-
-#: job fields whose flag is spelled otherwise (a switch that turns the field off, or the flag that
-#: gives its value)
-_FLAG_OF = {("resume", False): "--no-resume", ("store", None): "--no-store", ("batch", ...): "--corpus",
-            ("models", ...): "--model", ("rank_average", ...): "--rank-average"}
-
-
-def flag_of(field: str, value: object = ...) -> str:
-    """How this command line spells a job or request field (``max_params`` -> ``--max-params``,
-    ``resume=False`` -> ``--no-resume``)."""
-    known = _FLAG_OF.get((field, value)) or _FLAG_OF.get((field, ...))
-    if known:
-        return known
-    flag = "--" + field.replace("_", "-")
-    if value is ... or value is True:
-        return flag
-    return f"{flag} {value}"
+from .parser import _command, build_parser, flag_of
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -94,11 +46,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
 
 
-def build_table(records, command: str, name: str, **provenance):
-    """A precomputed table from a ``score --benchmark`` run's output (see ``data build-table``)."""
-    from .data import build_table as _build
+def __getattr__(name: str):
+    """``build_parser``, ``flag_of``, ``Help`` (:mod:`.parser`) and ``build_table``
+    (:mod:`.data`), loaded on first use."""
+    from importlib import import_module
 
-    return _build(records, command, name, **provenance)
+    where = {"build_parser": "parser", "flag_of": "parser", "Help": "parser", "COMMANDS": "parser",
+             "build_table": "data"}.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{where}"), name)
 
 
 if __name__ == "__main__":  # pragma: no cover

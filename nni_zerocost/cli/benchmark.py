@@ -15,7 +15,7 @@ REPORT_FORMATS = {".md": "Markdown", ".csv": "CSV"}
 
 
 def add_parser(sub):
-    from . import Help
+    from .parser import Help
 
     p = sub.add_parser(
         NAME, help="correlate proxies with a benchmark's ground truth", formatter_class=Help,

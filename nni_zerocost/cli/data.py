@@ -11,7 +11,7 @@ NAME = "data"
 
 
 def add_parser(sub):
-    from . import Help
+    from .parser import Help
     from ..benchmarks.base import get_benchmark, list_benchmarks
 
     p = sub.add_parser(NAME, help="build benchmark tables from the public releases; show where data is read from")
@@ -93,7 +93,7 @@ def build_table(records: Path, command: str, name: str, **provenance) -> Path:
     from ..benchmarks.tables import write_table
     from ..errors import BadInputError
     from ..job import ScoringJob, check_job
-    from . import build_parser
+    from .parser import build_parser
     from .options import job_fields
     from .score import models_of
 

@@ -6,7 +6,7 @@ NAME = "env"
 
 
 def add_parser(sub):
-    from . import Help
+    from .parser import Help
 
     return sub.add_parser(NAME, help="print the machine, kernels, threads and versions scores depend on",
                           formatter_class=Help)

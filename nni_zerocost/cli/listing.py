@@ -7,7 +7,7 @@ NAME = "list"
 
 
 def add_parser(sub):
-    from . import Help
+    from .parser import Help
 
     p = sub.add_parser(NAME, help="list proxies, spaces, benchmarks or capabilities", formatter_class=Help)
     p.add_argument("what", choices=("proxies", "spaces", "benchmarks", "capabilities"), nargs="?", default="proxies",

@@ -6,7 +6,7 @@ NAME = "plot"
 
 
 def add_parser(sub):
-    from . import Help
+    from .parser import Help
     from .options import add_data_dir_flag
 
     p = sub.add_parser(NAME, help="figures for a 'score --benchmark' output file against the benchmark's truth",

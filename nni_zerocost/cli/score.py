@@ -12,7 +12,7 @@ NAME = "score"
 
 
 def add_parser(sub):
-    from . import Help
+    from .parser import Help
 
     p = sub.add_parser(NAME, help="score architectures or your own models, one JSON line per architecture",
                        formatter_class=Help)

@@ -10,7 +10,7 @@ NAME = "search"
 
 
 def add_parser(sub):
-    from . import Help
+    from .parser import Help
     from ..nas.search import STRATEGIES  # plain names; NNI itself is imported only when a search runs
 
     p = sub.add_parser(NAME, help="search a space through NNI by a proxy (no training); best architectures to DIR",

@@ -9,7 +9,7 @@ NAME = "store"
 
 
 def add_parser(sub):
-    from . import Help
+    from .parser import Help
 
     p = sub.add_parser(NAME, help="work with result stores: merge the stores of shards")
     ssub = p.add_subparsers(dest="store_command", required=True)

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from ..errors import BadInputError
 from ..outputs import RecurrentGradients
 from . import passes
-from . import register_model_adapter
+from .adapters import register_model_adapter
 from .batch import ModelBatch
 from .common import Hooks, ModelContext, check_logits, eval_mode, logits_of, next_token_loss
 from .states import ACTIVE

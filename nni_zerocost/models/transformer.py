@@ -67,7 +67,7 @@ from ..errors import BadInputError
 from ..outputs import (CODE_ROWS, SPECTRA_TOKENS, FeedForwardCodes, LayerSpectra, WeightGradients, masked_positions,
                        rows_holding)
 from ..spectra import covariance_eigenvalues
-from . import register_model_adapter
+from .adapters import register_model_adapter
 from .batch import ModelBatch
 from .common import Hooks, ModelContext, check_logits, eval_mode, logits_of, next_token_loss, no_new_hooks
 

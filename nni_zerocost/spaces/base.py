@@ -33,6 +33,7 @@ import torch
 
 from ..devices import resolve_device
 from ..errors import InvalidArchitectureError
+from .. import builtin
 from ..registry import Registry
 
 A = TypeVar("A")  # the architecture type of a space (Cell, BertConfig, ...)
@@ -175,7 +176,8 @@ class NASLibForm:
       ``mutate``/``get_nbhd`` are used, with their compacts checked by ``arch``);
     * ``encode(compact, encoding)``: the encoding NASLib's predictors ask for by name
       (``"adjacency_one_hot"``, ``"compact"``, ...);
-    * ``benchmark``: the benchmark answering ``query``; ``metrics``: NASLib metric name ->
+    * ``benchmark``: the benchmark answering ``query`` (None: the first registered benchmark of
+      the space, found by :mod:`naslib_ext`); ``metrics``: NASLib metric name ->
       function of the benchmark's primary value (e.g. ``VAL_ACCURACY`` = 100 - loss);
     * ``base``: ``"module:Class"`` of a NASLib graph class to extend (so NASLib code that
       switches on it keeps working), or None for a plain NASLib ``Graph``;
@@ -228,10 +230,9 @@ def generic_naslib_form(space: "SearchSpace") -> NASLibForm:
             return c
         return [int(v == value) for label, value in zip(labels, c) for v in choices[label]]
 
-    benches = space.benchmarks()
     return NASLibForm(class_name=f"{space.name.title().replace('_', '')}NASLibSpace", type_name=space.name,
                       compact=compact, arch=arch, is_compact=lambda s: isinstance(s, tuple) and len(s) == len(labels),
-                      encode=encode, moves=moves, benchmark=benches[0] if benches else None, dataset=space.name)
+                      encode=encode, moves=moves, dataset=space.name)
 
 
 class SearchSpace(abc.ABC, Generic[A]):
@@ -370,12 +371,6 @@ class SearchSpace(abc.ABC, Generic[A]):
         """How NASLib sees the space (default: :func:`generic_naslib_form`)."""
         return generic_naslib_form(self)
 
-    def benchmarks(self) -> List[str]:
-        """Names of the registered benchmarks of this space."""
-        from ..benchmarks.base import get_benchmark, list_benchmarks
-
-        return [b for b in list_benchmarks() if get_benchmark(b).space == self.name]
-
     # -- a user's own model ----------------------------------------------------------------
     def claims(self, model: torch.nn.Module) -> bool:
         """True when ``model`` is one of this space's own models (as :meth:`build_model` makes
@@ -387,7 +382,7 @@ class SearchSpace(abc.ABC, Generic[A]):
         raise NotImplementedError(f"the {self.name!r} space scores no existing model")
 
 
-SPACES: Registry[SearchSpace] = Registry("search space")
+SPACES: Registry[SearchSpace] = Registry("search space", builtin.SPACES)
 
 
 def register_space(space_cls):
