@@ -203,12 +203,15 @@ def main(argv=None) -> int:
                          "shared out; docs/throughput.md)")
     args = ap.parse_args(argv)
     try:
-        from nni_zerocost.threads import pin_threads_for_run
+        from nni_zerocost.job import check_counts
+        from nni_zerocost.threads import pinned_for_run
 
-        pin_threads_for_run(args.threads)  # this process and its workers
-        r = evaluate(args.space, args.proxy, args.n, args.seed, proxy_seed=args.proxy_seed,
-                     corpus=resolve_corpus(args.corpus, args.data_dir), data_dir=args.data_dir,
-                     check_core=args.check_core, device=args.device, workers=args.workers)
+        if args.threads is not None:
+            check_counts(threads=args.threads)
+        with pinned_for_run(args.threads):  # this process and its workers
+            r = evaluate(args.space, args.proxy, args.n, args.seed, proxy_seed=args.proxy_seed,
+                         corpus=resolve_corpus(args.corpus, args.data_dir), data_dir=args.data_dir,
+                         check_core=args.check_core, device=args.device, workers=args.workers)
     except ZeroCostError as e:
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 2

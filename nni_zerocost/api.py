@@ -202,8 +202,11 @@ def search(space: str, proxy: str, *, strategy: str = "evolution", budget: int =
 
         shutil.rmtree(experiment_dir, ignore_errors=True)
         Path(experiment_dir).parent.mkdir(parents=True, exist_ok=True)
+    from .threads import pinned_for_run
+
     start = time.perf_counter()
-    search_checked(checked, strategy, counts["budget"], on_trial=on_trial, experiment_dir=experiment_dir)
+    with pinned_for_run(job.threads):  # this process and every process NNI starts from it, for the search
+        search_checked(checked, strategy, counts["budget"], on_trial=on_trial, experiment_dir=experiment_dir)
     elapsed = time.perf_counter() - start
     return SearchResult(checked, strategy, counts["budget"], counts["top"], pareto, candidates, elapsed)
 

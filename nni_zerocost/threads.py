@@ -116,12 +116,29 @@ def pin_threads(threads: Optional[int]) -> None:
             torch.set_num_threads(_pinned)
 
 
-def pin_threads_for_run(threads: Optional[int]) -> None:
-    """A front end's ``--threads``: pin this process, and through ``$NNI_ZEROCOST_THREADS`` every
-    process started from it (workers, NNI trials); None leaves the policy to decide."""
-    if threads is not None:
-        os.environ[THREADS_ENV] = str(threads)
-        pin_threads(threads)
+@contextlib.contextmanager
+def pinned_for_run(threads: Optional[int]) -> Iterator[None]:
+    """A front end's ``--threads`` for the block: this process pinned, and through
+    ``$NNI_ZEROCOST_THREADS`` every process started from it (workers, NNI trials); the
+    environment, the pin and torch's thread count are put back after.  None: the policy decides."""
+    global _pinned
+    if threads is None:
+        yield
+        return
+    import torch
+
+    saved = (os.environ.get(THREADS_ENV), _pinned, torch.get_num_threads())
+    os.environ[THREADS_ENV] = str(threads)
+    pin_threads(threads)
+    try:
+        yield
+    finally:
+        env, _pinned, count = saved
+        if env is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = env
+        torch.set_num_threads(count)
 
 
 def busy_cores(window_s: float = 0.05) -> float:

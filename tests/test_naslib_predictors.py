@@ -252,6 +252,7 @@ def test_driver_threads_flag_pins_this_process_and_its_workers(monkeypatch, caps
         torch.set_num_threads(before)
     assert seen[0][1:] == ("1", 1)
     assert seen[1] == (2, "2", 2)  # torch now, and every worker through the environment
+    assert os.environ[threads.THREADS_ENV] == "1"  # and put back when the run returns
     assert len(seen) == 2
     err = capsys.readouterr().err
     assert err.count("stopped by the test") == 2 and "threads" in err.splitlines()[-1]

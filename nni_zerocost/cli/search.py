@@ -50,7 +50,6 @@ def add_parser(sub):
 def run(args) -> int:
     from ..api import search
     from ..job import check_output_folder
-    from ..threads import pin_threads_for_run
 
     out = check_output_folder("out", args.out)
     fields = job_fields(args)
@@ -77,7 +76,6 @@ def run(args) -> int:
             pbar.update(1)
             pbar.set_postfix(best=f"{best[0]:.4g}" if best[0] is not None else "-")
 
-    pin_threads_for_run(args.threads)  # here and in every process NNI starts from here
     try:
         result = search(args.space, args.proxy, strategy=args.strategy, budget=args.budget, top=args.top,
                         extra_proxies=args.extra_proxy, pareto=args.pareto, experiment_dir=str(nni_dir),

@@ -25,7 +25,7 @@ Capabilities (per model):
   0's = the initial state), ``(T, B, H)``, no autograd;
 * ``recurrent_gradients`` (torch recurrent modules only, not reporting cells, whose input the
   context cannot see): one forward + backward per (loss, noise) with the fields of the RNN
-  space's :class:`~nni_zerocost.spaces.rnn.RecurrentGradients`; ``input_grad`` is w.r.t. the
+  :class:`~nni_zerocost.outputs.RecurrentGradients`; ``input_grad`` is w.r.t. the
   first recurrent module's input (``noise`` > 0 feeds the paper's noised copy of it), ``lm`` is
   the mean next-token cross-entropy of the model's logits, ``sum``/``square`` use the last
   recurrent layer's outputs.
