@@ -4,9 +4,9 @@ loaded from their entry points.  Nothing imports these modules directly."""
 
 #: search spaces (each package registers its space and its benchmarks)
 SPACES = tuple(f"nni_zerocost.spaces.{name}" for name in ("rnn", "bert", "gpt2", "model"))
-#: proxies
+#: proxies (in this order: a name registered by two modules lists its first module's form first)
 PROXIES = tuple(f"nni_zerocost.proxies.{name}" for name in (
-    "params", "hidden_covariance", "naswot", "saliency", "bert_activation", "bert_pruning", "bert_capacity",
+    "bert_activation", "bert_pruning", "hidden_covariance", "naswot", "params", "saliency", "bert_capacity",
     "gradient_statistics", "rnn_dynamics"))
 #: readers of a user's own model (tried latest first)
 MODEL_ADAPTERS = ("nni_zerocost.models.recurrent", "nni_zerocost.models.transformer")
