@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import random
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import nni
 import numpy as np
