@@ -192,7 +192,7 @@ class ZeroCostObjective:
         return suggest_architecture(trial, self.space)
 
     def __call__(self, trial) -> Union[float, Tuple[float, float]]:
-        return self.tell(trial, self.score(self.suggest(trial), trial.number))
+        return self.record(trial, self.score(self.suggest(trial), trial.number))
 
     def score(self, arch, item_id: Any = 0):
         """The runner's record of one architecture, in this process with the job's ``threads``,
@@ -207,8 +207,8 @@ class ZeroCostObjective:
         raise_for_error(rec)  # a bug raises (the trial FAILs); over budget and no score do not
         return rec
 
-    def tell(self, trial, rec) -> Union[float, Tuple[float, float]]:
-        """The trial's values from a record, its user attributes and constraints; raises
+    def record(self, trial, rec) -> Union[float, Tuple[float, float]]:
+        """Put a runner record on the trial (user attributes, constraints) and return its values;
         ``optuna.TrialPruned`` for a candidate without a score (see the module docstring)."""
         plan = self.checked.plan
         metrics = record_metrics(rec, self.proxy)
