@@ -49,7 +49,8 @@ def test_every_proposal_of_every_sampler_decodes_to_a_valid_architecture(space):
         hashes.append(sp.arch_hash(again))
         return float(sp.param_count(arch) or 0)
 
-    samplers = [(optuna.samplers.RandomSampler(seed=0), 200), (optuna.samplers.TPESampler(seed=0, n_startup_trials=8), 20),
+    samplers = [(optuna.samplers.RandomSampler(seed=0), 200),
+                (optuna.samplers.TPESampler(seed=0, n_startup_trials=8), 20),
                 (optuna.samplers.NSGAIISampler(seed=0, population_size=8), 20)]
     for sampler, n in samplers:
         study = optuna.create_study(sampler=sampler, direction="minimize")
@@ -205,8 +206,9 @@ def test_two_processes_on_one_sqlite_study_score_what_one_process_scores_and_reu
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     optuna.create_study(study_name="shared", storage=url, direction="maximize")
     store = tmp_path / "shared.jsonl"
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, str(store), str(n), str(seed), json.dumps(candidates)],
-                              env=_env(), stderr=subprocess.PIPE, text=True) for seed in (0, 1)]
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, str(store), str(n), str(seed),
+                               json.dumps(candidates)], env=_env(), stderr=subprocess.PIPE, text=True)
+             for seed in (0, 1)]
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read()[-3000:]
     shared = optuna.load_study(study_name="shared", storage=url).get_trials()
@@ -215,7 +217,8 @@ def test_two_processes_on_one_sqlite_study_score_what_one_process_scores_and_reu
     def outcomes(trials):
         return {t.user_attrs["arch_hash"]: (t.user_attrs["status"], t.value) for t in trials}
 
-    assert Counter(t.user_attrs["arch_hash"] for t in shared) == Counter(t.user_attrs["arch_hash"] for t in alone.trials)
+    hashes = Counter(t.user_attrs["arch_hash"] for t in shared)
+    assert hashes == Counter(t.user_attrs["arch_hash"] for t in alone.trials)
     got, want = outcomes(shared), outcomes(alone.trials)
     for h, (status, value) in want.items():
         assert got[h][0] == status
@@ -233,7 +236,8 @@ def test_a_worker_killed_by_sigkill_loses_no_finished_trial_and_the_study_goes_o
     storage_arg = f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else str(tmp_path / "study.log")
 
     def load():
-        return optuna.load_study(study_name="shared", storage=storage_arg if kind == "sqlite" else _journal(storage_arg))
+        return optuna.load_study(study_name="shared",
+                                 storage=storage_arg if kind == "sqlite" else _journal(storage_arg))
 
     storage = storage_arg if kind == "sqlite" else _journal(storage_arg)
     optuna.create_study(study_name="shared", storage=storage, direction="maximize")  # before the worker opens it
@@ -284,7 +288,8 @@ def test_the_cli_run_twice_continues_one_study_and_writes_the_usual_report(tmp_p
     cands = [json.loads(line) for line in (tmp_path / "out" / "candidates.jsonl").read_text().splitlines()]
     assert [c["index"] for c in cands] == list(range(24))
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "Optuna, TPESampler" in report and "of 24 trials" in report and (tmp_path / "out" / "search.png").exists()
+    assert "Optuna, TPESampler; study 'rnn-hidden_covariance', 24 trials" in report
+    assert (tmp_path / "out" / "search.png").exists()
     assert "optuna-dashboard sqlite:///s.db" in capsys.readouterr().out
 
     # the same candidate record as the NNI route builds, from the runner's record of that architecture

@@ -139,7 +139,7 @@ def search_checked(checked, sampler: str, budget: int, top: int, *, pareto: bool
         optuna.logging.set_verbosity(verbosity)
     result.candidates = candidates_of(study, checked)
     result.seconds = time.perf_counter() - start
-    where = f" in {storage} (`optuna-dashboard {storage}`)" if storage else " in memory"
-    result.host_detail = (f"{type(study.sampler).__name__}, study {study.study_name!r} of {len(study.trials)} "
-                          f"trials{where}")
+    where = f"in {storage}: open it with `optuna-dashboard {storage}`" if storage else "in memory"
+    result.host_detail = (f"{type(study.sampler).__name__}; study {study.study_name!r}, {len(study.trials)} trials, "
+                          f"{where}")
     return result
