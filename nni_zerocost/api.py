@@ -20,12 +20,16 @@ def score(space: str, arch, proxies, *, batch=None, seed: int = 0, **options):
     ``proxies`` is a name, a spec string like ``"hidden_covariance:layer=2"``, or a list;
     ``options`` are :func:`~nni_zerocost.make_plan`'s (``corpus``, ``device`` = "auto" | "cpu" |
     "cuda" | "cuda:N", and the space's context options such as ``init`` or ``as_trained``).
-    Threads are the caller's (``torch.set_num_threads``); nothing is stored.
+    The call runs under the thread policy the runner applies (:mod:`nni_zerocost.threads`), so
+    its numbers are the CLI's bit for bit; torch's and BLAS's thread counts are put back after.
+    Nothing is stored.
     """
     from .plan import make_plan
+    from .threads import scoring_threads
 
     plan = make_plan(space, proxies, seed=seed, batch=batch, **options)
-    return plan.score(plan.parse(arch))
+    with scoring_threads():
+        return plan.score(plan.parse(arch))
 
 
 def score_model(model, proxies, *, batch=None, seed: int = 0, device=None):
@@ -43,9 +47,11 @@ def score_model(model, proxies, *, batch=None, seed: int = 0, device=None):
     None = where the model is.
     """
     from .plan import make_model_plan
+    from .threads import scoring_threads
 
     plan = make_model_plan(model, proxies, batch=batch, seed=seed, device=device)
-    return plan.score(plan.parse(model))
+    with scoring_threads():  # as score(): the runner's thread policy for the call, put back after
+        return plan.score(plan.parse(model))
 
 
 def run(job: Union[ScoringJob, CheckedJob, Mapping[str, Any]], *, progress: bool = False) -> Iterator:

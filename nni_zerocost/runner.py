@@ -263,10 +263,14 @@ def run(checked, *, progress: bool = True, desc: str = "scoring", backend=None) 
 
 def score_one(checked, arch, item_id: Any = 0, store: Optional[ResultStore] = None) -> ArchRecord:
     """One architecture of a checked job, in this process, through the job's results store (or
-    ``store``): what the NNI adapters and Optuna trials call per candidate."""
+    ``store``): what the NNI adapters and Optuna trials call per candidate.  It scores under the
+    thread policy of a run (the same numbers as :func:`run`), put back when it returns."""
+    from .threads import scoring_threads
+
     if store is None:
         store = _shared_store(checked.store_path)
-    return next(_records(checked, [(item_id, arch)], store, None))
+    with scoring_threads(checked.job.threads):
+        return next(_records(checked, [(item_id, arch)], store, None))
 
 
 @functools.lru_cache(maxsize=4)
