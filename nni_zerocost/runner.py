@@ -32,7 +32,7 @@ from .proxies.base import ProxyResult
 from .score_file import request_of
 from .worker import _bug_traceback, _results_json, _worker_eval, _worker_init, plan_job_text
 from .store import ResultStore
-from .threads import thread_env, threads_per_process
+from .threads import claim_threads, thread_env
 
 #: record statuses: every proxy finite / some value a flagged fallback / some proxy has no
 #: score (a documented case, flagged) / over the job's size budget (not scored) / the
@@ -136,8 +136,11 @@ class ProcessBackend:
     torch's and BLAS's pools or NNI's engine, can leave a worker deadlocked on a copied lock).
     Workers start once each and get the job once, in the initializer."""
 
-    def __init__(self, plan: ScoringPlan, job_text: str, workers: int, threads: int):
+    def __init__(self, plan: ScoringPlan, job_text: str, workers: int, threads: Optional[int] = None):
+        """``threads`` per worker (None: the policy's share of the cores this pool claims, held
+        until :meth:`close`)."""
         self.capacity = workers
+        threads, self._claim = claim_threads(workers, threads)
         ctx = multiprocessing.get_context("spawn")
         devices = worker_devices(plan, workers)
         self._manager = queue = None
@@ -176,6 +179,7 @@ class ProcessBackend:
         try:
             self.pool.shutdown(wait=True, cancel_futures=True)
         finally:
+            self._claim.release()
             self._env.__exit__()
             if self._manager is not None:
                 self._manager.shutdown()
@@ -209,8 +213,7 @@ def make_backend(checked, threads: Optional[int] = None):
         return RayBackend(checked.plan, plan_job_text(checked), job.ray, threads=job.threads or 1,
                           gpus_per_task=job.gpus_per_task)
     if checked.workers > 1:
-        return ProcessBackend(checked.plan, plan_job_text(checked), checked.workers,
-                              threads_per_process(checked.workers, job.threads))
+        return ProcessBackend(checked.plan, plan_job_text(checked), checked.workers, job.threads)
     return None
 
 
