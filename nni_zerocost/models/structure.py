@@ -80,9 +80,11 @@ class Projection:
 
 @dataclasses.dataclass(frozen=True)
 class Attention:
-    """One softmax attention: its projections (module paths; one path under several roles when
-    fused), heads counted on its tensors, and per head the output projection's input columns
-    (None where the path from the heads to it is not a plain rearrangement)."""
+    """One softmax attention: its projections (module paths, or a parameter's name where the
+    projection is a bare parameter such as ``nn.MultiheadAttention.in_proj_weight``; one path
+    under several roles when fused), heads (counted on its tensors, else the config's), per head
+    the output rows of each projection (``head_rows``) and the output projection's input columns
+    (``head_columns``; None where the path between is not a plain rearrangement)."""
 
     query: Tuple[str, ...]
     key: Tuple[str, ...]
@@ -261,7 +263,16 @@ class _Recorder(TorchFunctionMode):
             self.leaves.append((leaf, weight, indices))
             self._op("embedding", {"out": leaf}, weight=weight, indices=indices)
             return leaf.clone()
-        if name == "scaled_dot_product_attention":
+        if name == "multi_head_attention_forward":  # torch's functional attention, a documented contract
+            kw = dict(zip(("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight",
+                           "in_proj_bias", "bias_k", "bias_v", "add_zero_attn", "dropout_p", "out_proj_weight",
+                           "out_proj_bias"), args))
+            kw.update(kwargs)
+            self._op("mha", {"q": kw["query"], "k": kw["key"], "v": kw["value"], "out": _first(out)},
+                     heads=int(kw["num_heads"]), width=int(kw["embed_dim_to_check"]),
+                     weights={k: kw.get(k) for k in ("in_proj_weight", "in_proj_bias", "q_proj_weight",
+                                                      "k_proj_weight", "v_proj_weight", "out_proj_weight")})
+        elif name == "scaled_dot_product_attention":
             q, k, v = (list(args) + [kwargs.get("query"), kwargs.get("key"), kwargs.get("value")])[:3] \
                 if len(args) >= 3 else (kwargs.get("query"), kwargs.get("key"), kwargs.get("value"))
             self._op("sdpa", {"q": q, "k": k, "v": v, "out": _first(out)})
@@ -836,7 +847,7 @@ class _Reader:
         around a softmax or scaled-dot-product attention), and the smallest non-leaf modules
         whose output depends on other positions of their input outside those (the block itself
         when none of its modules does but it does)."""
-        attention_ops = [o for o in ops if o.kind in ("sdpa", "softmax")]
+        attention_ops = [o for o in ops if o.kind in ("sdpa", "softmax", "mha")]
         owners: List[Call] = []
         for o in attention_ops:
             around = [c for c in calls if c.start < o.at <= c.end and any(True for _ in c.module.children())]
@@ -873,13 +884,14 @@ class _Reader:
     def mixer(self, c: Call, calls: List[Call], ops: List[Op], block: Call) -> Mixer:
         _, future = self.sees(c)
         kinds = Counter(o.kind for o in ops)
-        if kinds["sdpa"] or kinds["softmax"]:
+        if kinds["sdpa"] or kinds["softmax"] or kinds["mha"]:
             attention = tuple(a for a in (self.attention(o, c, block, ops) for o in ops
-                                          if o.kind in ("sdpa", "softmax")) if a is not None)
+                                          if o.kind in ("sdpa", "softmax", "mha")) if a is not None)
             for w in calls:
                 if w in self.weight_calls:
                     self.set_role(w.module, "attention_input")
-            evidence = "scaled_dot_product_attention" if kinds["sdpa"] else "softmax over token pairs"
+            evidence = ("scaled_dot_product_attention" if kinds["sdpa"] else
+                        "multi_head_attention_forward" if kinds["mha"] else "softmax over token pairs")
             if not attention:
                 self.missing.append(f"{c.name}: attention whose projections could not be traced")
             return Mixer(c.name, "attention", evidence, future, attention)
@@ -922,6 +934,10 @@ class _Reader:
 
     # -- attention ------------------------------------------------------------------------------
     def attention(self, op: Op, mixer: Call, block: Call, ops: List[Op]) -> Optional[Attention]:
+        """One attention operation: its projections, heads and head layouts (see the module
+        docstring)."""
+        if op.kind == "mha":
+            return self.functional_attention(op, block)
         parts = self._parts(op, ops)
         if parts is None:
             return None
@@ -959,6 +975,37 @@ class _Reader:
         cross = block.input is not None and _grad(k, block.input, torch.ones_like(k)) is None
         return Attention(tuple(qs), tuple(ks), tuple(vs), out_call.name if out_call else None, heads, kv_heads,
                          config_heads, columns, {k_: v_ for k_, v_ in rows.items() if v_}, cross)
+
+    def functional_attention(self, op: Op, block: Call) -> Attention:
+        """torch's ``multi_head_attention_forward``: its packed (or separate) query/key/value
+        parameters and output projection, heads and their rows and columns as its contract lays
+        them out (head ``h`` is rows/columns ``[h * D, (h + 1) * D)`` of each part)."""
+        E, heads, w = op.info["width"], op.info["heads"], op.info["weights"]
+        D = E // heads
+        name = lambda t: self.param_names.get(id(t)) if t is not None else None  # noqa: E731
+        rows = tuple(tuple(range(h * D, (h + 1) * D)) for h in range(heads))
+        if w["in_proj_weight"] is not None:
+            packed = name(w["in_proj_weight"])
+            qs = ks = vs = (packed,)
+            parts = {part: tuple(range(i * E, (i + 1) * E)) for i, part in enumerate(("query", "key", "value"))}
+            self.set_role(packed, "query_key_value", overwrite=True)
+            if w["in_proj_bias"] is not None:
+                self.set_role(name(w["in_proj_bias"]), "query_key_value", overwrite=True)
+            self.projections[packed] = Projection(packed.rsplit(".", 1)[0], packed, name(w["in_proj_bias"]),
+                                                  3 * E, int(w["in_proj_weight"].shape[1]), False, parts)
+        else:
+            qs, ks, vs = ((name(w[f"{x}_proj_weight"]),) for x in "qkv")
+            for names, role in ((qs, "query"), (ks, "key"), (vs, "value")):
+                self.set_role(names[0], role, overwrite=True)
+        out_owner = name(w["out_proj_weight"]).rsplit(".", 1)[0]
+        self.set_role(self.module(out_owner), "attention_output", overwrite=True)
+        self.projection(out_owner)
+        cross = op.tensors["k"] is not op.tensors["q"] and block.input is not None and \
+            _grad(op.tensors["k"], block.input, torch.ones_like(op.tensors["k"])) is None
+        offset = (lambda i: i * E) if w["in_proj_weight"] is not None else (lambda i: 0)
+        head_rows = {part: tuple(tuple(r + offset(i) for r in head) for head in rows)
+                     for i, part in enumerate(("query", "key", "value"))}
+        return Attention(qs, ks, vs, out_owner, heads, heads, None, rows, head_rows, cross)
 
     def _parts(self, op: Op, ops: List[Op]):
         """``((query, key, value, output), nodes)`` of an attention operation: the operands of
