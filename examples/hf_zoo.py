@@ -381,7 +381,8 @@ def describe(structure) -> Dict[str, Any]:
             "mixers": [{"module": m.module, "kind": m.kind, "evidence": m.evidence, "sees_future": m.sees_future,
                         "attention": [{"query": a.query, "key": a.key, "value": a.value, "output": a.output,
                                        "heads": a.heads, "kv_heads": a.kv_heads, "config_heads": a.config_heads,
-                                       "head_columns": bool(a.head_columns), "cross": a.cross}
+                                       "head_columns": bool(a.head_columns), "head_rows": sorted(a.head_rows),
+                                       "cross": a.cross}
                                       for a in m.attention]} for m in b.mixers],
             "feed_forwards": [dataclasses.asdict(f) for f in b.feed_forwards],
             "experts": None if b.experts is None else {

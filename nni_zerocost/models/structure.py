@@ -278,10 +278,14 @@ class _Recorder(TorchFunctionMode):
             self._op("sdpa", {"q": q, "k": k, "v": v, "out": _first(out)})
         elif name in _SOFTMAX and isinstance(out, torch.Tensor) and out.requires_grad:
             self._op("softmax", {"in": args[0], "out": out}, dim=kwargs.get("dim", args[1] if len(args) > 1 else -1))
-        elif name in _BILINEAR and isinstance(out, torch.Tensor):
-            operands = [t for t in _tensors(args, kwargs) if t.requires_grad and not isinstance(t, torch.nn.Parameter)]
-            if len(operands) == 2:
+        elif name in _BILINEAR | {"linear", "addmm"} and isinstance(out, torch.Tensor):
+            tensors = _tensors(args, kwargs)
+            operands = [t for t in tensors if t.requires_grad and not isinstance(t, torch.nn.Parameter)]
+            params = [_base(t) for t in tensors if isinstance(_base(t), torch.nn.Parameter) and t.dim() >= 2]
+            if len(operands) == 2 and name in _BILINEAR:
                 self._op("bilinear", {"a": operands[0], "b": operands[1], "out": out})
+            elif len(operands) == 1 and len(params) == 1 and out.requires_grad:
+                self._op("param_proj", {"in": operands[0], "out": out}, param=params[0])
         elif name == "topk":
             k = kwargs.get("k", args[1] if len(args) > 1 else None)
             self._op("topk", {"in": args[0]}, k=int(k) if k is not None else None, width=int(args[0].shape[-1]))
@@ -671,15 +675,36 @@ class _Reader:
         self.projections: Dict[str, Projection] = {}
         self.missing: List[str] = []
         self.notes: List[str] = []
+        tables = {id(w) for _, w, _ in tr.leaves}
         self.weight_calls = [c for c in tr.calls if _is_weight_module(c.module) and c.output is not None
-                             and c.output.requires_grad]
+                             and c.output.requires_grad and not any(id(p) in tables for _, p in _own_params(c.module))]
+        self.weight_calls = sorted(self.weight_calls + self._parameter_projections(tables), key=lambda c: c.start)
         self.stops: Dict[Any, str] = {}
         for c in self.weight_calls:
             self.stops.setdefault(c.out_node, c.name)
         for leaf, weight, _ in tr.leaves:
             self.stops[("leaf", id(leaf))] = "embedding:" + self.param_names.get(id(weight), "?")
 
+    def _parameter_projections(self, tables: Set[int]) -> List[Call]:
+        """A parameter matrix applied by a module that is not a weight module (XLNet's ``q``,
+        ``k``, ``v``, ``o`` in its attention's einsums, a router's ``F.linear``) is a projection
+        of its own: a call named after the parameter, spanning its one operation."""
+        owners = {id(p) for c in self.tr.calls if _is_weight_module(c.module) for _, p in _own_params(c.module)}
+        out = []
+        for o in self.tr.ops:
+            p = o.info.get("param") if o.kind == "param_proj" else None
+            if p is None or id(p) in owners or id(p) in tables or id(p) not in self.param_names:
+                continue
+            name = self.param_names[id(p)]
+            out.append(Call(name, self.module_of(name), o.at - 1, o.at, o.tensors["in"], o.tensors["out"],
+                            in_node=o.nodes["in"], out_node=o.nodes["out"]))
+        return out
+
     def set_role(self, module_or_param, role: str, overwrite: bool = False) -> None:
+        """The role of a parameter (by name), or of every parameter a module owns (the module, or
+        its path)."""
+        if isinstance(module_or_param, str) and module_or_param not in self.param_names.values():
+            module_or_param = self.module(module_or_param)
         if isinstance(module_or_param, str):
             names = [module_or_param]
         else:
@@ -815,8 +840,8 @@ class _Reader:
         taken = set(experts.parameters) if experts else set()
         if experts and experts.router:
             taken |= {p for p in self.params_under(experts.router)}
-        weights = [c for c in inner_calls if c in self.weight_calls and not in_mixers(c.name)
-                   and not set(self.params_under(c.name)) & taken]
+        weights = [c for c in self.weight_calls if call.start <= c.start and c.end <= call.end
+                   and not in_mixers(c.name) and not set(self.params_under(c.name)) & taken]
         ffns = self.feed_forwards(weights)
         for m in mixers:  # what a mixer owns beyond its projections: decays, sinks, ...
             for p in self.params_under(m.module):
@@ -887,9 +912,9 @@ class _Reader:
         if kinds["sdpa"] or kinds["softmax"] or kinds["mha"]:
             attention = tuple(a for a in (self.attention(o, c, block, ops) for o in ops
                                           if o.kind in ("sdpa", "softmax", "mha")) if a is not None)
-            for w in calls:
-                if w in self.weight_calls:
-                    self.set_role(w.module, "attention_input")
+            for w in self.weight_calls:
+                if c.start <= w.start and w.end <= c.end:
+                    self.set_role(w.name, "attention_input")
             evidence = ("scaled_dot_product_attention" if kinds["sdpa"] else
                         "multi_head_attention_forward" if kinds["mha"] else "softmax over token pairs")
             if not attention:
@@ -912,11 +937,11 @@ class _Reader:
         for n in self.params_under(c.name):
             if id(self.param(n)) in convs:
                 self.set_role(n, "mixer_conv")
-        weights = [w for w in calls if w in self.weight_calls
-                   and not any(id(p) in convs for _, p in _own_params(w.module))]
+        weights = [w for w in self.weight_calls if c.start <= w.start and w.end <= c.end
+                   and not any(id(self.param(n)) in convs for n in self.params_under(w.name))]
         out_proj = self.output_projection(c, weights)
         for w in weights:
-            self.set_role(w.module, "mixer_output" if w is out_proj else "mixer_input")
+            self.set_role(w.name, "mixer_output" if w is out_proj else "mixer_input")
         return Mixer(c.name, kind, evidence, future)
 
     def output_projection(self, c: Call, weights: List[Call]) -> Optional[Call]:
@@ -957,7 +982,7 @@ class _Reader:
                       for x in ("q", "k", "v"))
         for names, role in ((qs, "query"), (ks, "key"), (vs, "value")):
             for n in names:
-                self.set_role(self.module(n), role)
+                self.set_role(n, role)
         fused = len({*qs, *ks, *vs}) < len(qs) + len(ks) + len(vs)
         rows = {"query": self._head_rows(q, qs, heads, documented),
                 "key": self._head_rows(k, ks, heads if not documented else k.shape[1], documented),
@@ -967,7 +992,7 @@ class _Reader:
         out_call = self._first_consumer(nodes["out"], block)
         columns = None
         if out_call is not None:
-            self.set_role(out_call.module, "attention_output", overwrite=True)
+            self.set_role(out_call.name, "attention_output", overwrite=True)
             self.projection(out_call.name)
             columns = self._head_columns(out_call.input, out, heads, documented)
         else:
@@ -1063,6 +1088,8 @@ class _Reader:
         """Per head, the output rows of the (one) projection it comes from; () when not one."""
         if len(modules) != 1 or not heads:
             return ()
+        if modules[0] in self.param_names.values() and self.param(modules[0]).dim() != 2:
+            return ()  # a parameter of several axes (XLNet's (width, heads, head_dim)) has no rows
         src = next(c for c in self.weight_calls if c.name == modules[0])
         layout = self._head_axis(t, heads, documented)
         if layout is None:
@@ -1096,7 +1123,7 @@ class _Reader:
                 if n in names and rows.get(role):
                     parts[role] = tuple(sorted({r for head in rows[role] for r in head}))
             roles = [r for r, names in (("query", qs), ("key", ks), ("value", vs)) if n in names]
-            self.set_role(self.module(n), "_".join(roles) if len(roles) > 1 else roles[0], overwrite=True)
+            self.set_role(n, "_".join(roles) if len(roles) > 1 else roles[0], overwrite=True)
             proj = self.projections.get(n)
             if proj is not None:
                 self.projections[n] = dataclasses.replace(proj, parts=parts)
@@ -1163,12 +1190,12 @@ class _Reader:
             ups = [f for f in feeders if f not in gates]
             fused = len(feeders) == 1 and _gated_halves(paths[feeders[0]])
             for f in ups:
-                self.set_role(self.module(f), "ffn_up")
+                self.set_role(f, "ffn_up")
                 self.projection(f)
             for g in gates:
-                self.set_role(self.module(g), "ffn_gate")
+                self.set_role(g, "ffn_gate")
                 self.projection(g)
-            self.set_role(w.module, "ffn_down")
+            self.set_role(w.name, "ffn_down")
             self.projection(w.name)
             out.append(FeedForward(tuple(ups), tuple(gates), w.name, fused))
         return out
@@ -1188,7 +1215,7 @@ class _Reader:
         for n in parameters:
             self.set_role(n, "expert")
         if router:
-            self.set_role(self.module(router), "router", overwrite=True)
+            self.set_role(router, "router", overwrite=True)
         k, source = route.info["k"], "topk"
         if not k:
             k, source = _config_int(self.model, "num_experts_per_tok", "num_experts_per_token", "top_k", "moe_topk",
@@ -1278,9 +1305,11 @@ class _Reader:
         ``x @ W`` (GPT-2's ``Conv1D``), measured on its recorded call."""
         if name in self.projections:
             return self.projections[name]
-        m = self.module(name)
-        params = dict(_own_params(m))
-        w = params.get("weight", next((p for p in params.values() if p.dim() == 2), None))
+        if name in self.param_names.values():  # a bare parameter matrix
+            params, w = {}, self.param(name)
+        else:
+            params = dict(_own_params(self.module(name)))
+            w = params.get("weight", next((p for p in params.values() if p.dim() == 2), None))
         if w is None or w.dim() != 2:
             return None
         call = next((c for c in self.weight_calls if c.name == name), None)
@@ -1295,8 +1324,9 @@ class _Reader:
                 transposed = bool((y - flipped).abs().max() < (y - plain).abs().max())
         bias = params.get("bias")
         out_f, in_f = (w.shape[1], w.shape[0]) if transposed else (w.shape[0], w.shape[1])
-        proj = Projection(name, self.param_names[id(w)], self.param_names.get(id(bias)) if bias is not None else None,
-                          int(out_f), int(in_f), bool(transposed))
+        proj = Projection(name if params else name.rsplit(".", 1)[0], self.param_names[id(w)],
+                          self.param_names.get(id(bias)) if bias is not None else None, int(out_f), int(in_f),
+                          bool(transposed))
         self.projections[name] = proj
         return proj
 
@@ -1400,6 +1430,8 @@ def _read(model: torch.nn.Module, vocab: int, length: int) -> Tuple[Optional[_Re
         try:
             reader.embedding_info = reader.embeddings()
             reader.blocks_found = reader.blocks()
+            if reader.blocks_found and not any(b.mixers for b in reader.blocks_found):
+                reader.missing.append("mixers: no block combines positions in this forward")
             reader.norms()
         except Exception as e:  # a part this reader does not understand: said, not raised
             reader.embedding_info = getattr(reader, "embedding_info", (None, None, False, []))
