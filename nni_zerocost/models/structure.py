@@ -739,7 +739,7 @@ class _Reader:
             self.set_role(name, role)
         input_name = None
         if isinstance(input_emb, torch.nn.Module) and _own_params(input_emb):
-            input_name = f"{self.names[input_emb]}.{_own_params(input_emb)[0][0]}"
+            input_name = self.param_names[id(_own_params(input_emb)[0][1])]  # a tied table: its first name
             self.set_role(input_name, "input_embedding", overwrite=True)
         else:
             input_name = next((n for n, r in self.roles.items() if r == "input_embedding"), None)
