@@ -351,8 +351,8 @@ def probe_outputs(model, ids: torch.Tensor, blocks: int, attention_layers: int) 
         try:
             with eager_attention(model):
                 res = model(input_ids=ids, output_attentions=True, return_dict=True)
-            att = getattr(res, "attentions", None)
-            att = [a for a in (att or ()) if isinstance(a, torch.Tensor)]
+            att = [a for key in ("attentions", "encoder_attentions", "decoder_attentions", "cross_attentions")
+                   for a in (getattr(res, key, None) or ()) if isinstance(a, torch.Tensor)]
             out["attentions"] = len(att)
             out["attentions_ok"] = bool(att) and len(att) >= attention_layers and all(
                 a.dim() == 4 and a.shape[0] == ids.shape[0] for a in att)
@@ -361,8 +361,8 @@ def probe_outputs(model, ids: torch.Tensor, blocks: int, attention_layers: int) 
             out["attentions"], out["attentions_ok"], out["attentions_error"] = 0, False, first_line(e)
         try:
             res = model(input_ids=ids, output_hidden_states=True, return_dict=True)
-            hs = getattr(res, "hidden_states", None) or getattr(res, "decoder_hidden_states", None)
-            hs = [h for h in (hs or ()) if isinstance(h, torch.Tensor)]
+            hs = [h for key in ("hidden_states", "encoder_hidden_states", "decoder_hidden_states")
+                  for h in (getattr(res, key, None) or ()) if isinstance(h, torch.Tensor)]
             out["hidden_states"] = len(hs)
             out["hidden_states_ok"] = len(hs) >= blocks > 0 or (blocks == 0 and bool(hs))
         except Exception as e:

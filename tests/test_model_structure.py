@@ -149,6 +149,20 @@ def test_gpt_neox_interleaved_fused_heads():
     assert s.causal is True
 
 
+# -- an encoder-decoder: two stacks, cross-attention measured ---------------------------------------
+def test_bart_two_stacks_and_cross_attention():
+    s = read_structure(built(transformers.BartForConditionalGeneration(transformers.BartConfig(
+        vocab_size=V, d_model=E, encoder_layers=L, decoder_layers=L, encoder_attention_heads=H,
+        decoder_attention_heads=H, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=16))))
+    assert [b.stack for b in s.blocks] == ["model.encoder.layers"] * L + ["model.decoder.layers"] * L
+    encoder, decoder = s.blocks[0], s.blocks[L]
+    assert [m.sees_future for m in encoder.mixers] == [True]
+    self_attention, cross = decoder.mixers
+    assert self_attention.sees_future is False and not self_attention.attention[0].cross
+    assert cross.attention[0].cross and cross.attention[0].key == ("model.decoder.layers.0.encoder_attn.k_proj",)
+    assert s.causal is False  # the decoder reads the whole (shifted) input through the encoder
+
+
 # -- Mixtral: experts, router, active parameters ---------------------------------------------------
 def test_mixtral_active_parameters():
     I, X, K = 48, 4, 2

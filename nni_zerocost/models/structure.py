@@ -207,6 +207,7 @@ class Call:
     in_node: Any = None  # the autograd nodes of input and output when the call ran (later
     out_node: Any = None  # in-place operations give a tensor a new one)
     others: List[torch.Tensor] = dataclasses.field(default_factory=list)  # further inputs (keys, values)
+    arguments: Optional[Tuple[tuple, dict]] = None  # kept for leaves with only vector parameters (norms)
 
 
 @dataclasses.dataclass
@@ -438,6 +439,9 @@ def trace(model: torch.nn.Module, ids: torch.Tensor) -> Trace:
         call.others = [t for t in _tensors(args, kwargs) if t is not call.input and t.is_floating_point()
                        and t.requires_grad]
         call.in_node = call.input.grad_fn if call.input is not None else None
+        own = [p for p in module.parameters(recurse=False)]
+        if own and all(p.dim() == 1 for p in own) and not any(True for _ in module.children()):
+            call.arguments = (args, kwargs)
         calls.append(call)
         open_calls.append(call)
         return args, kwargs
@@ -1272,6 +1276,20 @@ class _Reader:
         return None
 
     # -- norms and projections ------------------------------------------------------------------
+    def unused(self) -> None:
+        """Say which parameters the forward did not use (modules it never called: cross-attention
+        without an encoder, a vision tower without an image)."""
+        called = {id(c.module) for c in self.tr.calls}
+        used = {id(t) for o in self.tr.ops for t in o.info.values() if isinstance(t, torch.Tensor)}
+        used |= {id(w) for _, w, _ in self.tr.leaves} | {id(t) for o in self.tr.ops if o.kind == "mha"
+                                                         for t in o.info["weights"].values() if t is not None}
+        idle = [n for n in self.param_names.values() if id(self.module_of(n)) not in called
+                and id(self.param(n)) not in used]
+        if idle:
+            owners = sorted({n.rsplit(".", 1)[0] for n in idle})
+            self.notes.append(f"{sum(self.param(n).numel() for n in idle)} parameters in {len(owners)} modules this "
+                              f"forward never called (e.g. {', '.join(owners[:3])})")
+
     def norms(self) -> None:
         """Every norm the forward called, in blocks or not (the final norm, embedding norms)."""
         seen = set()
@@ -1283,17 +1301,22 @@ class _Reader:
                         next(iter(self.params_under(c.name)), ""), "other") in ("other", "mixer_parameter"))
 
     def is_norm(self, c: Call) -> bool:
-        """A leaf with only vector parameters whose output is the same for a scaled input."""
+        """A leaf with only vector parameters whose output does not change when its input is
+        scaled (called again on its recorded arguments, the input scaled far above any epsilon)."""
         params = _own_params(c.module)
-        if not params or any(p.dim() != 1 for _, p in params) or any(True for _ in c.module.children()):
-            return False
         x = c.input
-        if x is None or not x.is_floating_point() or x.shape[-1] != params[0][1].shape[0]:
+        if c.arguments is None or x is None or not x.is_floating_point() or params[0][1].shape[0] not in x.shape:
             return False
-        try:  # far above any epsilon, a norm's output no longer depends on the input's scale
+        args, kwargs = c.arguments
+        scale = 100.0 / (float(x.detach().abs().mean()) + 1e-12)
+
+        def scaled(factor):
+            swap = lambda a: (a.detach() * factor) if a is x else a  # noqa: E731
+            return _first(c.module(*[swap(a) for a in args], **{k: swap(v) for k, v in kwargs.items()}))
+
+        try:
             with torch.no_grad():
-                scale = 100.0 / (float(x.detach().abs().mean()) + 1e-12)
-                y1, y2 = _first(c.module(scale * x.detach())), _first(c.module(10 * scale * x.detach()))
+                y1, y2 = scaled(scale), scaled(10 * scale)
         except Exception:
             return False
         if y1 is None or y2 is None or y1.shape != y2.shape:
@@ -1433,6 +1456,7 @@ def _read(model: torch.nn.Module, vocab: int, length: int) -> Tuple[Optional[_Re
             if reader.blocks_found and not any(b.mixers for b in reader.blocks_found):
                 reader.missing.append("mixers: no block combines positions in this forward")
             reader.norms()
+            reader.unused()
         except Exception as e:  # a part this reader does not understand: said, not raised
             reader.embedding_info = getattr(reader, "embedding_info", (None, None, False, []))
             reader.blocks_found = []
