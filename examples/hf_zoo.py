@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import inspect
 import json
 import re
 import sys
@@ -125,6 +126,10 @@ def kept_layers(d: Dict[str, Any], n: int) -> List[int]:
     one kind: the first 2.  Of several kinds: :data:`MAX_LAYERS`, the first of each kind, then a
     second of each, then the first layers."""
     per_layer, index_lists = _per_layer(d, n), _layer_index_lists(d, n)
+    patterns = [v for k, v in d.items() if isinstance(k, str) and isinstance(v, list) and 1 < len(v) < n
+                and all(isinstance(x, str) for x in v)]
+    if patterns and not per_layer:  # a cycle of kinds (RecurrentGemma's block_types): one full cycle
+        return list(range(min(n, MAX_LAYERS, max(2, max(len(p) for p in patterns)))))
 
     def entry(v, i):
         if isinstance(v, list):
@@ -347,10 +352,11 @@ def probe_outputs(model, ids: torch.Tensor, blocks: int, attention_layers: int) 
     context can read without hooks."""
     out: Dict[str, Any] = {}
     model.eval()
+    extra = {"use_cache": False} if "use_cache" in inspect.signature(model.forward).parameters else {}
     with torch.no_grad():
         try:
             with eager_attention(model):
-                res = model(input_ids=ids, output_attentions=True, return_dict=True)
+                res = model(input_ids=ids, output_attentions=True, return_dict=True, **extra)
             att = [a for key in ("attentions", "encoder_attentions", "decoder_attentions", "cross_attentions")
                    for a in (getattr(res, key, None) or ()) if isinstance(a, torch.Tensor)]
             out["attentions"] = len(att)
@@ -360,7 +366,7 @@ def probe_outputs(model, ids: torch.Tensor, blocks: int, attention_layers: int) 
         except Exception as e:
             out["attentions"], out["attentions_ok"], out["attentions_error"] = 0, False, first_line(e)
         try:
-            res = model(input_ids=ids, output_hidden_states=True, return_dict=True)
+            res = model(input_ids=ids, output_hidden_states=True, return_dict=True, **extra)
             hs = [h for key in ("hidden_states", "encoder_hidden_states", "decoder_hidden_states")
                   for h in (getattr(res, key, None) or ()) if isinstance(h, torch.Tensor)]
             out["hidden_states"] = len(hs)

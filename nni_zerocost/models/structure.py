@@ -1283,8 +1283,8 @@ class _Reader:
         used = {id(t) for o in self.tr.ops for t in o.info.values() if isinstance(t, torch.Tensor)}
         used |= {id(w) for _, w, _ in self.tr.leaves} | {id(t) for o in self.tr.ops if o.kind == "mha"
                                                          for t in o.info["weights"].values() if t is not None}
-        idle = [n for n in self.param_names.values() if id(self.module_of(n)) not in called
-                and id(self.param(n)) not in used]
+        touched = {id(self.module_of(n)) for n in self.param_names.values() if id(self.param(n)) in used}
+        idle = [n for n in self.param_names.values() if id(self.module_of(n)) not in called | touched]
         if idle:
             owners = sorted({n.rsplit(".", 1)[0] for n in idle})
             self.notes.append(f"{sum(self.param(n).numel() for n in idle)} parameters in {len(owners)} modules this "
