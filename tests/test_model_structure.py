@@ -252,7 +252,7 @@ def test_unmapped_parts_are_said_and_roles_override():
     assert s.maps_to_logits and s.causal is False and s.blocks
     assert any("no module of the block mixes tokens" in m for m in s.missing)
     given = read_structure(model, roles={"layers.0": "other", "layers.1": "other", "layers.0.0": "mixer_input"})
-    assert [b.kinds for b in given.blocks] == [("other",), ("other",)]
+    assert [b.kinds for b in given.blocks] == [("other",), ("other",)] and not given.missing
     assert given.roles["layers.0.0.weight"] == "mixer_input"
     with pytest.raises(ValueError, match="expected one of"):
         read_structure(model, roles={"layers.0": "magic"})
@@ -269,6 +269,7 @@ def test_a_model_that_fails_gives_a_structure_not_an_exception():
 
     s = read_structure(Broken())
     assert s.params == V * E and s.blocks == () and not s.maps_to_logits
+    assert s.roles == {"emb.weight": "embedding"} and s.nonembedding_params == 0
     assert any(m.startswith("forward: RuntimeError: nope") for m in s.missing)
 
 

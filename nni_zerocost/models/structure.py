@@ -212,8 +212,9 @@ class Call:
 
 @dataclasses.dataclass
 class Op:
-    """A recorded torch operation: ``kind`` (embedding, sdpa, softmax, bilinear, topk, conv, scan,
-    fft), its tensors, and where it ran (op counter, innermost module call)."""
+    """A recorded torch operation: ``kind`` (embedding, sdpa, mha, softmax, bilinear (a product of
+    two activations), param_proj (an activation times a parameter matrix), topk, conv, scan,
+    fft), its tensors and their autograd nodes, and when it ran (the op counter)."""
 
     kind: str
     at: int
@@ -369,6 +370,10 @@ class Trace:
         return calls, [o for o in self.ops if call.start < o.at <= call.end]
 
 
+#: marks a library sets on a module when it installs hooks of its own (transformers 5)
+_HOOK_MARKS = ("_output_capturing_hooks_installed",)
+
+
 @contextlib.contextmanager
 def _left_as_it_was(model: torch.nn.Module) -> Iterator[None]:
     """Eval mode and frozen parameters for the block, all-zero matrices filled with small seeded
@@ -378,6 +383,7 @@ def _left_as_it_was(model: torch.nn.Module) -> Iterator[None]:
     flags = [(m, m.training) for m in modules]
     grads = [(p, p.requires_grad) for p in model.parameters()]
     hooks = [(m, dict(m._forward_hooks), dict(m._forward_pre_hooks)) for m in modules]
+    marks = [(m, {k: v for k, v in m.__dict__.items() if k in _HOOK_MARKS}) for m in modules]
     model.eval()
     for p, _ in grads:
         p.requires_grad_(False)
@@ -396,6 +402,10 @@ def _left_as_it_was(model: torch.nn.Module) -> Iterator[None]:
             m.training = flag
         for p, flag in grads:
             p.requires_grad_(flag)
+        for m, kept in marks:  # a library's note that it installed hooks goes with its hooks
+            for k in _HOOK_MARKS:
+                m.__dict__.pop(k, None)
+            m.__dict__.update(kept)
         for m, fwd, pre in hooks:
             for d, keep in ((m._forward_hooks, fwd), (m._forward_pre_hooks, pre)):
                 for key in [k for k in d if k not in keep]:
@@ -641,8 +651,9 @@ def logits_of(output: Any) -> Optional[torch.Tensor]:
 
 
 def is_causal(model: torch.nn.Module, vocab: Optional[int] = None, length: int = LENGTH) -> Optional[bool]:
-    """Measured: change one token in the middle of a row and see whether the logits of the
-    earlier positions move.  None when the model gives no ``(B, T, vocab)`` logits."""
+    """Measured: change the tokens of a row from its middle on and see whether the logits of the
+    earlier positions move (beyond 1e-5 of the largest logit: kernels may round differently).
+    None when the model gives no ``(B, T, vocab)`` logits or the change moves nothing."""
     vocab = vocab or model_vocab(model)
     if not vocab:
         return None
@@ -668,7 +679,8 @@ def is_causal(model: torch.nn.Module, vocab: Optional[int] = None, length: int =
 
 # -- reading one model --------------------------------------------------------------------------
 class _Reader:
-    """The analysis of one trace (see the module docstring); ``structure()`` assembles it."""
+    """The analysis of one trace (see the module docstring); :func:`read_structure` assembles
+    what it finds.  ``longer``: a trace of a longer sequence (step loops grow with it)."""
 
     def __init__(self, model: torch.nn.Module, tr: Trace, vocab: Optional[int], length: int):
         self.model, self.tr, self.vocab, self.length = model, tr, vocab, length
@@ -679,6 +691,9 @@ class _Reader:
         self.projections: Dict[str, Projection] = {}
         self.missing: List[str] = []
         self.notes: List[str] = []
+        self.longer: Optional[Trace] = None
+        self.embedding_info: Tuple[Optional[str], Optional[str], bool, List[str]] = (None, None, False, [])
+        self.blocks_found: List[Block] = []
         tables = {id(w) for _, w, _ in tr.leaves}
         self.weight_calls = [c for c in tr.calls if _is_weight_module(c.module) and c.output is not None
                              and c.output.requires_grad and not any(id(p) in tables for _, p in _own_params(c.module))]
@@ -955,10 +970,10 @@ class _Reader:
         return last[-1] if last else None
 
     def grows_with_length(self, c: Call) -> bool:
-        longer = getattr(self, "longer", None)
-        if longer is None:
+        """The module ran more operations on the longer sequence: a loop over steps."""
+        if self.longer is None:
             return False
-        other = [x for x in longer.calls if x.name == c.name]
+        other = [x for x in self.longer.calls if x.name == c.name]
         return bool(other) and other[0].ops > c.ops
 
     # -- attention ------------------------------------------------------------------------------
@@ -1414,16 +1429,15 @@ def read_structure(model: torch.nn.Module, *, roles: Optional[Mapping[str, str]]
         reader, error = _read(model, vocab, length)
         if error:
             missing.append(error)
-    if reader is None:
-        roles_found = {n: "other" for n in params}
-        return _override(ModelStructure(type(model).__name__, total, total, total, roles_found, {}, None, None,
-                                        False, (), (), vocab, False, None, tuple(missing)), model, roles)
+    if reader is None:  # parameters only: the tables a model names, without a forward
+        roles_found = _static_roles(model)
+        embedding = sum(params[n].numel() for n, r in roles_found.items() if r in EMBEDDING_ROLES)
+        return _override(ModelStructure(type(model).__name__, total, total - embedding, total, roles_found, {}, None,
+                                        None, False, (), (), vocab, False, None, tuple(missing)), model, roles)
     blocks, (input_name, output_name, tied, positions) = reader.blocks_found, reader.embedding_info
     for n in params:
         reader.roles.setdefault(n, "other")
     embedding = sum(params[n].numel() for n, r in reader.roles.items() if r in EMBEDDING_ROLES)
-    if output_name and tied:
-        pass  # the tied table is counted once, as the input embedding
     inactive = sum(b.experts.inactive_params for b in blocks if b.experts)
     logits = logits_of(reader.tr.output)
     maps = logits is not None and logits.dim() == 3 and tuple(logits.shape[:2]) == tuple(reader.tr.ids.shape) \
@@ -1435,6 +1449,22 @@ def read_structure(model: torch.nn.Module, *, roles: Optional[Mapping[str, str]]
         input_name, output_name, tied, tuple(positions), tuple(blocks), vocab, maps,
         is_causal(model, vocab, length) if maps else None, tuple(missing + reader.missing), tuple(reader.notes))
     return _override(structure, model, roles)
+
+
+def _static_roles(model: torch.nn.Module) -> Dict[str, str]:
+    """Roles known without a forward: the tables a model names (``get_input_embeddings`` /
+    ``get_output_embeddings``) and every ``nn.Embedding``; the rest ``other``."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    roles = {n: "other" for n in names.values()}
+    for m in model.modules():
+        if isinstance(m, torch.nn.Embedding):
+            for p in m.parameters(recurse=False):
+                roles[names[id(p)]] = "embedding"
+    for attr, role in (("get_output_embeddings", "output_embedding"), ("get_input_embeddings", "input_embedding")):
+        m = _hf_get(model, attr)
+        for p in (m.parameters(recurse=False) if m is not None else ()):
+            roles[names[id(p)]] = role
+    return roles
 
 
 def _read(model: torch.nn.Module, vocab: int, length: int) -> Tuple[Optional[_Reader], Optional[str]]:
@@ -1458,7 +1488,6 @@ def _read(model: torch.nn.Module, vocab: int, length: int) -> Tuple[Optional[_Re
             reader.norms()
             reader.unused()
         except Exception as e:  # a part this reader does not understand: said, not raised
-            reader.embedding_info = getattr(reader, "embedding_info", (None, None, False, []))
             reader.blocks_found = []
             reader.missing.append(f"structure: {type(e).__name__}: {_first_line(e)}")
         reader.longer = None
@@ -1489,8 +1518,10 @@ def _override(s: ModelStructure, model: torch.nn.Module, roles: Optional[Mapping
         else:
             for n in under:
                 new_roles[n] = role
-    missing = tuple(m for m in s.missing if not (m.endswith("no module of the block mixes tokens")
-                                                 and any(m.startswith(b.module + ":") and b.mixers for b in blocks)))
+    given = [b for b in blocks if b.mixers]
+    missing = tuple(m for m in s.missing if not (
+        ("no module of the block mixes tokens" in m and any(m.startswith(b.module + ":") for b in given))
+        or (m.startswith("mixers: ") and given)))
     embedding = sum(p.numel() for n, p in model.named_parameters() if new_roles.get(n) in EMBEDDING_ROLES)
     return dataclasses.replace(s, roles=new_roles, blocks=tuple(blocks), missing=missing,
                                nonembedding_params=s.params - embedding)
