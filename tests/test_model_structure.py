@@ -174,6 +174,9 @@ def test_mixtral_active_parameters():
         e = b.experts
         assert (e.count, e.top_k, e.top_k_source) == (X, K, "topk")
         assert e.router == b.module + ".mlp.gate" and e.expert_params == X * per_expert
+    kv = 2 * D
+    per_layer = 2 * E * E + 2 * E * kv + X * E + X * per_expert + 2 * E  # attention, router, experts, norms
+    assert s.params == 2 * V * E + L * per_layer + E and s.nonembedding_params == L * per_layer + E
     assert s.active_params == s.params - L * (X - K) * per_expert
     assert s.active_params < s.params
     assert s.roles["model.layers.0.mlp.experts.gate_up_proj"] == "expert"
@@ -184,6 +187,10 @@ def test_mixtral_active_parameters():
 def test_mamba():
     s = read_structure(built(transformers.MambaForCausalLM(transformers.MambaConfig(
         vocab_size=V, hidden_size=E, state_size=8, num_hidden_layers=L, expand=2, conv_kernel=4))))
+    I, N, R, K = 2 * E, 8, -(-E // 16), 4  # inner width, state, time-step rank ("auto": E / 16), kernel
+    per_layer = E + 2 * I * E + (I * K + I) + (R + 2 * N) * I + (I * R + I) + I * N + I + E * I
+    assert s.params == V * E + L * per_layer + E and s.tied_output
+    assert s.nonembedding_params == L * per_layer + E
     assert [b.kinds for b in s.blocks] == [("state_space",)] * L
     assert s.causal is True and s.blocks[0].mixers[0].sees_future is False
     assert s.blocks[0].mixers[0].attention == ()

@@ -633,10 +633,11 @@ def special_ids(model: torch.nn.Module) -> Set[int]:
 
 def token_ids(model: torch.nn.Module, vocab: int, batch: int = BATCH, length: int = LENGTH,
               seed: int = 0) -> torch.Tensor:
-    """Seeded ids over the vocabulary, special ids left out."""
+    """Seeded ids over the vocabulary, special ids left out, on the model's device."""
     allowed = torch.tensor(sorted(set(range(vocab)) - special_ids(model)) or list(range(vocab)))
     gen = torch.Generator().manual_seed(seed)
-    return allowed[torch.randint(len(allowed), (batch, length), generator=gen)]
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    return allowed[torch.randint(len(allowed), (batch, length), generator=gen)].to(device)
 
 
 def logits_of(output: Any) -> Optional[torch.Tensor]:
