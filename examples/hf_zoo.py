@@ -283,8 +283,11 @@ def architectures() -> List[Tuple[str, str, str]]:
 
 
 def first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0][:240] if text else ''}"
+    """The exception's type and first line (and the next one when the first only introduces it,
+    as a config validator's does)."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else (lines[0] if lines else "")
+    return f"{type(e).__name__}: {text[:240]}"
 
 
 def build(model_type: str, class_name: str, head: str):
@@ -395,7 +398,26 @@ def describe(structure) -> Dict[str, Any]:
                 "module": b.experts.module, "count": b.experts.count, "top_k": b.experts.top_k,
                 "top_k_source": b.experts.top_k_source, "router": b.experts.router,
                 "expert_params": b.experts.expert_params}})
-    return {"params": structure.params, "nonembedding_params": structure.nonembedding_params,
+    attentions = [a for b in structure.blocks for m in b.mixers for a in m.attention]
+    ffns = [f for b in structure.blocks for f in b.feed_forwards]
+    experts = [b.experts for b in structure.blocks if b.experts]
+    params = dict(structure.roles)
+    features = {  # what reading this architecture needed
+        "fused_qkv": any(len(set(a.query + a.key + a.value)) == 1 for a in attentions),
+        "fused_kv": any(set(a.key) & set(a.value) and not set(a.query) & set(a.key) for a in attentions),
+        "query_or_key_from_several_projections": any(len(a.query) > 1 or len(a.key) > 1 for a in attentions),
+        "transposed_projections": sum(p.transposed for p in structure.projections.values()),
+        "bare_parameter_projections": sum(1 for a in attentions for n in a.query + a.key + a.value if n in params),
+        "cross_attention": any(a.cross for a in attentions),
+        "head_columns_measured": sum(1 for a in attentions if a.head_columns), "attentions": len(attentions),
+        "gated_ffn": any(f.gate or f.fused_gate for f in ffns), "fused_gate_up": any(f.fused_gate for f in ffns),
+        "fused_expert_tensors": any(any(structure.roles.get(n) == "expert" and "." in n and n.rsplit(".", 1)[1]
+                                        not in ("weight", "bias") for n in e.parameters) for e in experts),
+        "expert_module_lists": any(all(n.rsplit(".", 1)[1] in ("weight", "bias") for n in e.parameters)
+                                   for e in experts if e.parameters),
+        "evidence": sorted({m.evidence for b in structure.blocks for m in b.mixers}),
+    }
+    return {"features": features, "params": structure.params, "nonembedding_params": structure.nonembedding_params,
             "active_params": structure.active_params, "input_embedding": structure.input_embedding,
             "output_embedding": structure.output_embedding, "tied_output": structure.tied_output,
             "position_embeddings": list(structure.position_embeddings), "maps_to_logits": structure.maps_to_logits,
@@ -454,17 +476,29 @@ def markdown(records: List[Dict[str, Any]]) -> str:
     counts = Counter(r["status"] for r in records)
     built = sum(1 for r in records if r["built"])
     read = counts["mapped"] + counts["partly mapped"]
+    import transformers
+
     lines = ["# Hugging Face architectures, built tiny, read by structure", "",
+             f"`python examples/hf_zoo.py` with transformers {transformers.__version__}, torch "
+             f"{torch.__version__.split('+')[0]}: every causal-LM and masked-LM mapping entry built from its own "
+             "config class, shrunk (`shrink_config`), and read by `nni_zerocost.models.structure.read_structure`. "
+             "*attentions*: tensors returned for `output_attentions=True` under eager attention; *hidden states*: "
+             "tensors returned for `output_hidden_states=True`.", "",
              f"{len(records)} mapping entries; {built} build tiny; {read} read with more than parameters "
              f"({counts['mapped']} fully mapped, {counts['partly mapped']} partly), {counts['parameters only']} "
              f"parameters only, {counts['refused']} refused (the reader raised); "
              f"{counts['does not build']} do not build.", ""]
     reasons = Counter(r["reason"] for r in records if not r["built"])
     if reasons:
-        lines += ["## Does not build", "", "| reason | entries |", "| --- | --- |"]
+        lines += ["## Does not build", "", "Built at the config class's default size too (on the meta device): "
+                  "`builds` means only the tiny config fails.", "",
+                  "| reason | at default size | entries |", "| --- | --- | --- |"]
         for reason, _ in reasons.most_common():
-            names = ", ".join(r["model_type"] for r in records if not r["built"] and r["reason"] == reason)
-            lines.append(f"| {reason.replace('|', '/')} | {names} |")
+            failed = [r for r in records if not r["built"] and r["reason"] == reason]
+            default = "; ".join(sorted({r["default_size"] if r["default_size"] == "builds" else "fails too"
+                                        for r in failed}))
+            names = ", ".join(f"{r['model_type']} ({r['step']})" for r in failed)
+            lines.append(f"| {reason.replace('|', '/')} | {default} | {names} |")
         lines.append("")
     lines += ["## Every entry", "",
               "| model_type | class | status | mixers per block | heads | experts (E/k) | causal | "
