@@ -8,7 +8,8 @@ Writes ``DIR/hf_zoo.json`` (one record per architecture) and ``DIR/hf_zoo.md`` (
 table).  Nothing downloads: each model comes from its config class's defaults, shrunk by
 :func:`shrink_config` (hidden 64, 2-4 layers, vocabulary 1,000, small heads, experts and state
 sizes).  Every architecture is tried; one that fails is recorded with the first line of its
-exception, at the step that failed (``config``, ``build``, ``read``, ``forward``).
+exception: at ``config`` or ``build`` (with whether the class builds at its default size at
+all), or as what the reader says is missing (a forward that fails, parts it cannot trace).
 """
 from __future__ import annotations
 
@@ -87,8 +88,9 @@ LAYER_START = re.compile(r"offset|first_k|dense_replace|num_dense_layers|start_i
                          r"nextn_predict_layers")
 #: fields that make some layers reuse others' state (a saving, not a kind of layer): none kept
 LAYER_SHARING = re.compile(r"kv_shared_layers")
-#: the size fields that equal the hidden size in a model that ties them (ALBERT's factorised
-#: embedding does not; SqueezeBERT's must): such a field equal to the hidden size stays equal
+#: size fields that may be tied to the hidden size: one that is a multiple of it stays that multiple
+#: (SqueezeBERT's embedding must equal it, Zamba2's attention runs on twice it; ALBERT's
+#: factorised embedding, not a multiple, is just capped)
 TIED_TO_HIDDEN = (EMBEDDING, HIDDEN, INTERMEDIATE)
 
 
