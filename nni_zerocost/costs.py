@@ -124,12 +124,15 @@ def check_latency_workers(workers, threads: int = DEFAULT_THREADS, cores: Option
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise BadInputError(field, f"must be an integer >= 1, got {value!r}")
     cores = usable_cpus() if cores is None else int(cores)
+    if threads > cores:
+        raise BadInputError("threads", f"{threads} measuring threads exceed the {cores} usable cores; use at most "
+                            f"{cores}", str(threads))
     if workers * threads > cores:
         fit = max(1, cores // threads)
         raise BadInputError(
             "workers", f"measuring latency in {workers} processes x {threads} thread(s) needs {workers * threads} "
             f"cores, this machine has {cores} usable: the timings would measure the contention; "
-            f"use --workers {fit} (or fewer threads)", str(workers))
+            f"use --workers {fit} or fewer", str(workers))
 
 
 # -- the model's inputs ------------------------------------------------------------------------

@@ -161,6 +161,9 @@ def test_guard_refuses_more_measuring_threads_than_cores():
     with pytest.raises(BadInputError) as e:
         costs.check_latency_workers(2, 2, cores=2)
     assert e.value.field == "workers" and "--workers 1" in str(e.value)
+    with pytest.raises(BadInputError) as e:
+        costs.check_latency_workers(1, 3, cores=2)
+    assert e.value.field == "threads"
     with pytest.raises(BadInputError):
         costs.check_latency_workers(costs.usable_cpus() + 1)
     with pytest.raises(BadInputError):
