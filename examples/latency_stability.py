@@ -38,8 +38,8 @@ from nni_zerocost.errors import InvalidArchitectureError
 from nni_zerocost.spaces.gpt2.config import clean_cutoffs
 
 #: the configs, under $NNI_ZEROCOST_DATA or the repository's ../shared/data (as CI reads them)
-CONFIGS = os.path.join(os.environ.get("NNI_ZEROCOST_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"),
-                       "lts", "lts_pareto_gpt2_lm1b_configs.jsonl.gz")
+DATA = os.environ.get("NNI_ZEROCOST_DATA") or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+CONFIGS = os.path.join(DATA, "lts", "lts_pareto_gpt2_lm1b_configs.jsonl.gz")
 
 
 class StandInBlock(nn.Module):

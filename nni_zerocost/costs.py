@@ -82,13 +82,17 @@ class CostResult:
 
 
 # -- the machine ----------------------------------------------------------------------------
-def dtype_name(dtype) -> str:
-    """``torch.bfloat16`` / ``"bfloat16"`` -> ``"bfloat16"``; BadInputError for anything else."""
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype, None)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+def as_dtype(dtype) -> torch.dtype:
+    """``torch.bfloat16`` or ``"bfloat16"`` -> ``torch.bfloat16``; BadInputError unless floating point."""
+    value = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
         raise BadInputError("dtype", f"must be a floating-point torch dtype, got {dtype!r}")
-    return str(dtype).replace("torch.", "")
+    return value
+
+
+def dtype_name(dtype) -> str:
+    """``"bfloat16"`` for ``torch.bfloat16`` (or the string itself, checked)."""
+    return str(as_dtype(dtype)).replace("torch.", "")
 
 
 def device_fingerprint(device="cpu", threads: int = DEFAULT_THREADS, dtype=torch.float32) -> Dict[str, Any]:
@@ -183,19 +187,19 @@ def _prepare(model, device, dtype, inputs, batch_size, seq_len, vocab_size, seed
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise BadInputError("batch_size", f"must be an integer >= 1, got {batch_size!r}")
     first = next(iter(model.parameters()), None)
-    device = torch.device(device) if device is not None else (first.device if first is not None else torch.device("cpu"))
-    dtype = dtype if dtype is not None else (first.dtype if first is not None else torch.float32)
-    dtype_name(dtype)
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype)
+    if device is None:
+        device = first.device if first is not None else "cpu"
+    device, dtype = torch.device(device), as_dtype(dtype if dtype is not None else first.dtype if first is not None else torch.float32)
     model.to(device=device, dtype=dtype)
     if inputs is None:
         seq_len = context_length(model) if seq_len is None else seq_len
-        if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
-            raise BadInputError("seq_len", f"must be an integer >= 1, got {seq_len!r}")
         vocab_size = vocabulary_size(model) if vocab_size is None else vocab_size
+        for field, value in (("seq_len", seq_len), ("vocab_size", vocab_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BadInputError(field, f"must be an integer >= 1, got {value!r}")
         inputs = (token_ids(batch_size, seq_len, vocab_size, seed, device),)
-        shape = {"batch_size": batch_size, "seq_len": seq_len, "vocab_size": vocab_size, "token_ids": f"uniform, seed {seed}"}
+        shape = {"batch_size": batch_size, "seq_len": seq_len, "vocab_size": vocab_size,
+                 "token_ids": f"uniform, seed {seed}"}
     else:
         given = inputs if isinstance(inputs, (tuple, list)) else (inputs,)
         inputs = tuple(t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype) for t in given)
@@ -230,6 +234,10 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 def _call(model, inputs, call):
     return model(*inputs) if call is None else call(model, *inputs)
+
+
+def _call_name(call) -> str:
+    return "model(*inputs)" if call is None else getattr(call, "__name__", "call")
 
 
 def _spread(values: List[float]) -> Dict[str, float]:
@@ -286,8 +294,7 @@ def latency_ms(model: nn.Module, *, device=None, dtype=None, batch_size: int = D
     protocol = {**shape, "device": device.type, "dtype": dtype_name(dtype), "threads": threads, "warmup": warmup,
                 "method": method, "runs": runs if method == "timeit" else None,
                 "min_run_time": min_run_time if method == "blocked_autorange" else None,
-                "mode": "eval, inference_mode", "call": "model(*inputs)" if call is None else getattr(call, "__name__", "call"),
-                "statistic": "median"}
+                "mode": "eval, inference_mode", "call": _call_name(call), "statistic": "median"}
     return CostResult("latency_ms", spread.pop("median"), "ms", len(times_ms), spread, {}, protocol,
                       fingerprint_key(device_fingerprint(device, threads, dtype)), _load())
 
@@ -384,7 +391,7 @@ def peak_memory_mb(model: nn.Module, *, device=None, dtype=None, batch_size: int
     protocol = {**shape, "device": device.type, "dtype": dtype_name(dtype), "threads": threads, "warmup": 1,
                 "runs": runs, "mode": "eval, inference_mode", "mechanism": mechanism,
                 "counts": "weights + peak forward allocation above its start",
-                "call": "model(*inputs)" if call is None else getattr(call, "__name__", "call"), "statistic": "max"}
+                "call": _call_name(call), "statistic": "max"}
     return CostResult("peak_memory_mb", max(totals_mib), "MiB", runs, {"min": min(totals_mib), "max": max(totals_mib)},
                       {"weights": weights / MIB, "activations": max(peaks) / MIB}, protocol,
                       fingerprint_key(device_fingerprint(device, threads, dtype)), _load())
@@ -429,7 +436,8 @@ def flops_per_token(subject: Any, count: Callable[[Any], float]) -> CostResult:
     ``lambda cfg: gpt2.counts.flops_per_token(cfg, seq_len)["total"]`` or ``space.flops``."""
     if not callable(count):
         raise BadInputError("flops_per_token", "needs count=, a function of the architecture (e.g. space.flops)")
-    return analytic_cost("flops_per_token", subject, count, "FLOP/token", "forward FLOPs per token, by the space's count")
+    return analytic_cost("flops_per_token", subject, count, "FLOP/token",
+                         "forward FLOPs per token, by the space's count")
 
 
 # -- the registry -----------------------------------------------------------------------------
