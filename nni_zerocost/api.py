@@ -158,8 +158,9 @@ def size_of(space, archs, options):
 
 # -- search --------------------------------------------------------------------------------------
 def search(space: str, proxy: str, *, strategy: str = "evolution", budget: int = 50, top: int = 5,
-           extra_proxies: Sequence[str] = (), pareto: bool = False, experiment_dir: Optional[str] = None,
-           on_candidate: Optional[Callable[[Dict[str, Any]], None]] = None, **fields: Any):
+           extra_proxies: Sequence[str] = (), pareto: bool = False, pareto_against: Optional[str] = None,
+           experiment_dir: Optional[str] = None, on_candidate: Optional[Callable[[Dict[str, Any]], None]] = None,
+           **fields: Any):
     """Search a registered space for the architectures the proxy scores best; no training.
 
     ``strategy``: ``random``, ``evolution``, ``tpe`` (NNI strategies on NNI's sequential engine)
@@ -174,9 +175,15 @@ def search(space: str, proxy: str, *, strategy: str = "evolution", budget: int =
     from .nas.search import STRATEGIES
     from .search_report import SearchResult, candidate_record
 
+    from .search_report import COST_MEASURES, SIZE_MEASURES
+
     job = ScoringJob.of([proxy, *extra_proxies], space, **fields)
     counts = check_counts(budget=budget, top=top)
     check_choice("strategy", strategy, STRATEGIES)
+    if pareto_against is not None:
+        check_choice("pareto_against", pareto_against, SIZE_MEASURES + COST_MEASURES)
+        if pareto_against in COST_MEASURES and pareto_against not in job.costs:  # measured for every candidate
+            job = job.replace(costs=job.costs + (pareto_against,))
     if job.workers not in ("auto", 1) and strategy != "ranking":
         from .errors import BadInputError
 
@@ -214,7 +221,8 @@ def search(space: str, proxy: str, *, strategy: str = "evolution", budget: int =
     with pinned_for_run(job.threads):  # this process and every process NNI starts from it, for the search
         search_checked(checked, strategy, counts["budget"], on_trial=on_trial, experiment_dir=experiment_dir)
     elapsed = time.perf_counter() - start
-    return SearchResult(checked, strategy, counts["budget"], counts["top"], pareto, candidates, elapsed)
+    return SearchResult(checked, strategy, counts["budget"], counts["top"], pareto, candidates, elapsed,
+                        pareto_against)
 
 
 def _finite(x) -> bool:

@@ -95,6 +95,8 @@ def record_metrics(rec, main: str) -> Dict[str, Any]:
         out["seconds"] = rec.seconds  # work done now: nothing when the store answered
     if rec.sizes is not None:
         out.update({f"size_{k}": v for k, v in rec.sizes.items()})
+    if rec.costs:
+        out.update({f"cost_{k}": c["value"] for k, c in rec.costs.items()})
     return out
 
 

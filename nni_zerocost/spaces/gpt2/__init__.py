@@ -102,6 +102,15 @@ class GPT2Space(SearchSpace[DecoderConfig]):
         """The release's ``nonembedding`` (LTS's decoder parameters)."""
         return param_counts(self.parse(arch))["nonembedding"]
 
+    def layer_count(self, arch: Any, **_) -> int:
+        return self.parse(arch).n_layer
+
+    def cost_inputs(self, arch: Any, **_) -> Dict[str, int]:
+        """LTS's protocol: a row of the model's own length (``tgt_len``), ids over the whole BPE
+        vocabulary (an adaptive embedding's largest table is only its head cluster)."""
+        cfg = self.parse(arch)
+        return {"seq_len": cfg.tgt_len, "vocab_size": cfg.n_token}
+
     def flops(self, arch: Any, **_) -> float:
         """Forward FLOPs per token on the default batch's rows (as the model scores them: 128
         tokens, or shorter re-cut rows where the model has fewer positions)."""
