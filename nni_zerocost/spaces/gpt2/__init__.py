@@ -30,6 +30,8 @@ class GPT2Space(SearchSpace[DecoderConfig]):
     ``choices`` and the codec stay inside the space LTS searched (:mod:`.config`)."""
 
     name = "gpt2"
+    #: chosen by mechanism, before any benchmark table: the capacity outside the embeddings decides
+    #: a decoder's loss (LTS; Kaplan et al. 2020); label-free proxies pay off inside a size budget
     default_proxy = "nonembedding_params"
     title = "GPT2"
     offers = GPT2Context.offers
