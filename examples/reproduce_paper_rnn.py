@@ -15,12 +15,10 @@ import sys
 import numpy as np
 from scipy import stats
 
-from nni_zerocost import make_plan
+import nni_zerocost as nz
 from nni_zerocost.benchmarks.base import get_benchmark
 from nni_zerocost.data import data_dir, resolve_corpus
 from nni_zerocost.errors import BadInputError, ZeroCostError
-from nni_zerocost.runner import score_many
-from nni_zerocost.store import ResultStore, default_store_path
 
 PROG = "reproduce_paper_rnn.py"
 
@@ -53,21 +51,24 @@ def main():
              "or --data-dir DATA with the corpus in DATA/ptb")
     col = f"tfn_layer_{a.layer}_hidden_covariance"
     spec = f"hidden_covariance:layer={a.layer}"
-    try:  # every input checked before any scoring
-        job = make_plan("rnn", [spec], corpus=corpus, seed=0, init="compat")
+    try:  # every input checked before any scoring: the request first, then the data
+        job = nz.ScoringJob.of([spec], "rnn", corpus=corpus, seed=0, init="compat", store=a.store or "default",
+                               workers=a.workers)
+        nz.check_job(job, need_architectures=False)
         entries = [e for e in get_benchmark("nasbench-nlp").load(root)
                    if e.extra.get("published", {}).get(col) is not None]
+        if not entries:
+            fail(f"--data-dir: the nasbench-nlp table in {root} has no published {col} scores")
+        rng = np.random.default_rng(a.seed)
+        entries = [entries[i] for i in rng.permutation(len(entries))[: a.n]]
+        job = nz.check_job(job.replace(architectures=[(e.arch_id, e.arch) for e in entries]))
     except BadInputError as e:  # named by its flag, as the CLI names it
-        fail(f"--{e.field.replace('_', '-')}{'' if e.subject is None else ' ' + e.subject}: {e.problem}")
+        from nni_zerocost.cli import flag_of
+
+        fail(e.render(flag_of))
     except ZeroCostError as e:
         fail(str(e))
-    if not entries:
-        fail(f"--data-dir: the nasbench-nlp table in {root} has no published {col} scores")
-    rng = np.random.default_rng(a.seed)
-    entries = [entries[i] for i in rng.permutation(len(entries))[: a.n]]
-    store = ResultStore(a.store or default_store_path())
-    ours = np.array([np.nan if r.values[spec] is None else r.values[spec]
-                     for r in score_many(job, [(e.arch_id, e.arch) for e in entries], store, workers=a.workers)])
+    ours = np.array([np.nan if r.values[spec] is None else r.values[spec] for r in nz.run(job, progress=True)])
     pub = np.array([e.extra["published"][col] for e in entries])
     ok = np.isfinite(ours) & np.isfinite(pub)
     rel = np.abs(ours[ok] - pub[ok]) / np.abs(pub[ok])

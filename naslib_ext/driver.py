@@ -51,9 +51,7 @@ from nni_zerocost.benchmarks.metrics import correlations
 from nni_zerocost.benchmarks.study import select_entries
 from nni_zerocost.errors import BadInputError, ZeroCostError
 from nni_zerocost.data import resolve_corpus
-from nni_zerocost.plan import make_plan
-from nni_zerocost.threads import check_workers
-from nni_zerocost.runner import score_many
+from nni_zerocost.runner import run
 from nni_zerocost.spaces import get_space
 from nni_zerocost.store import ResultStore
 
@@ -97,9 +95,9 @@ def evaluate(space: str = "nlp", proxy: Optional[str] = None, n: int = 300, seed
     spaces = driver_spaces()
     if space not in spaces:
         raise BadInputError("space", f"unknown space; valid: {', '.join(spaces)}", repr(space))
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise BadInputError("n", f"must be an integer >= 1, got {n!r}")
-    workers = check_workers(workers)
+    from nni_zerocost.job import check_counts
+
+    check_counts(n=n)
     core_space = spaces[space]
     proxy = proxy or default_proxy(core_space)
     with tempfile.TemporaryDirectory(prefix="naslib-driver-") as tmp:
@@ -140,8 +138,11 @@ def evaluate(space: str = "nlp", proxy: Optional[str] = None, n: int = 300, seed
 def _check_core(core_space, proxy, proxy_seed, corpus, device, entries, table, store, scores,
                 adapter) -> Dict[str, Any]:
     """The core's own plan over the table's architectures, reading the adapter's store."""
-    plan = make_plan(core_space, [proxy], seed=proxy_seed, corpus=corpus, device=device)
-    records = list(score_many(plan, [(e.arch_id, e.arch) for e in entries], store, progress=False))
+    from nni_zerocost.job import ScoringJob, check_job
+
+    job = ScoringJob.of([proxy], core_space, seed=proxy_seed, corpus=corpus, device=device, workers=1,
+                        store=str(store.path), architectures=tuple((e.arch_id, e.arch) for e in entries))
+    records = list(run(check_job(job), progress=False))
     core_scores = [np.nan if r.results[proxy] is None else r.results[proxy].score for r in records]
     sign = 1.0 if table.benchmark.primary_higher_is_better else -1.0
     core = naslib_metrics(core_scores, [sign * e.truth[table.benchmark.primary] for e in entries])
@@ -202,13 +203,15 @@ def main(argv=None) -> int:
                          "shared out; docs/throughput.md)")
     args = ap.parse_args(argv)
     try:
-        from nni_zerocost.threads import pin_threads_for_run
+        from nni_zerocost.job import check_counts
+        from nni_zerocost.threads import pinned_for_run
 
-        args.workers = check_workers(args.workers)
-        pin_threads_for_run(args.threads)  # this process and its workers
-        r = evaluate(args.space, args.proxy, args.n, args.seed, proxy_seed=args.proxy_seed,
-                     corpus=resolve_corpus(args.corpus, args.data_dir), data_dir=args.data_dir,
-                     check_core=args.check_core, device=args.device, workers=args.workers)
+        if args.threads is not None:
+            check_counts(threads=args.threads)
+        with pinned_for_run(args.threads):  # this process and its workers
+            r = evaluate(args.space, args.proxy, args.n, args.seed, proxy_seed=args.proxy_seed,
+                         corpus=resolve_corpus(args.corpus, args.data_dir), data_dir=args.data_dir,
+                         check_core=args.check_core, device=args.device, workers=args.workers)
     except ZeroCostError as e:
         print(f"{ap.prog}: error: {e}", file=sys.stderr)
         return 2

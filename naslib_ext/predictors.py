@@ -5,8 +5,8 @@
   registry, so ``ZeroCost(method_type="hidden_covariance").query(graph, dataloader=...)`` works
   on the spaces of :mod:`naslib_ext.search_spaces`.
 
-Both score through the core (a :func:`~nni_zerocost.make_plan` plan, many architectures through
-:func:`nni_zerocost.runner.score_many`, which takes ``workers`` and a result store); nothing is
+Both score through the core: one checked job (:func:`nni_zerocost.check_job`), many architectures
+through the runner (:func:`nni_zerocost.runner.run`, with ``workers`` and a result store); nothing is
 re-implemented here.
 
 Data: a NASLib data loader's first ``(inputs, targets)`` pair becomes the batch through the
@@ -37,9 +37,10 @@ from naslib.predictors.utils.pruners import measures as naslib_measures  # noqa:
 
 import nni_zerocost  # noqa: E402
 from nni_zerocost.errors import InvalidArchitectureError, ProxyNotApplicableError  # noqa: E402
-from nni_zerocost.plan import ScoringPlan, ScoringRequest, make_plan, plans_for_any_space  # noqa: E402
+from nni_zerocost.job import CheckedJob, ScoringJob, check_job  # noqa: E402
+from nni_zerocost.plan import ScoringPlan, make_plan, plans_for_any_space  # noqa: E402
 from nni_zerocost.proxies import ProxyResult  # noqa: E402
-from nni_zerocost.runner import raise_for_error, score_many  # noqa: E402
+from nni_zerocost.runner import raise_for_error, run, score_one  # noqa: E402
 from nni_zerocost.spaces import get_space  # noqa: E402
 from nni_zerocost.store import ResultStore  # noqa: E402
 
@@ -104,21 +105,23 @@ class ZeroCostProxyPredictor(Predictor):
         self.corpus = corpus
         self.device = device
         self.workers = workers
-        self.store = None if store is None else (store if isinstance(store, ResultStore) else ResultStore(store))
-        request = ScoringRequest.of([proxy], space, seed=self.seed, corpus=None if corpus is None else str(corpus),
-                                    device=device, **options)
-        # checked once, here, through the core's door (BadInputError names what is wrong)
-        if space is not None:
-            self._plans = {space: make_plan(space, [proxy], seed=self.seed, corpus=request.corpus, batch=batch,
-                                            device=device, **request.options)}
-        else:
-            self._plans = plans_for_any_space(request)
-            if batch is not None:
-                self._plans = {s: make_plan(s, [proxy], seed=self.seed, batch=batch, device=device, **request.options)
-                               for s in self._plans}
+        store_path = None if store is None else str(store.path if isinstance(store, ResultStore) else store)
+        # one job, checked once per space here (BadInputError names what is wrong)
+        self.job = ScoringJob.of([proxy], space, seed=self.seed, corpus=None if corpus is None else str(corpus),
+                                 device=device, workers=workers, store=store_path, **options)
+        self._batch = batch
+        spaces = [space] if space is not None else list(plans_for_any_space(self.job.request))
+        self._jobs: Dict[str, CheckedJob] = {s: self._checked(s, batch) for s in spaces}
+        self._plans = {s: j.plan for s, j in self._jobs.items()}
         if space is None and len(self._plans) == 1:
             space = next(iter(self._plans))
         self.space = space
+
+    def _checked(self, space: str, batch, items=()) -> CheckedJob:
+        job = self.job.replace(request=self.job.request.replace(space=space), architectures=tuple(items))
+        if batch is not None:
+            job = job.replace(request=job.request.replace(corpus=None), workers=1)
+        return check_job(job, need_architectures=False, batch=batch)
 
     # -- NASLib Predictor interface ------------------------------------------------------
     def fit(self, xtrain, ytrain, train_info=None, **kwargs):
@@ -151,8 +154,11 @@ class ZeroCostProxyPredictor(Predictor):
         if dataloader is not None:
             inputs, _ = next(iter(dataloader))
         for space, items in by_space.items():
-            plan = self._plan(space, inputs if dataloader is not None else None, dataloader is not None)
-            for rec in score_many(plan, items, self.store, workers=self.workers, progress=False):
+            self._plan(space, None, False)  # says why a space does not take the settings
+            batch = batch_from_inputs(space, inputs) if dataloader is not None else None
+            archs = [(i, get_space(space).to_dict(core)) for i, core in items]
+            checked = self._checked(space, batch if batch is not None else self._batch, archs)
+            for rec in run(checked, progress=False):
                 if rec.status == "invalid":
                     raise InvalidArchitectureError(rec.error)
                 raise_for_error(rec)
@@ -224,10 +230,11 @@ def _naslib_measure(net, inputs, targets, split_data=1, loss_fn=None, proxy: str
         )
     # scored on the device NASLib put the batch on (ZeroCost moves it to its own device)
     device = getattr(inputs, "device", "cpu")
-    plan = make_plan(graph.core_space, [proxy], seed=MEASURE_SEED, batch=batch_from_inputs(graph.core_space, inputs),
-                     device=device)
-    result = plan.score(graph.core_arch())[proxy]
-    return [torch.tensor(_value(result), dtype=torch.float64)]
+    job = ScoringJob.of([proxy], graph.core_space, seed=MEASURE_SEED, device=str(device), store=None, workers=1)
+    checked = check_job(job, need_architectures=False, batch=batch_from_inputs(graph.core_space, inputs))
+    rec = score_one(checked, graph.core_arch())
+    raise_for_error(rec)
+    return [torch.tensor(_value(rec.results[proxy]), dtype=torch.float64)]
 
 
 def register_naslib_measures(names: Optional[Iterable[str]] = None) -> List[str]:

@@ -13,76 +13,30 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .errors import BadInputError
 
 
 @dataclasses.dataclass(frozen=True)
 class SizeBudget:
     """``max_params`` (every parameter, tied ones once), ``max_nonembedding_params`` (without the
     embedding tables: LTS's "decoder parameters") and/or ``max_flops`` (forward FLOPs per token);
-    None = no limit.  Checked when made: positive numbers only."""
+    None = no limit.  A value type: the job checks the numbers (:func:`nni_zerocost.job.check_job`)."""
 
     max_params: Optional[float] = None
-    max_flops: Optional[float] = None
     max_nonembedding_params: Optional[float] = None
+    max_flops: Optional[float] = None
+    max_layers: Optional[float] = None
 
-    #: the keyword arguments every adapter takes for a budget
-    FIELDS = ("max_params", "max_nonembedding_params", "max_flops")
-
-    @classmethod
-    def pop_from(cls, fields: Dict[str, Any]) -> "SizeBudget":
-        """The budget in keyword arguments (removed from ``fields``)."""
-        return cls(**{k: fields.pop(k) for k in cls.FIELDS if k in fields})
-
-    def __post_init__(self):
-        for field in self.FIELDS:
-            v = getattr(self, field)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0
-                                  or not math.isfinite(v)):
-                raise BadInputError(field, f"must be a positive number, got {v!r}")
+    #: the fields, in the order reports name them (each is a job field and a search flag)
+    FIELDS = ("max_params", "max_nonembedding_params", "max_flops", "max_layers")
 
     @property
     def active(self) -> bool:
         return any(getattr(self, f) is not None for f in self.FIELDS)
 
-    def check_space(self, space: str) -> None:
-        """A FLOPs budget needs a space that counts FLOPs (before any work)."""
-        from .spaces import get_space
-
-        sp = get_space(space)
-        if self.max_flops is not None and sp.flops(sp.smoke_architecture()) is None:
-            raise BadInputError("max_flops", f"the {space!r} space does not count FLOPs; use max_params")
-        if self.max_nonembedding_params is not None and sp.nonembedding_param_count(sp.smoke_architecture()) is None:
-            raise BadInputError("max_nonembedding_params", f"the {space!r} space does not count non-embedding "
-                                                           "parameters; use max_params")
-
-    def sizes(self, space: Optional[str], arch, options: Optional[Mapping[str, Any]] = None) -> Dict[str, float]:
-        """``{"params": n, "flops": f}`` of an architecture (a space's) or a candidate of a user's
-        NNI space (``build(seed)``, then its parameters counted); FLOPs only where counted."""
-        if space is None:
-            if self.max_nonembedding_params is not None or self.max_flops is not None:
-                raise BadInputError("max_params", "a user's own model space is budgeted by max_params only")
-            model = arch.build(0) if hasattr(arch, "build") else arch
-            return {"params": float(sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()))}
-        from .spaces import get_space
-
-        sp = get_space(space)
-        out: Dict[str, float] = {}
-        n = sp.param_count(arch, **dict(options or {}))
-        if n is None:
-            with sp.context(arch, sp.smoke_batch(), **dict(options or {})) as ctx:
-                n = ctx.param_count()
-        out["params"] = float(n)
-        f = sp.flops(arch, **dict(options or {}))
-        if f is not None:
-            out["flops"] = float(f)
-        ne = sp.nonembedding_param_count(arch, **dict(options or {}))
-        if ne is not None:
-            out["nonembedding_params"] = float(ne)
-        return out
+    def limits(self) -> Dict[str, float]:
+        return {f: getattr(self, f) for f in self.FIELDS if getattr(self, f) is not None}
 
     def over(self, sizes: Mapping[str, float]) -> Optional[str]:
         """Why ``sizes`` break the budget (one line), or None when they fit."""
@@ -95,7 +49,33 @@ class SizeBudget:
                            f"{self.max_nonembedding_params:.4g}")
         if self.max_flops is not None and sizes.get("flops", 0.0) > self.max_flops:
             reasons.append(f"{sizes['flops']:.4g} FLOPs per token > {self.max_flops:.4g}")
+        if self.max_layers is not None and sizes.get("n_layers", 0.0) > self.max_layers:
+            reasons.append(f"{sizes['n_layers']:.0f} layers > {self.max_layers:.0f}")
         return "over budget: " + "; ".join(reasons) if reasons else None
+
+
+def sizes(space, arch, options: Optional[Mapping[str, Any]] = None) -> Dict[str, float]:
+    """``{"params": n, "nonembedding_params": m, "flops": f}`` of an architecture of ``space``
+    (a :class:`~nni_zerocost.spaces.SearchSpace`), counted from the architecture where the space
+    can (no model work), else from its built model (no forward); FLOPs and non-embedding
+    parameters only where the space counts them."""
+    options = dict(options or {})
+    out: Dict[str, float] = {}
+    n = space.param_count(arch, **options)
+    if n is None:
+        with space.context(arch, space.smoke_batch(), **options) as ctx:
+            n = ctx.param_count()
+    out["params"] = float(n)
+    f = space.flops(arch, **options)
+    if f is not None:
+        out["flops"] = float(f)
+    ne = space.nonembedding_param_count(arch, **options)
+    if ne is not None:
+        out["nonembedding_params"] = float(ne)
+    depth = space.layer_count(arch, **options)
+    if depth is not None:
+        out["n_layers"] = float(depth)
+    return out
 
 
 def pareto_front(points: Sequence[Tuple[Optional[float], float]]) -> List[int]:
@@ -112,28 +92,27 @@ def pareto_front(points: Sequence[Tuple[Optional[float], float]]) -> List[int]:
     return front
 
 
-def size_note(space: str, proxy: str, budget: SizeBudget, samples: int = 8) -> Optional[str]:
-    """A warning (one line) when ``proxy`` ranks bigger models higher by construction
-    (``scales_with_size``) and ``space`` varies model size while ``budget`` sets no limit: the
-    search would mostly return the space's biggest models.  None otherwise."""
+def size_bias_note(proxy: str, sizes: Sequence[Optional[float]], scores: Sequence[Optional[float]],
+                   top: int = 5, tau_above: float = 0.5, what: str = "parameters") -> Optional[str]:
+    """One line when a search's result is driven by size, measured on the run itself: the
+    candidates' Kendall tau between size and score is above ``tau_above`` *and* the ``top``
+    best are bigger than the median candidate.  None otherwise (a proxy that grows with size
+    in general may still rank this run's candidates by something else)."""
     import numpy as np
+    from scipy import stats
 
-    from .proxies import get_proxy
-    from .proxies.base import parse_proxy_spec
-    from .spaces import get_space
-
-    if budget.active:
+    pairs = [(float(n), float(s)) for n, s in zip(sizes, scores)
+             if n is not None and s is not None and math.isfinite(s)]
+    if len(pairs) < max(8, top + 3):
         return None
-    name = parse_proxy_spec(proxy)[0]
-    impl = get_proxy(name).impl(space)
-    if not impl.scales_with_size:
+    n, s = np.array(pairs).T
+    if np.ptp(n) == 0 or np.ptp(s) == 0:
         return None
-    sp = get_space(space)
-    rng = np.random.default_rng(0)
-    sizes = {sp.param_count(sp.sample(rng)) for _ in range(samples)}
-    if len(sizes) < 2 or None in sizes:
+    tau = float(stats.kendalltau(n, s).statistic)
+    best = n[np.argsort(-s, kind="stable")[:top]]
+    if tau <= tau_above or float(np.median(best)) <= float(np.median(n)):
         return None
-    return (f"note: {name} grows with model size ({impl.size}); the {space} space varies size "
-            f"({min(sizes):,}..{max(sizes):,} parameters in {samples} samples), so this search tends to return its "
-            "biggest models: set a size budget (max_params / max_nonembedding_params / max_flops), or use a "
-            "size-normalised variant")
+    return (f"note: {proxy} ranked this run's candidates largely by size (Kendall tau {tau:.2f} between {what} "
+            f"and score over {len(pairs)} candidates; the top {len(best)} have a median of {np.median(best):,.0f} "
+            f"{what} against {np.median(n):,.0f} for all): set a size budget (on parameters, non-embedding "
+            "parameters or FLOPs per token) or look at the Pareto front")

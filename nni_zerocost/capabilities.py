@@ -106,6 +106,10 @@ class RecurrentGradients(Protocol):
     def recurrent_parameter_names(self) -> List[str]:
         """``named_parameters`` names of every weight and bias of the recurrent layers."""
 
+    def parameter_values(self, names: Sequence[str]) -> Dict[str, torch.Tensor]:
+        """``{name: weight}`` of the parameters ``names`` (the names ``gradients`` keys
+        ``param_grads`` by), detached: what saliency-style proxies multiply the gradients by."""
+
     def hessian_gradient(self, loss: str, names: Sequence[str]) -> Dict[str, torch.Tensor]:
         """GraSP's Hessian-gradient product ``H g`` over the parameters ``names``."""
 
@@ -120,6 +124,26 @@ class CellGraph(Protocol):
 
     def paper_parameter_names(self) -> List[str]:
         """The parameters the paper's synaptic saliency summed (its selection, off-by-one kept)."""
+
+    def recurrence_degree(self) -> int:
+        """The highest power of the state the cell multiplies without a squashing activation
+        between (1: linear in the state; >= 2: it multiplies itself, a divergence risk)."""
+
+
+@capability("cell_layers")
+class CellLayers(Protocol):
+    """The NAS-Bench-NLP model's layers as modules, for proxies that run its recurrence step by step."""
+
+    def cell_layer(self, layer: int) -> Any:
+        """Layer ``layer`` (1-based) of the context's model: called on inputs (T, B, E) with an
+        optional state list; ``hidden_size`` and ``cell.hidden_tuple_size`` describe it."""
+
+    def layer_input(self, noise: float = 0.0) -> torch.Tensor:
+        """(T, B, E): the embedded batch layer 1 reads (no autograd)."""
+
+    def incoming_states_for_seed(self, layer: int, seed: int) -> torch.Tensor:
+        """(T, B, H): :meth:`RecurrentStates.incoming_states` of the model whose weights are drawn
+        with ``seed`` instead of the context's."""
 
 
 # -- transformers ------------------------------------------------------------------------------
@@ -204,6 +228,7 @@ class BertPaperForms(Protocol):
 
 
 __all__ = ["Capability", "CAPABILITIES", "capability", "check_names", "missing"] + [
-    p.__name__ for p in (Parameters, RecurrentStates, RecurrentGradients, CellGraph, Weights, WeightGradients, SplitGradients,
+    p.__name__ for p in (Parameters, RecurrentStates, RecurrentGradients, CellGraph, CellLayers, Weights, WeightGradients,
+                         SplitGradients,
                          AttentionConfidence, HeadGates, FeedForwardCodes, LayerSpectra, BertPaperForms)
 ]

@@ -42,7 +42,7 @@ def resolve_device(device: Any = "auto") -> torch.device:
     if not cuda_available():
         raise BadInputError("device", "CUDA was asked for but is not available here (torch "
                             f"{torch.__version__}, CUDA build: {torch.version.cuda or 'none'}); "
-                            "use --device cpu or auto", repr(device))
+                            "ask for cpu or auto", repr(device))
     n = torch.cuda.device_count()
     i = torch.cuda.current_device() if index is None else int(index)
     if i >= n:

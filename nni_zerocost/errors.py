@@ -6,6 +6,8 @@ for callers who do not know our types.
 """
 from __future__ import annotations
 
+import re
+
 
 class ZeroCostError(Exception):
     """Base class of all errors raised on purpose by nni-zerocost."""
@@ -52,17 +54,44 @@ class ProxyOptionError(ZeroCostError, ValueError):
     """A proxy option that the proxy does not have, or a malformed ``name:key=value`` spec."""
 
 
-class BadInputError(ZeroCostError, ValueError):
-    """A request refused before any work is done (:func:`nni_zerocost.make_plan`).
+def arg(field: str, value: object = ...) -> str:
+    """How a message names another field of the request or job (with a value, or not): a
+    placeholder each front end renders in its own words (:meth:`BadInputError.render`):
+    ``--max-params`` / ``--no-resume`` on the command line, ``max_params=`` / ``resume=False``
+    in Python."""
+    return f"<<{field}>>" if value is ... else f"<<{field}:{value!r}>>"
 
-    ``field`` is the keyword argument or CLI flag at fault (``proxy``, ``corpus``, ``init``,
-    ...), ``subject`` the value as shown to the user (quoted; or None) and ``problem`` what is wrong and what is
-    allowed, so a front end can name its own flag without parsing the message.
+
+_ARG = re.compile(r"<<([a-z_]+)(?::([^>]*))?>>")
+
+
+def python_name(field: str, value: object = ...) -> str:
+    """A field as a Python keyword argument: ``max_params=`` or ``resume=False``."""
+    return f"{field}=" if value is ... else f"{field}={value!r}"
+
+
+class BadInputError(ZeroCostError, ValueError):
+    """A request refused before any work is done (:func:`nni_zerocost.job.check_job`).
+
+    ``field`` is the keyword argument or job field at fault (``proxy``, ``corpus``, ``init``,
+    ...; the CLI's flag of the same name), ``subject`` the value as shown to the user (quoted; or
+    None) and ``problem`` what is wrong and what is allowed, naming other fields with
+    :func:`arg`, so each front end names its own flags and parameters.
     """
 
     def __init__(self, field: str, problem: str, subject: str | None = None):
         self.field, self.problem, self.subject = field, problem, subject
-        super().__init__(f"{field} {subject}: {problem}" if subject is not None else f"{field}: {problem}")
+        super().__init__(self.render(python_name))
+
+    def render(self, name_of) -> str:
+        """The message with every field named by ``name_of(field[, value])`` (the field at fault
+        too, without a value)."""
+        import ast
+
+        problem = _ARG.sub(lambda m: name_of(m.group(1)) if m.group(2) is None else
+                           name_of(m.group(1), ast.literal_eval(m.group(2))), self.problem)
+        head = name_of(self.field).rstrip("=")
+        return f"{head} {self.subject}: {problem}" if self.subject is not None else f"{head}: {problem}"
 
 
 def suggest(name, valid) -> str:

@@ -99,14 +99,13 @@ class ProxyRequest:
 
 @dataclasses.dataclass(frozen=True)
 class ScoringPlan:
-    """A checked scoring request; build with :func:`make_plan` (a space) or
-    :func:`make_model_plan` (a user's model).
+    """A checked scoring request; build with :func:`make_plan`.
 
     ``context_options`` holds only the options given with a non-default value, so results
-    stored before an option existed keep their keys.  ``device`` is the resolved
-    ``torch.device`` models and batches are built on (weights are drawn on the CPU and moved).
-    ``space`` is the registered space's name, or for a user's model its description (the
-    model's class, or the NNI space class it was sampled from).
+    stored before an option existed keep their keys.  ``device`` is the ``torch.device`` models
+    and batches are built on (weights are drawn on the CPU and moved); an index-less ``cuda``
+    means the current CUDA device of the process scoring (each worker has its own).
+    ``scoring_request`` is the request the plan was made from, as given.
     """
 
     space: str
@@ -116,7 +115,11 @@ class ScoringPlan:
     context_options: Mapping[str, Any]
     device: torch.device = torch.device("cpu")
     scoring_request: Optional[ScoringRequest] = None
-    model_contexts: bool = False  # architectures are torch modules scored by the generic contexts
+
+    @property
+    def search_space(self):
+        """The registered :class:`~nni_zerocost.spaces.SearchSpace` of the plan."""
+        return get_space(self.space)
 
     @property
     def specs(self) -> Tuple[str, ...]:
@@ -129,29 +132,27 @@ class ScoringPlan:
     def request(self, spec: str) -> ProxyRequest:
         return next(r for r in self.requests if r.spec == spec)
 
-    # -- architectures: the space's, or a user's NNI sample (``key``, ``sample``, ``build``) ---
+    # -- architectures: everything the space says of them ------------------------------------
     def parse(self, arch):
-        return arch if self.model_contexts else get_space(self.space).parse(arch)
+        return self.search_space.parse(arch)
 
     def to_dict(self, arch):
-        return dict(getattr(arch, "sample", None) or {}) if self.model_contexts else get_space(self.space).to_dict(arch)
+        return self.search_space.to_dict(arch)
 
-    def arch_hash(self, arch) -> str:
-        return getattr(arch, "key", None) if self.model_contexts else get_space(self.space).arch_hash(arch)
+    def arch_hash(self, arch) -> Optional[str]:
+        return self.search_space.arch_hash(arch)
 
-    def arch_key(self, arch) -> str:
-        """What identifies ``arch``'s scores under this plan (canonical or exact hash; for a
-        user's NNI space, the frozen sample)."""
-        if self.model_contexts:
-            key = getattr(arch, "key", None)
-            if key is None:
-                raise TypeError("scores of a bare model have no store key; score it without a store")
-            return key
-        return get_space(self.space).arch_key(arch, **self.context_options)
+    def arch_key(self, arch) -> Optional[str]:
+        """What identifies ``arch``'s scores under this plan (canonical or exact hash); None
+        for an architecture whose scores cannot be stored (a model object without a recipe)."""
+        return self.search_space.arch_key(arch, **self.context_options)
 
     @property
     def device_name(self) -> str:
-        """What every record says computed it: ``"cpu"`` or ``"cuda:0"``."""
+        """What every record says computed it: ``"cpu"`` or ``"cuda:0"`` (an index-less CUDA
+        device is named by the current device of the process that scores)."""
+        if self.device.type == "cuda" and self.device.index is None:
+            return f"cuda:{torch.cuda.current_device()}"
         return str(self.device)
 
     @property
@@ -170,23 +171,23 @@ class ScoringPlan:
                         self.key_context)
 
     def context(self, arch):
-        if self.model_contexts:
-            from .models import model_context
+        return self.search_space.context(arch, self.batch, seed=self.seed, device=self.device,
+                                         **self.context_options)
 
-            build = getattr(arch, "build", None)  # a sample of a user's NNI space
-            model = build(self.seed) if build is not None else arch
-            return model_context(model, self.batch, seed=self.seed, device=self.device)
-        return get_space(self.space).context(arch, self.batch, seed=self.seed, device=self.device,
-                                             **self.context_options)
+    def check_applies_to(self, arch) -> None:
+        """Every proxy of the plan applies to ``arch``'s model, for spaces whose models offer
+        different capabilities (your own models); BadInputError naming what it lacks."""
+        if self.search_space.offers_vary:
+            with self.context(arch) as ctx:
+                check_applies(self.requests, ctx)
 
     def score(self, arch, requests: Optional[Sequence[ProxyRequest]] = None) -> Dict[str, ProxyResult]:
         """``{spec: ProxyResult}`` of one architecture, in plan order, on one shared context
-        (:func:`~nni_zerocost.proxies.base.compute_many` orders the passes)."""
-        from .threads import scoring_threads
-
+        (:func:`~nni_zerocost.proxies.base.compute_many` orders the passes).  Threads are the
+        caller's (the runner applies the thread policy once per run)."""
         todo = self.requests if requests is None else requests
-        with scoring_threads(), self.context(arch) as ctx:
-            if self.model_contexts:
+        with self.context(arch) as ctx:
+            if self.search_space.offers_vary:
                 check_applies(todo, ctx)
             return compute_many(ctx, [(r.spec, r.name, r.options) for r in todo])
 
@@ -201,6 +202,7 @@ def make_plan(
     batch_size: Optional[int] = None,
     seq_len: Optional[int] = None,
     device: Any = "auto",
+    remote_gpus: bool = False,
     **context_options: Any,
 ) -> ScoringPlan:
     """Check a scoring request and return its plan; :class:`BadInputError` otherwise.
@@ -211,6 +213,8 @@ def make_plan(
     available, else the CPU; ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; CUDA asked for where there is
     none is refused) and the space's context options as keywords (``init`` for rnn, ...).
     ``batch`` passes a ready batch object instead (not part of the request: it is no JSON).
+    ``remote_gpus``: the work runs on GPUs elsewhere (Ray tasks with a GPU share), so the plan is
+    a CUDA plan even where this machine has none.
     """
     if isinstance(space, ScoringRequest):
         if proxies is not None or context_options:
@@ -222,11 +226,13 @@ def make_plan(
                                      seq_len=seq_len, device=device, options=context_options)
         except TypeError as e:
             raise BadInputError("request", str(e)) from None
-    return _plan(request, batch)
+    return _plan(request, batch, remote_gpus)
 
 
-def _plan(request: ScoringRequest, batch: Any) -> ScoringPlan:
+def _plan(request: ScoringRequest, batch: Any, remote_gpus: bool = False) -> ScoringPlan:
     name = request.space
+    if name is None:
+        raise BadInputError("space", f"no search space given; valid spaces: {', '.join(list_spaces())}")
     try:
         sp = get_space(name)
     except UnknownNameError:
@@ -235,76 +241,60 @@ def _plan(request: ScoringRequest, batch: Any) -> ScoringPlan:
     specs = list(dict.fromkeys(request.proxies))
     if not specs:
         raise BadInputError("proxy", f"no proxy given; proxies for the {name!r} space: {', '.join(list_proxies(name))}")
-    requests = tuple(_request(name, spec, sp.offers, sp.limits()) for spec in specs)
-    seed = check_seed(request.seed)
+    requests = tuple(_request(name, spec, sp.offers, sp.limits(), offers_vary=sp.offers_vary) for spec in specs)
+    seed = _check_seed(request.seed)
     ctx_opts = _context_options(name, sp.context_options(), request.options)
-    dev = resolve_device(request.device)
+    if remote_gpus:  # each task's own GPU: "cuda" resolves to it where the task runs
+        dev = torch.device("cuda")
+    else:
+        dev = resolve_device(request.device)
     if batch is None:
         batch = _batch(sp, request.corpus, request.batch_size, request.seq_len)
     elif request.corpus is not None or request.batch_size is not None or request.seq_len is not None:
         raise BadInputError("batch", "give either a ready batch or corpus/batch_size/seq_len, not both")
+    else:
+        batch = sp.given_batch(batch)
     return ScoringPlan(name, requests, seed, batch, ctx_opts, dev, request)
 
 
 def make_model_plan(model, proxies: Union[str, Sequence[str]], *, batch: Any = None, seed: int = 0,
-                    device: Any = None, label: Optional[str] = None) -> ScoringPlan:
-    """The plan scoring a user's own language model (:func:`nni_zerocost.score_model`).
-
-    ``model`` is a ``torch.nn.Module`` (or an NNI sample with ``build(seed)``); it is wrapped
-    once here to learn what it offers, so a proxy it cannot give fails now, with one line naming
-    what the model lacks.  ``batch``: token ids ``(B, T)``, a corpus path, ``(texts,
-    tokenizer)``, or None (the Zipf batch over the model's vocabulary).  ``device``: None = where
-    the model's parameters are.
-    """
-    from .models import model_batch, model_context
-
-    specs = [proxies] if isinstance(proxies, str) else list(dict.fromkeys(proxies or ()))
-    if not specs:
-        raise BadInputError("proxy", "no proxy given")
-    seed = check_seed(seed)
-    built = model.build(seed) if hasattr(model, "build") and not isinstance(model, torch.nn.Module) else model
-    dev = None if device is None else resolve_device(device)
-    the_batch = model_batch(built, batch)
-    with model_context(built, the_batch, seed=seed, device=dev) as ctx:
-        offers, limits = frozenset(ctx.offers), _context_limits(ctx)
-        space = label or ctx.label
-        dev = ctx.device
-    requests = tuple(_request(space, spec, offers, limits, what="model") for spec in specs)
-    return ScoringPlan(space, requests, seed, the_batch, {}, dev, None, model_contexts=True)
-
-
-def _context_limits(ctx) -> Dict[str, int]:
-    from .proxies.base import context_limits
-
-    return context_limits(ctx)
+                    device: Any = None) -> ScoringPlan:
+    """The plan scoring a user's own language model object (:func:`nni_zerocost.score_model`):
+    a plan of the ``model`` space, checked against what this model offers (one line naming what
+    it lacks otherwise).  ``device``: None = where the model's parameters are."""
+    if device is None and isinstance(model, torch.nn.Module):
+        p = next(model.parameters(), None)
+        device = "cpu" if p is None else str(p.device)
+    plan = make_plan("model", proxies, seed=seed, batch=batch, device="auto" if device is None else device)
+    plan.check_applies_to(plan.parse(model))
+    return plan
 
 
 def check_applies(requests: Sequence[ProxyRequest], ctx) -> None:
-    """Every request's proxy has an implementation for ``ctx`` (a candidate of a user's space
-    whose models differ); BadInputError naming what the model lacks otherwise."""
+    """Every request's proxy has an implementation for ``ctx`` and its options fit the model
+    (a model whose capabilities are known only once built); BadInputError naming what the model
+    lacks otherwise."""
+    from .proxies.base import context_limits
+
     for r in requests:
         proxy = get_proxy(r.name)
-        if proxy.impl_for(ctx.offers) is None:
+        impl = proxy.impl_for(ctx.offers)
+        if impl is None:
             raise BadInputError("proxy", f"{r.name!r} does not apply to {ctx.label}: it needs "
                                          f"{proxy.missing_text(ctx.offers).replace('the model', 'it')}", repr(r.spec))
+        try:
+            impl.check_options(r.name, r.options, ctx.offers, context_limits(ctx))
+        except ProxyOptionError as e:
+            raise BadInputError("proxy", str(e).replace("this model", ctx.label), repr(r.spec)) from None
 
 
-def check_seed(seed: Any) -> int:
+def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise BadInputError("seed", f"must be an integer >= 0, got {seed!r}")
     return int(seed)
 
 
-def check_count(field: str, value: Any, minimum: int = 1) -> int:
-    """A count option (workers, budget, top, limit): an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise BadInputError(field, f"must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise BadInputError(field, f"must be at least {minimum}, got {value!r}")
-    return int(value)
-
-
-def _request(space: str, spec: Any, offers, limits, what: str = "space") -> ProxyRequest:
+def _request(space: str, spec: Any, offers, limits, what: str = "space", offers_vary: bool = False) -> ProxyRequest:
     if not isinstance(spec, str) or not spec.strip():
         raise BadInputError("proxy", "a proxy spec is a non-empty string such as 'hidden_covariance:layer=2'",
                             repr(spec))
@@ -323,6 +313,17 @@ def _request(space: str, spec: Any, offers, limits, what: str = "space") -> Prox
         lacks = proxy.missing_text(offers).replace("the model", "it")
         raise BadInputError("proxy", f"{name!r} does not apply to {where}: it needs {lacks}; proxies for {where}: "
                                      f"{', '.join(valid)}", repr(spec))
+    if offers_vary:  # which implementation runs depends on each model: keep the options as given,
+        # checked by the first implementation that takes them; defaults are filled per model
+        candidates = [i for i in proxy.impls if i.needs <= set(offers)]
+        for i, candidate in enumerate(candidates):
+            try:
+                checked = candidate.check_options(name, given, None, limits)
+            except ProxyOptionError as e:
+                if i == len(candidates) - 1:
+                    raise BadInputError("proxy", str(e).replace("this model", where), repr(spec)) from None
+                continue
+            return ProxyRequest(spec, name, {k: checked[k] for k in given}, proxy.higher_is_better)
     try:
         options = impl.check_options(name, given, offers, limits)
     except ProxyOptionError as e:
@@ -380,7 +381,7 @@ def check_request(request: ScoringRequest) -> None:
                                          f"{', '.join(list_proxies())}", repr(spec))
     if not request.proxies:
         raise BadInputError("proxy", "no proxy given")
-    check_seed(request.seed)
+    _check_seed(request.seed)
     resolve_device(request.device)
     for option in request.options:
         if not any(option in get_space(s).context_options() for s in list_spaces()):
@@ -388,13 +389,13 @@ def check_request(request: ScoringRequest) -> None:
 
 
 def plans_for_any_space(request: ScoringRequest) -> Dict[str, ScoringPlan]:
-    """Plans for every registered space that takes the whole request (adapters that learn the
-    space only from their first candidate); the most relevant error when no space does."""
+    """Plans for every registered searchable space that takes the whole request (adapters that
+    learn the space only from their first candidate); the most relevant error when no space does."""
     check_request(request)
     plans: Dict[str, ScoringPlan] = {}
     errors = []
     first = parse_proxy_spec(request.proxies[0])[0]
-    for space in list_spaces():
+    for space in (s for s in list_spaces() if get_space(s).searchable):
         try:
             plans[space] = make_plan(request.replace(space=space))
         except BadInputError as e:

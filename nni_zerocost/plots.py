@@ -13,9 +13,10 @@ panel's tau over the group's architectures or why it has none.
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import stats
@@ -263,3 +264,80 @@ def _scale_y(ax, y: np.ndarray) -> str:
         return ""
     ax.set_yscale("symlog", linthresh=_linthresh(y))
     return ", symlog axis"
+
+
+def plot_front(points: Sequence[Tuple[float, float]], front: Sequence[Tuple[float, float]], proxy: str, measure: str,
+               out: str | Path, title: str = "") -> Path:
+    """The score of every scored candidate against a size or cost (x: lower is cheaper), the
+    Pareto front drawn as a step line through its points (no candidate has both a higher score
+    and a lower cost than a point on it)."""
+    plt = _plt()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    if points:
+        x, y = np.array(points, dtype=float).T
+        ax.scatter(x, y, s=12, alpha=0.5, color="tab:gray", label="candidate")
+    if front:
+        fx, fy = np.array(sorted(front), dtype=float).T
+        ax.step(fx, fy, where="post", color="tab:red", lw=1.5)
+        ax.scatter(fx, fy, s=36, color="tab:red", zorder=3, label=f"Pareto front ({len(front)})")
+    ax.set_xlabel(measure)
+    ax.set_ylabel(f"{proxy} (higher = better)")
+    ax.set_title(title or f"{proxy} against {measure}", fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    fig.savefig(out.with_suffix(".svg"))
+    plt.close(fig)
+    return out
+
+
+def plot_results(results: str, benchmark: str, out, data_dir: Optional[str] = None) -> List[Path]:
+    """Figures of a score file against a benchmark's truth (``plot`` command), joined on the
+    architecture hash: a record whose id names another architecture is matched by its hash, and
+    a file with records of architectures outside the benchmark is refused (one line)."""
+    from .benchmarks.base import get_benchmark
+    from .data import data_dir as folder_of
+    from .errors import ZeroCostError
+    from .spaces import get_space
+    from .store import read_jsonl
+
+    bench = get_benchmark(benchmark)
+    sp = get_space(bench.space)
+    entries = bench.load(folder_of(data_dir, bench))
+    by_id = {json.dumps(e.arch_id): e for e in entries}
+    by_hash: dict = {}
+    for e in entries:
+        by_hash.setdefault(sp.arch_hash(e.arch), e)
+    rows = [obj for _, obj in read_jsonl(results)]
+    if not rows:
+        raise ZeroCostError(f"{results}: no records")
+    if any("scores" not in r for r in rows):
+        raise ZeroCostError(f"{results}: records without 'scores' (written by an older version); "
+                            "re-run 'nni-zerocost score' (the store makes it cheap)")
+    matched, unmatched = [], 0
+    for r in rows:
+        h = r.get("arch_hash")
+        e = by_id.get(json.dumps(r.get("arch_id", r.get("id"))))
+        if e is None or sp.arch_hash(e.arch) != h:  # the id is not this architecture: join on the hash
+            e = by_hash.get(h)
+        if e is None:
+            if r.get("status") != "invalid":
+                unmatched += 1
+            continue
+        if e.truth.get(bench.primary) is not None:
+            matched.append((e, r))
+    if unmatched:
+        rows_text = f"{len(rows):,} row" + ("s" if len(rows) != 1 else "")
+        raise ZeroCostError(f"{results}: {unmatched} of {rows_text} do not match an architecture of {bench.name} "
+                            "(by architecture hash); plot only results scored on its architectures")
+    if not matched:
+        raise ZeroCostError(f"{results}: no record matches an architecture of {bench.name} with a known {bench.primary}")
+    specs = list(matched[0][1]["scores"])
+    scores = {s: [r["scores"].get(s) for _, r in matched] for s in specs}
+    flags = {s: [s in (r.get("flags") or {}) for _, r in matched] for s in specs}
+    written = plot_study(bench.name, bench.primary, [e.truth[bench.primary] for e, _ in matched], scores, flags,
+                         out, [e.group for e, _ in matched], bench.primary_higher_is_better,
+                         bench.group_by or "groups")
+    return written

@@ -8,9 +8,9 @@ A distribution registers its proxies or spaces by declaring an entry point in on
 
 Loading the entry point imports the module, whose ``@register_proxy`` / ``@register_space``
 decorators register what it defines.  Code that is not installed loads with ``--plugin
-pkg.module`` on the command line, or the environment variable ``NNI_ZEROCOST_PLUGINS``
-(modules separated by commas).  :func:`load_plugin` also appends the module to that variable,
-so worker processes, NNI trials and NASLib runs started from this process load it too.
+pkg.module`` on the command line (a job's ``plugins``: every worker process, Ray task and NNI
+trial of the job loads them from the job), or the environment variable ``NNI_ZEROCOST_PLUGINS``
+(modules separated by commas), which processes started from this one inherit.
 
 A plugin that fails to import is an error naming it (never silently skipped: a typo in a plugin
 must not show up later as "unknown proxy").
@@ -59,16 +59,12 @@ def load_plugins() -> None:
 
 
 def load_plugin(module: str) -> None:
-    """Import ``module`` (``pkg.module``) so that its proxies and spaces register, and pass it
-    on to child processes through ``$NNI_ZEROCOST_PLUGINS``.  BadInputError naming the module
-    when it cannot be imported."""
+    """Import ``module`` (``pkg.module``) so that its proxies and spaces register (once per
+    process).  BadInputError naming the module when it cannot be imported.  The environment is
+    left as it is: a job carries its plugins to the processes that score it."""
     if not isinstance(module, str) or not module.strip():
         raise BadInputError("plugin", "a plugin is a module name such as 'my_package.proxies'", repr(module))
-    module = module.strip()
-    _import(module, "--plugin")
-    names = _env_modules()
-    if module not in names:
-        os.environ[ENV] = ",".join(names + [module])
+    _import(module.strip(), "--plugin")
 
 
 def _import(module: str, origin: str) -> None:

@@ -2,8 +2,9 @@
 
 Why Ray (and not a scheduler of our own): it already places tasks by CPU and GPU fractions,
 retries a task whose worker died, and runs the same on a laptop and a cluster.  The runner keeps
-everything else: the plan is checked once, here, before any task starts; every task runs that
-plan (shipped once with ``ray.put``) on one architecture with pinned threads; records and the
+everything else: the job is checked once, by the front end, before any task starts; every task
+runs its plan (the job's JSON shipped once with ``ray.put``, the plan made once per Ray worker)
+on one architecture with pinned threads; records and the
 store are written by the caller, in input order.  So a Ray run gives the same records, bit for
 bit, as a local run with as many threads per worker.
 
@@ -16,7 +17,6 @@ module, named in ``$NNI_ZEROCOST_PLUGINS``) installed.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import Any, Optional
 
@@ -37,58 +37,32 @@ def import_ray():
     return ray
 
 
-_WORKER_PLANS: dict = {}  # in a Ray worker: the plan of the run it serves, by object id
-
-
-def _plan_of(holder):
-    """The plan behind ``holder`` (a one-element list holding its object ref, so that Ray does not
-    fetch and unpickle it for every task): fetched once per worker process and run."""
+def _score_task(job_holder, arch_obj, specs, threads: int, cost_request=None):
+    """Run in a Ray worker: the runner's evaluation of one architecture under the job's plan
+    (made once per worker process from the job's JSON, which Ray fetches once: ``job_holder``
+    is a one-element list holding its object ref), with pinned threads, on the GPU Ray gave
+    this task (if any)."""
     import ray
 
-    key = holder[0].hex()
-    if key not in _WORKER_PLANS:
-        _WORKER_PLANS.clear()
-        _WORKER_PLANS[key] = ray.get(holder[0])
-    return _WORKER_PLANS[key]
+    from .worker import evaluate, plan_of
 
-
-def _score_task(plan_holder, arch_obj, specs, threads: int):
-    """Run in a Ray worker: the runner's worker evaluation, with pinned threads, on the GPU Ray
-    gave this task (if any)."""
-    from .runner import _evaluate
-
-    plan = _plan_of(plan_holder)
     pin_threads(threads)
+    plan = plan_of(ray.get(job_holder[0]))
+    status, payload, bug, device, costs = evaluate(plan, arch_obj, specs, cost_request)
     if plan.device.type == "cuda":
-        import ray
-        import torch
-
-        ids = ray.get_gpu_ids()
         # Ray limits CUDA_VISIBLE_DEVICES to the task's GPUs: the first visible one is ours;
         # the record names the GPU by its node-wide id
-        plan = dataclasses.replace(plan, device=torch.device("cuda", 0))
-        status, payload, bug, _ = _evaluate(plan, arch_obj, specs)
-        return status, payload, bug, f"cuda:{int(ids[0]) if ids else 0}"
-    return _evaluate(plan, arch_obj, specs)
+        ids = ray.get_gpu_ids()
+        device = f"cuda:{int(ids[0]) if ids else 0}"
+    return status, payload, bug, device, costs
 
 
 class RayBackend:
     """Submit one Ray task per architecture; ``submit`` returns a concurrent future."""
 
-    def __init__(self, plan, address: str, *, threads: int = 1, gpus_per_task: Optional[float] = None,
+    def __init__(self, plan, job_text: str, address: str, *, threads: int = 1, gpus_per_task: Optional[float] = None,
                  max_retries: int = MAX_RETRIES):
-        ray = import_ray()
-        if not isinstance(address, str) or not address.strip():
-            raise BadInputError("ray", "must be 'local', 'auto' or a cluster address (ray://host:10001)",
-                                repr(address))
-        if gpus_per_task is not None:
-            g = float(gpus_per_task)
-            if not (0 < g <= 1 or (g > 1 and g.is_integer())):  # 0 and negative counts are no request
-                raise BadInputError("gpus_per_task", "must be a fraction in (0, 1] or a whole number of GPUs",
-                                    repr(gpus_per_task))
-            if plan.device.type != "cuda":
-                raise BadInputError("gpus_per_task", "asks Ray for GPUs, but the scoring device is the CPU "
-                                                     "(use --device cuda)")
+        ray = import_ray()  # every field was checked by the job (nni_zerocost.job.check_job)
         self.ray = ray
         self.started = False
         env = {k: os.environ[k] for k in (PLUGINS_ENV,) if os.environ.get(k)}
@@ -114,7 +88,7 @@ class RayBackend:
         if gpus_per_task:
             options["num_gpus"] = float(gpus_per_task)
         self._task = ray.remote(_score_task).options(**options)
-        self._plan = ray.put(plan)
+        self._job = ray.put(job_text)
 
     def _capacity(self, gpus_per_task: Optional[float]) -> int:
         """Tasks the cluster runs at once; BadInputError where no node can run one at all (Ray
@@ -132,8 +106,8 @@ class RayBackend:
                                                      f"task asking for {gpus_per_task} can run")
         return max(1, slots)
 
-    def submit(self, arch_obj: Any, specs):
-        return self._task.remote([self._plan], arch_obj, list(specs), self.threads).future()
+    def submit(self, arch_obj: Any, specs, cost_request=None):
+        return self._task.remote([self._job], arch_obj, list(specs), self.threads, cost_request).future()
 
     def close(self) -> None:
         if self.started:

@@ -11,30 +11,33 @@ sign-normalised score, flag), so nothing downstream re-derives a sign.
 """
 from __future__ import annotations
 
-import dataclasses
+import contextlib
+import functools
 import json
 import math
 import multiprocessing
 import os
 import time
-import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import torch
 
-from . import __version__
-from .errors import BadInputError, InvalidArchitectureError, ZeroCostError
+from .version import __version__
+from .errors import InvalidArchitectureError, ZeroCostError
 from .plan import ProxyRequest, ScoringPlan
 from .proxies.base import ProxyResult
+from .score_file import request_of
+from .worker import _worker_eval, _worker_init, evaluate, plan_job_text
 from .store import ResultStore
-from .threads import pin_threads, scoring_threads, thread_env, threads_per_process
+from .threads import claim_threads, thread_env
 
 #: record statuses: every proxy finite / some value a flagged fallback / some proxy has no
-#: score (a documented case, flagged) / the architecture is not valid / an unexpected error
-STATUSES = ("ok", "flagged", "no_score", "invalid", "error")
+#: score (a documented case, flagged) / over the job's size budget (not scored) / the
+#: architecture is not valid / an unexpected error
+STATUSES = ("ok", "flagged", "no_score", "over_budget", "invalid", "error")
 
 
 @dataclass
@@ -54,6 +57,8 @@ class ArchRecord:
     #: the traceback when the error is a bug (an exception that is not a ZeroCostError), else None
     traceback: Optional[str] = None
     arch_key: Optional[str] = None  # what keys its scores under the plan (plan.arch_key)
+    sizes: Optional[Dict[str, float]] = None  # params / nonembedding_params / flops, with a size budget
+    costs: Optional[Dict[str, Dict[str, Any]]] = None  # name -> a CostResult's dict (value, unit, protocol, ...)
 
     @property
     def values(self) -> Dict[str, Optional[float]]:
@@ -86,55 +91,20 @@ class ArchRecord:
         if self.results and any(r is not None for r in self.results.values()):
             out["proxy_seconds"] = {k: round(v, 6) for k, v in self.proxy_seconds.items()}
         out["device"] = self.device
+        if self.sizes is not None:
+            out["sizes"] = self.sizes
+        if self.costs:
+            out["costs"] = {name: c["value"] for name, c in self.costs.items()}
+            out["cost_details"] = {name: {k: v for k, v in c.items() if k not in ("name", "value")}
+                                   for name, c in self.costs.items()}
         out["arch"] = self.arch
         return out
-
-
-def _results_json(results: Mapping[str, ProxyResult]) -> Dict[str, Dict[str, Any]]:
-    return {s: {"raw": None if math.isnan(r.raw) else r.raw, "flag": r.flag, "seconds": r.seconds,
-                "higher_is_better": r.higher_is_better} for s, r in results.items()}
 
 
 def _result(request: ProxyRequest, stored: Mapping[str, Any]) -> ProxyResult:
     raw = stored.get("raw")
     return ProxyResult(request.name, math.nan if raw is None else float(raw), request.higher_is_better,
                        stored.get("flag"), float(stored.get("seconds") or 0.0))
-
-
-# -- where the work runs: this process, local worker processes, or Ray tasks -------------------
-_WORKER_PLAN: Optional[ScoringPlan] = None
-_WORKER_LIMITS: Any = None  # threadpoolctl's limiter, kept alive for the worker's lifetime
-
-
-def _worker_init(threads: int, plan: ScoringPlan, devices: Any = None) -> None:
-    """Pin the worker's threads and keep its plan, on the next device of the round robin."""
-    from threadpoolctl import threadpool_limits
-
-    global _WORKER_PLAN, _WORKER_LIMITS
-    pin_threads(max(1, threads))
-    _WORKER_LIMITS = threadpool_limits(limits=max(1, threads))  # numpy's and scipy's BLAS pools too
-    if devices is not None:  # a queue of device names: one per worker, round robin over the GPUs
-        plan = dataclasses.replace(plan, device=torch.device(devices.get()))
-    _WORKER_PLAN = plan
-
-
-def _evaluate(plan: ScoringPlan, arch_obj, specs):
-    """Score one architecture in a worker: ``(status, payload, traceback, device)``."""
-    try:
-        arch = plan.parse(arch_obj)
-        return "ok", _results_json(plan.score(arch, [plan.request(s) for s in specs])), None, plan.device_name
-    except Exception as e:  # reported by the parent as an error record
-        return "error", f"{type(e).__name__}: {e}", _bug_traceback(e), plan.device_name
-
-
-def _worker_eval(args):
-    arch_obj, specs = args
-    return _evaluate(_WORKER_PLAN, arch_obj, specs)
-
-
-def _bug_traceback(e: BaseException) -> Optional[str]:
-    """The traceback of an exception that is a bug (not a ZeroCostError about the input)."""
-    return None if isinstance(e, ZeroCostError) else "".join(traceback.format_exception(e))
 
 
 class ScoringBugError(RuntimeError):
@@ -149,7 +119,7 @@ class ScoringBugError(RuntimeError):
 
 def raise_for_error(record: "ArchRecord") -> None:
     """Raise the record's error: :class:`ScoringBugError` for a bug, else a ZeroCostError."""
-    if record.error is None:
+    if record.error is None or record.status == "over_budget":
         return
     if record.traceback is not None:
         raise ScoringBugError(record)
@@ -166,13 +136,16 @@ def worker_devices(plan: ScoringPlan, workers: int) -> Optional[List[str]]:
     return [f"cuda:{i % n}" for i in range(workers)] if n > 1 else None
 
 
-class _ProcessBackend:
+class ProcessBackend:
     """Local worker processes (spawned, not forked: forking a process that already runs threads,
     torch's and BLAS's pools or NNI's engine, can leave a worker deadlocked on a copied lock).
-    Workers start once each and get the plan once, in the initializer."""
+    Workers start once each and get the job once, in the initializer."""
 
-    def __init__(self, plan: ScoringPlan, workers: int, threads: int):
+    def __init__(self, plan: ScoringPlan, job_text: str, workers: int, threads: Optional[int] = None):
+        """``threads`` per worker (None: the policy's share of the cores this pool claims, held
+        until :meth:`close`)."""
         self.capacity = workers
+        threads, self._claim = claim_threads(workers, threads)
         ctx = multiprocessing.get_context("spawn")
         devices = worker_devices(plan, workers)
         self._manager = queue = None
@@ -187,15 +160,16 @@ class _ProcessBackend:
                 for d in devices:
                     queue.put(d)
             return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                       initargs=(threads, plan, queue))
+                                       initargs=(threads, job_text, queue))
 
         self._env = thread_env(threads)
         self._env.__enter__()  # the environment holds while the pool spawns workers (on demand)
         self._start = start
         self.pool = self._start()
 
-    def submit(self, arch_obj, specs):
-        return _Retried(self, (arch_obj, specs), self._submit((arch_obj, specs)))
+    def submit(self, arch_obj, specs, cost_request=None):
+        args = (arch_obj, specs, cost_request)
+        return _Retried(self, args, self._submit(args))
 
     def _submit(self, args):
         from concurrent.futures.process import BrokenProcessPool
@@ -211,6 +185,7 @@ class _ProcessBackend:
         try:
             self.pool.shutdown(wait=True, cancel_futures=True)
         finally:
+            self._claim.release()
             self._env.__exit__()
             if self._manager is not None:
                 self._manager.shutdown()
@@ -222,7 +197,7 @@ class _Retried:
     them is submitted again when the caller waits for it (in input order, to a fresh pool), so
     only an architecture that kills its worker a second time becomes an error record."""
 
-    def __init__(self, backend: "_ProcessBackend", args, future):
+    def __init__(self, backend: "ProcessBackend", args, future):
         self.backend, self.args, self.future = backend, args, future
 
     def result(self):
@@ -234,145 +209,263 @@ class _Retried:
             return self.backend._submit(self.args).result()
 
 
-def score_many(
-    plan: ScoringPlan,
-    items: Iterable[Tuple[Any, Any]],
-    store: Optional[ResultStore] = None,
-    *,
-    workers: Any = 1,
-    threads: Optional[int] = None,
-    ray: Optional[str] = None,
-    gpus_per_task: Optional[float] = None,
-    progress: bool = True,
-    total: Optional[int] = None,
-    desc: str = "scoring",
-) -> Iterator[ArchRecord]:
-    """Yield one :class:`ArchRecord` per ``(id, arch)`` item, in input order.
+def make_backend(checked, threads: Optional[int] = None):
+    """Where the checked job's architectures are scored: None (this process), local workers, or
+    Ray tasks."""
+    job = checked.job
+    if job.ray is not None:
+        from .ray_backend import RayBackend
 
-    An item whose ``arch`` is an :class:`InvalidArchitectureError` (e.g. an unreadable input
-    line) becomes an ``invalid`` record carrying that error.
+        return RayBackend(checked.plan, plan_job_text(checked), job.ray, threads=job.threads or 1,
+                          gpus_per_task=job.gpus_per_task)
+    if checked.workers > 1:
+        return ProcessBackend(checked.plan, plan_job_text(checked), checked.workers, job.threads)
+    return None
 
-    Where the work runs: ``workers`` processes (``"auto"``: :func:`~nni_zerocost.threads.
-    resolve_workers` over ``total``; 1 = this process), or, with ``ray`` (``"auto"``, ``"local"``
-    or a cluster address), one Ray task per architecture (``gpus_per_task``: the fraction of a GPU
-    each asks for).  ``threads``: per scoring process (default: the thread policy of
-    :mod:`nni_zerocost.threads`).  Records and the store are written here, in this process, in
-    input order, whatever runs the work.
-    """
-    from .threads import check_threads, resolve_workers
 
-    check_threads(threads)
-    if gpus_per_task is not None and ray is None:
-        raise BadInputError("gpus_per_task", "applies to Ray tasks only (give --ray too)")
-    n_workers = resolve_workers(workers, total)
-    sp = plan
-    pbar = _progress(progress, total, desc)
+# -- the loop ------------------------------------------------------------------------------------
+def open_store(path: Optional[str]) -> Optional[ResultStore]:
+    return None if path is None else ResultStore(path)
+
+
+def run(checked, *, progress: bool = True, desc: str = "scoring", backend=None) -> Iterator[ArchRecord]:
+    """Score a checked job (:func:`nni_zerocost.job.check_job`): one :class:`ArchRecord` per
+    architecture, in input order.
+
+    Only what the results store does not hold is computed; every fresh result is stored as soon
+    as it exists, and with the job's ``out`` every record is appended to that file (fsync'd)
+    with the request that wrote it, so a killed run loses nothing and a re-run resumes.  An
+    architecture over the job's size budget becomes an ``over_budget`` record with no model
+    work; an invalid one an ``invalid`` record; an unexpected error an ``error`` record with its
+    traceback.  Where the work runs (this process, local workers, Ray tasks) does not change
+    the records.  The thread policy is applied once for the run.  ``backend``: where the work
+    runs, instead of the job's (:func:`make_backend`; :func:`nni_zerocost.testing.check_backend`
+    checks your own)."""
+    from .threads import scoring_threads
+
+    job, plan = checked.job, checked.plan
+    todo = checked.todo
+    store = open_store(checked.store_path)
+    out = _open_output(checked)
+    request = request_of(plan) if out is not None else None
+    pbar = _progress(progress, len(todo), desc)
     counts: Dict[str, int] = {}
-    backend = None
     try:
-        if ray is not None:
-            from .ray_backend import RayBackend
-
-            backend = RayBackend(plan, ray, threads=threads or 1, gpus_per_task=gpus_per_task)
-        elif n_workers > 1:
-            backend = _ProcessBackend(plan, n_workers, threads_per_process(n_workers, threads))
         if backend is None:
-            with scoring_threads(threads):
-                for item_id, arch in items:
-                    rec = _score_one(plan, sp, item_id, arch, store, None)
-                    _tick(pbar, rec, counts)
-                    yield rec
-        else:
-            window: List = []
-            it = iter(items)
-            exhausted = False
-            while window or not exhausted:
-                while not exhausted and len(window) < 4 * backend.capacity:
-                    try:
-                        item_id, arch = next(it)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    window.append(_submit(plan, sp, item_id, arch, store, backend))
-                if window:
-                    item_id, parsed, pending = window.pop(0)
-                    rec = _score_one(plan, sp, item_id, parsed, store, pending)
-                    _tick(pbar, rec, counts)
-                    yield rec
+            backend = make_backend(checked)
+        with (scoring_threads(job.threads) if backend is None else contextlib.nullcontext()):
+            for rec in _records(checked, todo, store, backend):
+                if out is not None:
+                    out.write(json.dumps({**rec.to_json(checked.id_field), "request": request}) + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+                _tick(pbar, rec, counts)
+                yield rec
     finally:
         if backend is not None:
             backend.close()
+        if out is not None:
+            out.close()
         if pbar is not None:
             pbar.close()
 
 
-def shard(items: Sequence[Tuple[Any, Any]], k: int, n: int) -> List[Tuple[Any, Any]]:
-    """Shard ``k`` of ``n`` (1-based): every n-th item from the k-th, a deterministic 1/n of
-    ``items`` that the n shards cover exactly once (interleaved, so that shards of a list ordered
-    by size cost about the same)."""
-    return [item for i, item in enumerate(items) if i % n == k - 1]
+def score_one(checked, arch, item_id: Any = 0, store: Optional[ResultStore] = None) -> ArchRecord:
+    """One architecture of a checked job, in this process, through the job's results store (or
+    ``store``): what the NNI adapters and Optuna trials call per candidate.  It scores under the
+    thread policy of a run (the same numbers as :func:`run`), put back when it returns."""
+    from .threads import scoring_threads
+
+    if store is None:
+        store = _shared_store(checked.store_path)
+    with scoring_threads(checked.job.threads):
+        return next(_records(checked, [(item_id, arch)], store, None))
 
 
-def parse_shard(text: Optional[str]) -> Optional[Tuple[int, int]]:
-    """``"K/N"`` as ``(K, N)`` with 1 <= K <= N; BadInputError naming ``shard`` otherwise."""
-    if text is None:
+@functools.lru_cache(maxsize=4)
+def _shared_store(path: Optional[str]) -> Optional[ResultStore]:
+    return open_store(path)
+
+
+def _open_output(checked):
+    if checked.job.out is None:
         return None
-    try:
-        k, n = (int(x) for x in str(text).split("/"))
-    except ValueError:
-        raise BadInputError("shard", "must be K/N, e.g. 3/8 for the third of eight shards", repr(text)) from None
-    if not 1 <= k <= n:
-        raise BadInputError("shard", f"K/N needs 1 <= K <= N, got {k}/{n}", repr(text))
-    return k, n
+    path = Path(checked.job.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "a" if checked.job.resume else "w", encoding="utf-8")
 
 
-def _parse(sp, arch):
+def _records(checked, items, store, backend) -> Iterator[ArchRecord]:
+    if backend is None:
+        for item_id, arch in items:
+            yield _score_one(checked, item_id, arch, store, None)
+        return
+    window: List = []
+    it = iter(items)
+    exhausted = False
+    while window or not exhausted:
+        while not exhausted and len(window) < 4 * backend.capacity:
+            try:
+                item_id, arch = next(it)
+            except StopIteration:
+                exhausted = True
+                break
+            window.append(_submit(checked, item_id, arch, store, backend))
+        if window:
+            item_id, parsed, pending = window.pop(0)
+            yield _score_one(checked, item_id, parsed, store, pending)
+
+
+def _parse(plan: ScoringPlan, arch):
     if isinstance(arch, InvalidArchitectureError):
         return arch
     try:
-        return sp.parse(arch)
+        return plan.parse(arch)
     except InvalidArchitectureError as e:
         return e
 
 
-def _submit(plan, sp, item_id, arch, store, backend):
-    parsed = _parse(sp, arch)
-    if isinstance(parsed, InvalidArchitectureError):
+def _over_budget(checked, parsed) -> Tuple[Optional[str], Optional[Dict[str, float]]]:
+    """Why ``parsed`` is over the job's size budget (no model work), and its sizes."""
+    if not checked.budget.active:
+        return None, None
+    from .budget import sizes
+
+    found = sizes(checked.plan.search_space, parsed, checked.plan.context_options)
+    return checked.budget.over(found), found
+
+
+def _submit(checked, item_id, arch, store, backend):
+    plan = checked.plan
+    parsed = _parse(plan, arch)
+    if isinstance(parsed, InvalidArchitectureError) or _over_budget(checked, parsed)[0] is not None:
         return item_id, parsed, None
-    todo = _todo(plan, plan.arch_key(parsed), store)
-    fut = backend.submit(sp.to_dict(parsed), [r.spec for r in todo]) if todo else None
-    return item_id, parsed, fut
+    akey = plan.arch_key(parsed)
+    todo = _todo(plan, akey, store)
+    known, cost_request = _costs_todo(checked, akey, store)
+    if _over_measured_budget(checked, known):
+        return item_id, parsed, None
+    if not todo and not cost_request:
+        return item_id, parsed, None
+    args = (plan.to_dict(parsed), [r.spec for r in todo]) + ((cost_request,) if cost_request else ())
+    return item_id, parsed, backend.submit(*args)
 
 
-def _todo(plan: ScoringPlan, arch_key: str, store: Optional[ResultStore]) -> List[ProxyRequest]:
-    if store is None:
+# -- costs ---------------------------------------------------------------------------------------
+def _cost_key(checked, akey: str, name: str, fingerprint: str) -> str:
+    """Store key of one measured cost: the architecture, the cost and its protocol (row length,
+    threads), and the machine it was measured on (results of other machines never mix)."""
+    from .store import make_key
+
+    plan, req = checked.plan, checked.cost_request
+    return make_key(plan.space, akey, f"cost:{name}", {"seq_len": req["seq_len"], "threads": req["threads"]},
+                    fingerprint, plan.seed, plan.key_context)
+
+
+def _here_fingerprint(checked) -> str:
+    from .costs import device_fingerprint, fingerprint_key
+
+    device = checked.plan.device
+    return fingerprint_key(device_fingerprint(device if device.type != "cuda" or device.index is not None
+                                              else torch.device("cuda", 0), checked.cost_request["threads"]))
+
+
+def _costs_todo(checked, akey: Optional[str], store: Optional[ResultStore]):
+    """``(costs the store holds, the request for the measured costs still to measure or None)``."""
+    req = checked.cost_request
+    if req is None or not req["measured"]:
+        return {}, None
+    known: Dict[str, Dict[str, Any]] = {}
+    if store is not None and akey is not None:
+        here = _here_fingerprint(checked)
+        for name in req["measured"]:
+            stored = store.get(_cost_key(checked, akey, name, here))
+            if stored is not None:
+                known[name] = stored["cost"]
+    missing = [n for n in req["measured"] if n not in known]
+    if not missing:
+        return known, None
+    limits = {n: v for n, v in req["limits"].items() if n in missing}
+    return known, {"names": missing, "seq_len": req["seq_len"], "threads": req["threads"], "limits": limits}
+
+
+def _over_measured_budget(checked, costs: Mapping[str, Mapping[str, Any]]) -> Optional[str]:
+    req = checked.cost_request
+    if req is None:
+        return None
+    over = [f"{n} {costs[n]['value']:.4g} > {limit:.4g}" for n, limit in req["limits"].items()
+            if n in costs and costs[n]["value"] > limit]
+    return "over budget: " + "; ".join(over) if over else None
+
+
+def _counted_costs(checked, parsed) -> Dict[str, Dict[str, Any]]:
+    """The analytic costs asked for (layers, FLOPs per token), from the architecture alone."""
+    req = checked.cost_request
+    if req is None:
+        return {}
+    sp, options = checked.plan.search_space, checked.plan.context_options
+    counts = {"n_layers": (lambda a: sp.layer_count(a, **options), "blocks"),
+              "flops_per_token": (lambda a: sp.flops(a, **options), "FLOP/token")}
+    out = {}
+    for name in req["names"]:
+        if name in counts:
+            value = counts[name][0](parsed)
+            if value is not None:
+                out[name] = {"name": name, "value": float(value), "unit": counts[name][1], "runs": 0,
+                             "protocol": {"analytic": "counted from the architecture"}, "fingerprint": None}
+    return out
+
+
+def _todo(plan: ScoringPlan, arch_key: Optional[str], store: Optional[ResultStore]) -> List[ProxyRequest]:
+    if store is None or arch_key is None:
         return list(plan.requests)
     return [r for r in plan.requests if plan.key(arch_key, r) not in store]
 
 
-def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchRecord:
+def _score_one(checked, item_id, arch, store, pending) -> ArchRecord:
+    plan = checked.plan
     start = time.perf_counter()
-    parsed = _parse(sp, arch)
+    parsed = _parse(plan, arch)
     if isinstance(parsed, InvalidArchitectureError):
         return ArchRecord(item_id, None, None, {s: None for s in plan.specs}, "invalid", 0.0, 0, str(parsed),
                           plan.device_name)
+    reason, found = _over_budget(checked, parsed)
+    if reason is not None:
+        return ArchRecord(item_id, plan.to_dict(parsed), plan.arch_hash(parsed), {s: None for s in plan.specs},
+                          "over_budget", 0.0, 0, reason, plan.device_name, None, plan.arch_key(parsed), found)
     akey = plan.arch_key(parsed)
     todo = _todo(plan, akey, store)
+    known, cost_request = _costs_todo(checked, akey, store)
     fresh: Dict[str, Dict[str, Any]] = {}
-    error = bug = None
+    measured: Dict[str, Dict[str, Any]] = {}
+    error = bug = over = None
     device = plan.device_name
-    if todo and pending is None:
+    over = _over_measured_budget(checked, known)
+    if over is None and (todo or cost_request) and pending is None:
+        status, payload, bug, device, measured = evaluate(plan, parsed, [r.spec for r in todo], cost_request)
+    elif over is None and (todo or cost_request):
         try:
-            fresh = _results_json(plan.score(parsed, todo))
-        except Exception as e:  # one bad architecture must not stop the run
-            error, bug = f"{type(e).__name__}: {e}", _bug_traceback(e)
-    elif todo:
-        try:
-            status, payload, bug, device = pending.result()
+            status, payload, bug, device, *rest = pending.result()
+            measured = rest[0] if rest else {}
         except Exception as e:  # the worker itself died (killed, lost node): an error record
             status, payload, bug = "error", _lost_worker(e), None
-        fresh, error = (payload, None) if status == "ok" else ({}, payload)
-    if store is not None:
+    if over is None and (todo or cost_request):
+        if status == "ok":
+            fresh = payload
+        elif status == "over_budget":
+            over = payload
+        else:
+            error = payload
+    if store is not None and akey is not None:
+        for name, cost in measured.items():
+            store.put(_cost_key(checked, akey, name, cost["fingerprint"]), {
+                "space": plan.space, "arch_hash": akey, "cost": cost, "seed": plan.seed, "device": device,
+                "version": __version__})
+    costs = {**_counted_costs(checked, parsed), **known, **measured}
+    if over is not None:
+        return ArchRecord(item_id, plan.to_dict(parsed), plan.arch_hash(parsed), {s: None for s in plan.specs},
+                          "over_budget", 0.0, 0, over, device, None, akey, found, costs or None)
+    if store is not None and akey is not None:
         for r in todo:
             if r.spec in fresh:
                 store.put(plan.key(akey, r), {
@@ -384,7 +477,7 @@ def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchReco
     results: Dict[str, Optional[ProxyResult]] = {}
     for r in plan.requests:
         stored = fresh.get(r.spec)
-        if stored is None and store is not None:
+        if stored is None and store is not None and akey is not None:
             stored = store.get(plan.key(akey, r))
         results[r.spec] = None if stored is None else _result(r, stored)
     if error:
@@ -397,8 +490,8 @@ def _score_one(plan: ScoringPlan, sp, item_id, arch, store, pending) -> ArchReco
         status = "ok"
     seconds = sum(float(v.get("seconds") or 0.0) for v in fresh.values()) if pending is not None \
         else time.perf_counter() - start
-    return ArchRecord(item_id, sp.to_dict(parsed), sp.arch_hash(parsed), results, status, seconds, len(fresh), error,
-                      device, bug, akey)
+    return ArchRecord(item_id, plan.to_dict(parsed), plan.arch_hash(parsed), results, status, seconds, len(fresh),
+                      error, device, bug, akey, found, costs or None)
 
 
 def _lost_worker(e: BaseException) -> str:
@@ -423,123 +516,3 @@ def _tick(pbar, rec: ArchRecord, counts: Dict[str, int]) -> None:
     if pbar is not None:
         pbar.update(1)
         pbar.set_postfix_str(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items())), refresh=False)
-
-
-# -- resuming a score file ----------------------------------------------------------------------
-#: what a refused resume tells the user to do instead
-START_OVER = "start over with --no-resume, or write to another --out"
-
-
-def request_of(plan: ScoringPlan) -> Dict[str, Any]:
-    """What, besides the architecture, identifies the results in a score file: the space, each
-    proxy spec with its options, the seed, the input data, the context options (with the device
-    type) and the package version -- the fields of the store key (:meth:`ScoringPlan.key`).
-    ``score`` writes it into every record, so that a file is resumed only by the request that
-    wrote it.  ``data_source`` only names the data for messages; ``data`` (the batch's
-    fingerprint) is what is compared."""
-    return json.loads(json.dumps({
-        "space": plan.space,
-        "proxies": {r.spec: {"name": r.name, "options": dict(r.options)} for r in plan.requests},
-        "seed": plan.seed,
-        "data": plan.data_fingerprint,
-        "data_source": getattr(plan.batch, "source", None),
-        "context": plan.key_context,
-        "version": __version__,
-    }))
-
-
-def request_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> List[str]:
-    """What differs between two :func:`request_of` dicts, one phrase per field ("seed: 0 in the
-    file, 1 asked"); empty when a file written by ``old`` may be resumed by ``new``."""
-    out: List[str] = []
-
-    def differ(what: str, a: Any, b: Any) -> None:
-        out.append(f"{what}: {a} in the file, {b} asked")
-
-    if old.get("space") != new["space"]:
-        differ("space", old.get("space"), new["space"])
-    o, n = old.get("proxies") or {}, new["proxies"]
-    if set(o) != set(n):
-        differ("proxy", ", ".join(o) or "none", ", ".join(n))
-    elif o != n:
-        changed = [s for s in n if o[s] != n[s]]
-        differ("options of " + ", ".join(changed), "; ".join(json.dumps(o[s]["options"]) for s in changed),
-               "; ".join(json.dumps(n[s]["options"]) for s in changed))
-    if old.get("seed") != new["seed"]:
-        differ("seed", old.get("seed"), new["seed"])
-    if old.get("data") != new["data"]:
-        a, b = old.get("data_source"), new["data_source"]
-        same_name = a == b or a is None or b is None
-        differ("data", f"{a or 'batch'} {old.get('data')}" if same_name else a,
-               f"{b or 'batch'} {new['data']}" if same_name else b)
-    from .spaces import get_space
-
-    oc, nc = old.get("context") or {}, new["context"]
-    allowed = get_space(new["space"]).context_options()
-    for key in sorted(set(oc) | set(nc)):
-        if oc.get(key) != nc.get(key):
-            values = getattr(allowed.get(key), "values", None)
-            default = f"{values[0]} (the default)" if isinstance(values, (tuple, list)) else "the default"
-            differ(key, oc.get(key, default), nc.get(key, default))
-    if old.get("version") != new["version"]:
-        differ("nni-zerocost version", old.get("version"), new["version"])
-    return out
-
-
-def resume_output(path: str | os.PathLike, plan: ScoringPlan, items: Iterable[Tuple[Any, Any]],
-                  id_field: str = "id") -> Tuple[Set[str], List[str]]:
-    """The ids (``json.dumps``'d) of ``items`` whose results the score file at ``path`` already
-    holds, and notes for the user.
-
-    A file is resumed only when every record carries this plan's request (:func:`request_of`)
-    and, for every id it shares with ``items``, the same architecture (its ``arch_key``):
-    otherwise its results are not the ones asked for, and :class:`BadInputError` (field ``out``)
-    says what differs.  A torn last line (a run killed mid-write) is cut off, with a note.
-    """
-    p = Path(path)
-    notes: List[str] = []
-    if not p.exists():
-        return set(), notes
-    subject = repr(str(path))
-    request = request_of(plan)
-    data = p.read_bytes()
-    lines = data.split(b"\n")
-    if lines and lines[-1].strip():  # unterminated last line: kept if whole, cut if torn
-        try:
-            json.loads(lines[-1])
-            with open(p, "ab") as f:  # whole: end it, so the next record starts a line of its own
-                f.write(b"\n")
-        except ValueError:
-            with open(p, "r+b") as f:
-                f.truncate(len(data) - len(lines[-1]))
-            notes.append(f"{path}: cut a torn last line (line {len(lines)}, a write interrupted); it is re-scored")
-            lines = lines[:-1]
-    keys: Dict[str, Tuple[int, Optional[str]]] = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise BadInputError("out", f"line {lineno} is not a JSON object ({e}); {START_OVER}", subject) from None
-        if not isinstance(row, dict) or not isinstance(row.get("request"), dict):
-            raise BadInputError("out", f"line {lineno} does not say which request wrote it (a file of an older "
-                                       f"version or of another program); {START_OVER}", subject)
-        diff = request_diff(row["request"], request)
-        if diff:
-            raise BadInputError("out", f"holds results of another request ({'; '.join(diff)}); {START_OVER}",
-                                subject)
-        keys[json.dumps(row.get(id_field))] = (lineno, row.get("arch_key"))
-    done: Set[str] = set()
-    for item_id, arch in items:
-        k = json.dumps(item_id)
-        if k not in keys:
-            continue
-        parsed = _parse(plan, arch)
-        key = None if isinstance(parsed, InvalidArchitectureError) else plan.arch_key(parsed)
-        lineno, had = keys[k]
-        if key != had:
-            raise BadInputError("out", f"line {lineno} holds another architecture under {id_field} {item_id!r} "
-                                       f"than the input now gives (edited since?); {START_OVER}", subject)
-        done.add(k)
-    return done, notes

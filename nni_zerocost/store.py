@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
-from . import __version__
+from .version import __version__
 from .errors import DataError
 
 try:  # POSIX advisory locks; the store still works (single writer) where absent

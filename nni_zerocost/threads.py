@@ -1,5 +1,8 @@
 """How many processes and threads score: one policy for every front end.
 
+(Jobs started together on one machine claim the cores they use, so that they share them:
+:mod:`nni_zerocost.core_claims`.)
+
 Why a policy at all: torch's default is one intra-op thread per core.  On a machine where some
 other process is busy, a thread beyond the idle cores spin-waits at every parallel region, and
 scoring gets several times slower (measured in docs/throughput.md: 2 threads on a 2-core
@@ -26,7 +29,7 @@ import math
 import os
 import threading
 import time
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional
 
 from .errors import BadInputError
 
@@ -75,56 +78,40 @@ def _cgroup_quota() -> Optional[int]:
     return None
 
 
-def check_threads(threads) -> Optional[int]:
-    """``threads`` as a checked count (None = the policy decides); BadInputError otherwise."""
-    if threads is None:
-        return None
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise BadInputError("threads", f"must be an integer >= 1, got {threads!r}")
-    return threads
-
-
-def check_workers(workers) -> Union[int, str]:
-    """``workers`` as ``"auto"`` or a count >= 1; BadInputError naming it otherwise."""
-    if isinstance(workers, str):
-        if workers.strip().lower() == "auto":
-            return "auto"
-        try:
-            workers = int(workers)
-        except ValueError:
-            raise BadInputError("workers", f"must be 'auto' or an integer >= 1, got {workers!r}") from None
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise BadInputError("workers", f"must be 'auto' or an integer >= 1, got {workers!r}")
-    return workers
-
-
 def resolve_workers(workers, n_items: Optional[int]) -> int:
-    """The number of worker processes for ``n_items`` architectures (1 = score in this process)."""
-    workers = check_workers(workers)
+    """The number of worker processes for ``n_items`` architectures (1 = score in this process);
+    ``workers`` is a checked count or ``"auto"`` (:func:`nni_zerocost.job.check_job`)."""
     if workers != "auto":
-        return workers
+        return int(workers)
     if n_items is None:
         return usable_cpus()
     return max(1, min(usable_cpus(), n_items // ARCHS_PER_WORKER))
+
+
+def _env_threads() -> Optional[int]:
+    env = os.environ.get(THREADS_ENV)
+    if not env:
+        return None
+    try:
+        value = int(env)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise BadInputError("threads", f"${THREADS_ENV} must be an integer >= 1, got {env!r}")
+    return value
 
 
 def pinned_threads() -> Optional[int]:
     """The pinned thread count (:func:`pin_threads` or ``$NNI_ZEROCOST_THREADS``), else None."""
     if _pinned is not None:
         return _pinned
-    env = os.environ.get(THREADS_ENV)
-    if env:
-        try:
-            return check_threads(int(env))
-        except (ValueError, BadInputError):
-            raise BadInputError("threads", f"${THREADS_ENV} must be an integer >= 1, got {env!r}") from None
-    return None
+    return _env_threads()
 
 
 def pin_threads(threads: Optional[int]) -> None:
     """Pin this process's scoring threads (None un-pins); sets torch's thread count now."""
     global _pinned
-    _pinned = check_threads(threads)
+    _pinned = None if threads is None else int(threads)
     if _pinned is not None:
         import torch
 
@@ -132,12 +119,29 @@ def pin_threads(threads: Optional[int]) -> None:
             torch.set_num_threads(_pinned)
 
 
-def pin_threads_for_run(threads: Optional[int]) -> None:
-    """A front end's ``--threads``: pin this process, and through ``$NNI_ZEROCOST_THREADS`` every
-    process started from it (workers, NNI trials); None leaves the policy to decide."""
-    if check_threads(threads) is not None:
-        os.environ[THREADS_ENV] = str(threads)
-        pin_threads(threads)
+@contextlib.contextmanager
+def pinned_for_run(threads: Optional[int]) -> Iterator[None]:
+    """A front end's ``--threads`` for the block: this process pinned, and through
+    ``$NNI_ZEROCOST_THREADS`` every process started from it (workers, NNI trials); the
+    environment, the pin and torch's thread count are put back after.  None: the policy decides."""
+    global _pinned
+    if threads is None:
+        yield
+        return
+    import torch
+
+    saved = (os.environ.get(THREADS_ENV), _pinned, torch.get_num_threads())
+    os.environ[THREADS_ENV] = str(threads)
+    pin_threads(threads)
+    try:
+        yield
+    finally:
+        env, _pinned, count = saved
+        if env is None:
+            os.environ.pop(THREADS_ENV, None)
+        else:
+            os.environ[THREADS_ENV] = env
+        torch.set_num_threads(count)
 
 
 def busy_cores(window_s: float = 0.05) -> float:
@@ -169,12 +173,34 @@ def idle_cores() -> int:
     return _measured[1]
 
 
+def claim_threads(workers: int = 1, threads: Optional[int] = None):
+    """``(threads for each of workers processes, the claim holding their cores)``.
+
+    An explicit or pinned count is taken as it is (and claimed as far as cores are free, so that
+    jobs started beside it see them taken).  Otherwise this process first claims one core, then
+    measures the idle cores, then claims up to that many (:mod:`nni_zerocost.core_claims`): jobs
+    that start together split the machine; a job alone gets every idle core.  The claim is held
+    until the caller releases it (the end of a run, the closing of a worker pool)."""
+    from .core_claims import CoreClaim
+
+    fixed = threads if threads is not None else pinned_threads()
+    claim = CoreClaim(usable_cpus())
+    if fixed is not None:
+        claim.take(int(fixed) * max(1, int(workers)))
+        return int(fixed), claim
+    claim.take(1)
+    idle = idle_cores()
+    if not claim.available:
+        return max(1, idle // max(1, int(workers))), claim
+    claim.take(idle)
+    return max(1, claim.count // max(1, int(workers))), claim
+
+
 def threads_per_process(workers: int = 1, threads: Optional[int] = None) -> int:
     """Threads for each of ``workers`` scoring processes: ``threads``, else the pinned count,
-    else the idle cores shared out (at least one each)."""
-    explicit = check_threads(threads)
-    if explicit is not None:
-        return explicit
+    else the idle cores shared out (at least one each), ignoring other jobs' claims."""
+    if threads is not None:
+        return int(threads)
     pinned = pinned_threads()
     if pinned is not None:
         return pinned
@@ -193,13 +219,13 @@ def scoring_threads(threads: Optional[int] = None) -> Iterator[int]:
     if threads is None and getattr(_scope, "threads", None) is not None:
         yield _scope.threads
         return
-    n = threads_per_process(1, threads)
+    n, claim = claim_threads(1, threads)
     before = torch.get_num_threads()
     if n != before:
         torch.set_num_threads(n)
     outer, _scope.threads = getattr(_scope, "threads", None), n
     try:
-        with threadpool_limits(limits=n):  # numpy's and scipy's BLAS pools: same count, same rounding
+        with claim, threadpool_limits(limits=n):  # numpy's and scipy's BLAS pools: same count, same rounding
             yield n
     finally:
         _scope.threads = outer

@@ -5,9 +5,12 @@ import pytest
 import torch
 
 # one thread, pinned (the package's thread policy would otherwise follow the machine's load):
-# tests assert numbers, not speed, and subprocesses (CLI, NNI trials, workers) inherit the pin
+# tests assert numbers, not speed, and subprocesses (CLI, NNI trials, workers) inherit the pin.
+# numpy's and scipy's BLAS pools too: a score computed through the runner (which limits them to
+# the pinned count) and one computed by a bare call in this process then round alike
 os.environ.setdefault("NNI_ZEROCOST_THREADS", "1")
 torch.set_num_threads(1)
+_BLAS_LIMITS = __import__("threadpoolctl").threadpool_limits(limits=1)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -15,6 +18,20 @@ REPO = Path(__file__).resolve().parents[1]
 def _data_dir() -> Path:
     env = os.environ.get("NNI_ZEROCOST_DATA")
     return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+def run_items(plan, items, store=None, *, progress=False, **fields):
+    """The runner's records for ``(id, architecture)`` items under a plan's request: the job a
+    front end would build (``fields``: ``workers``, ``threads``, ``ray``, ...; ``store``: a
+    :class:`~nni_zerocost.store.ResultStore` or a path)."""
+    from nni_zerocost.job import ScoringJob, check_job
+    from nni_zerocost.runner import run
+
+    path = None if store is None else str(getattr(store, "path", store))
+    archs = tuple((i, a if isinstance(a, (dict, str, list)) else plan.to_dict(a)) for i, a in items)
+    fields.setdefault("workers", 1)  # as given, not the policy's "auto"
+    job = ScoringJob(plan.scoring_request, architectures=archs, store=path, **fields)
+    return list(run(check_job(job), progress=progress))
 
 
 @pytest.fixture(scope="session")

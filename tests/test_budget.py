@@ -10,20 +10,21 @@ import pytest
 
 import nni_zerocost as nz
 from nni_zerocost.budget import SizeBudget, pareto_front
+from nni_zerocost.budget import sizes as nz_sizes
 
 
 def test_budget_is_checked_and_counts_without_building(monkeypatch):
     with pytest.raises(nz.BadInputError, match="max_params: must be a positive number, got -1"):
-        SizeBudget(max_params=-1)
+        nz.check_job(nz.ScoringJob.of("params", "rnn", max_params=-1), need_architectures=False)
     with pytest.raises(nz.BadInputError, match="max_flops: the 'rnn' space does not count FLOPs"):
-        SizeBudget(max_flops=1e9).check_space("rnn")
+        nz.check_job(nz.ScoringJob.of("params", "rnn", max_flops=1e9), need_architectures=False)
     sp = nz.get_space("gpt2")
     cfg = sp.smoke_architecture()
     monkeypatch.setattr(type(sp), "context", lambda *a, **k: pytest.fail("a model was built"))
-    sizes = SizeBudget(max_nonembedding_params=1e5).sizes("gpt2", cfg)
+    sizes = nz_sizes(sp, cfg)
     counts = nz.spaces.gpt2.param_counts(cfg)
     assert sizes == {"params": counts["total"], "nonembedding_params": counts["nonembedding"],
-                     "flops": sp.flops(cfg)}
+                     "flops": sp.flops(cfg), "n_layers": float(sp.layer_count(cfg))}
     assert SizeBudget(max_nonembedding_params=1e5).over(sizes) == \
         f"over budget: {counts['nonembedding']:.4g} non-embedding parameters > 1e+05"
     assert SizeBudget(max_params=1e9, max_flops=1e12).over(sizes) is None
@@ -74,13 +75,19 @@ def test_cli_search_with_a_budget_and_the_front(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     rows = [json.loads(line) for line in (tmp_path / "s" / "candidates.jsonl").read_text().splitlines()]
-    assert rows and all(r["params"] is not None for r in rows)
-    assert "Pareto front of nonembedding_params against parameters" in out
+    assert rows and all(r["params"] is not None and r["nonembedding_params"] is not None for r in rows)
+    assert "Pareto front of nonembedding_params against non-embedding parameters" in out
     report = (tmp_path / "s" / "report.md").read_text()
     assert "size budget: max non-embedding params 3e+06" in report and "Pareto front" in report
-    # the proxy grows with size: without a budget the CLI says so
-    code = main(["search", "--space", "gpt2", "--proxy", "nonembedding_params", "--strategy", "ranking",
-                 "--budget", "2", "--out", "t", "--no-store", "--no-progress"])
-    assert code == 0
-    assert "note: nonembedding_params grows with model size" in capsys.readouterr().err
     assert math.isfinite(rows[0]["params"])
+    # without a budget a proxy that is the size itself ranks the run by size: said once, with the
+    # run's own numbers; a run whose best are not its biggest gets no such note
+    code = main(["search", "--space", "gpt2", "--proxy", "nonembedding_params", "--strategy", "ranking",
+                 "--budget", "12", "--out", "t", "--no-store", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.count("ranked this run's candidates largely by size (Kendall tau 1.00") == 1, out
+    assert "ranked this run's candidates largely by size" in (tmp_path / "t" / "report.md").read_text()
+    code = main(["search", "--space", "gpt2", "--proxy", "head_confidence", "--strategy", "ranking",
+                 "--budget", "12", "--out", "u", "--no-store", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and "largely by size" not in out, out

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -246,7 +245,7 @@ def test_limit_beyond_the_benchmark_says_how_many_exist(data_dir, tmp_path, monk
      "--space 'rn': unknown space (did you mean 'rnn'?); valid spaces: bert, "),
     (["list", "proxies", "--space", "bret"], "--space 'bret': unknown space (did you mean 'bert'?); valid spaces: "),
     (["benchmark", "nasbench-npl", "--proxy", "params"],
-     "unknown benchmark 'nasbench-npl' (did you mean 'nasbench-nlp' or 'nasbench-bert'?); valid benchmark names: "),
+     "--benchmark 'nasbench-npl': unknown benchmark (did you mean 'nasbench-nlp' or 'nasbench-bert'?); valid: "),
     (["search", "--space", "rnn", "--proxy", "params", "--strategy", "evolutin", "--out", "run"],
      "--strategy 'evolutin': unknown strategy (did you mean 'evolution'?); valid: random, evolution, tpe, ranking"),
 ])
@@ -380,7 +379,8 @@ def test_bert_groups_have_labels_and_say_why_a_group_has_no_tau(tmp_path, monkey
 
 
 def test_search_figure_by_rank_for_ranking_with_legend_outside_and_whole_counts(tmp_path, figure_texts):
-    from nni_zerocost.cli import _search_report
+    import nni_zerocost as nz
+    from nni_zerocost.search_report import SearchResult
     from nni_zerocost.plots import plot_search
 
     scores = [9.0, 7.0, 5.0, None]  # ranking reports its candidates best first
@@ -394,9 +394,8 @@ def test_search_figure_by_rank_for_ranking_with_legend_outside_and_whole_counts(
     plot_search(scores, [0], "params", tmp_path / "search.png", ranked=False)
     assert "best so far" in figure_texts["search"]["words"]
     assert figure_texts["search"]["axes"][0].get_xlabel() == "candidates evaluated"
-    args = SimpleNamespace(space="rnn", proxy="params", strategy="ranking", budget=4, seed=0, corpus=None,
-                           max_params=None, max_nonembedding_params=None, max_flops=None)
-    report = _search_report(args, [], [], 1.0, tmp_path / "search.png", tmp_path / "nni")
+    checked = nz.check_job(nz.ScoringJob.of("params", "rnn"), need_architectures=False)
+    report = SearchResult(checked, "ranking", 4, 5, False, [], 1.0).report(tmp_path / "search.png", tmp_path / "nni")
     assert "![scores by rank and score distribution](search.png)" in report
     assert "every candidate's score against its rank" in report
 

@@ -117,3 +117,91 @@ def test_a_weights_cost_proxy_that_runs_the_model_fails(broken):
         testing.check_weights_cost_runs_no_model(name, "rnn")
     assert math.isfinite(nz.score("rnn", nz.get_space("rnn").smoke_architecture(), name, emsize=8, nhid=8,
                                   batch_size=3, seq_len=4)[name].raw)
+
+
+def test_a_proxy_that_reads_an_undeclared_member_fails(broken):
+    def peeks(ctx) -> float:  # declares recurrent_states, reads the model itself
+        return float(sum(p.numel() for p in ctx.model().parameters()))
+
+    name = broken("t_peeks", peeks)
+    with pytest.raises(AssertionError, match=r"reads ctx\.model, which none of its declared capabilities "
+                                             r"\(recurrent_states\) provides"):
+        testing.check_uses_only_declared(name, "rnn")
+    assert nz.score("rnn", nz.get_space("rnn").smoke_architecture(), name, emsize=8, nhid=8, batch_size=3,
+                    seq_len=4)[name].ok  # scoring itself is not restricted: the kit is
+
+
+def test_the_kit_takes_a_proxy_object_and_a_space_object():
+    testing.check_proxy(nz.get_proxy("params"), nz.get_space("rnn"))
+    testing.check_space(nz.get_space("gpt2"), proxies=False)
+
+
+def test_the_kit_checks_a_model_object_and_fails_an_always_flagging_proxy(broken):
+    from nni_zerocost.spaces.model.tiny import recurrent_lm
+
+    torch.manual_seed(0)
+    scores = testing.check_model(recurrent_lm("LSTM"), proxies=["hidden_covariance", "params"])
+    assert math.isfinite(scores["hidden_covariance"].raw) and scores["params"].raw > 0
+
+    def always(ctx) -> float:
+        raise Flagged("I never know")
+
+    name = broken("t_always_flags_model", always)
+    with pytest.raises(AssertionError, match="gave no clean value"):
+        testing.check_model(recurrent_lm("LSTM"), proxies=[name])
+
+
+class _Reordering:
+    """A backend that answers the architectures in another order than they were submitted."""
+
+    def __init__(self, checked):
+        from nni_zerocost.worker import evaluate
+
+        self.capacity, self.plan, self.evaluate, self.pending = 8, checked.plan, evaluate, []
+
+    def submit(self, arch, specs):
+        from concurrent.futures import Future
+
+        self.pending.append((arch, specs, Future()))
+        if len(self.pending) == 2:  # answer each pair crosswise
+            (a, sa, fa), (b, sb, fb) = self.pending
+            fa.set_result(self.evaluate(self.plan, b, sb))
+            fb.set_result(self.evaluate(self.plan, a, sa))
+            self.pending = []
+        return self.pending[-1][2] if self.pending else fb
+
+    def close(self):
+        pass
+
+
+class _Dropping(_Reordering):
+    """A backend whose every third architecture never comes back."""
+
+    def submit(self, arch, specs):
+        from concurrent.futures import Future
+
+        f = Future()
+        self.pending.append(arch)
+        if len(self.pending) % 3:
+            f.set_result(self.evaluate(self.plan, arch, specs))
+        else:
+            f.set_exception(ConnectionError("lost"))
+        return f
+
+
+def test_the_kit_fails_a_backend_that_reorders_or_drops_records():
+    with pytest.raises(AssertionError, match="got"):
+        testing.check_backend(_Reordering)
+    with pytest.raises(AssertionError, match=r"got .*\(error\)"):
+        testing.check_backend(_Dropping)
+    from nni_zerocost.runner import ProcessBackend
+    from nni_zerocost.worker import plan_job_text
+
+    testing.check_backend(lambda checked: ProcessBackend(checked.plan, plan_job_text(checked), 2, 1))
+
+
+class TestParamsThroughTheClasses(testing.ProxyChecks):
+    """The shipped test class, as a plugin author uses it."""
+
+    proxy = "params"
+    space = "rnn"

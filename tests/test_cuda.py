@@ -24,7 +24,7 @@ from scipy.stats import spearmanr  # noqa: E402
 import nni_zerocost as nz  # noqa: E402
 from nni_zerocost.benchmarks.base import get_benchmark  # noqa: E402
 from nni_zerocost.benchmarks.study import select_entries  # noqa: E402
-from nni_zerocost.runner import score_many  # noqa: E402
+from conftest import run_items  # noqa: E402
 
 from conftest import LSTM  # noqa: E402
 
@@ -39,7 +39,7 @@ def _entries(name: str, data_dir):
 
 
 def _scores(plan, entries, workers=1):
-    recs = list(score_many(plan, [(e.arch_id, e.arch) for e in entries], None, workers=workers, progress=False))
+    recs = list(run_items(plan, [(e.arch_id, e.arch) for e in entries], None, workers=workers))
     assert all(r.error is None for r in recs), [r.error for r in recs if r.error][:3]
     return {s: np.array([np.nan if r.values[s] is None else r.values[s] for r in recs]) for s in plan.specs}
 
@@ -98,8 +98,8 @@ def test_gpu_records_are_keyed_and_labelled_by_device(tmp_path):
     store = ResultStore(tmp_path / "s.jsonl")
     cpu = nz.make_plan("rnn", "hidden_covariance", device="cpu")
     gpu = nz.make_plan("rnn", "hidden_covariance", device="cuda")
-    (a,) = score_many(cpu, [(0, LSTM)], store, progress=False)
-    (b,) = score_many(gpu, [(0, LSTM)], store, progress=False)
+    (a,) = run_items(cpu, [(0, LSTM)], store)
+    (b,) = run_items(gpu, [(0, LSTM)], store)
     assert b.computed == 1, "a CPU result must not answer a CUDA request"
     assert a.device == "cpu" and b.device.startswith("cuda")
     assert math.isclose(a.values["hidden_covariance"], b.values["hidden_covariance"], rel_tol=1e-3)

@@ -14,7 +14,9 @@ import nni_zerocost as nz
 from nni_zerocost import BadInputError
 from nni_zerocost.cli import main
 from nni_zerocost.devices import resolve_device
-from nni_zerocost.runner import _worker_init, score_many
+from nni_zerocost.worker import _worker_init
+
+from conftest import run_items
 from nni_zerocost.threads import THREAD_ENV, thread_env as _thread_env
 from nni_zerocost.store import ResultStore, make_key
 
@@ -78,11 +80,11 @@ def test_cpu_store_keys_are_those_stored_before_devices_existed():
 def test_records_say_which_device_computed_them(tmp_path):
     plan = nz.make_plan("rnn", ["params", "hidden_covariance"], device="cpu", **SMALL)
     store = ResultStore(tmp_path / "s.jsonl")
-    (rec,) = score_many(plan, [("a", LSTM)], store, progress=False)
+    (rec,) = run_items(plan, [("a", LSTM)], store)
     assert rec.device == "cpu" and rec.to_json()["device"] == "cpu"
     stored = [json.loads(line) for line in open(tmp_path / "s.jsonl")]
     assert len(stored) == 2 and {s["device"] for s in stored} == {"cpu"}
-    (again,) = score_many(plan, [("a", LSTM)], store, progress=False)  # from the store
+    (again,) = run_items(plan, [("a", LSTM)], store)  # from the store
     assert again.computed == 0 and again.device == "cpu" and again.values == rec.values
 
 
@@ -149,7 +151,9 @@ def test_each_worker_gets_one_thread():
     plan = nz.make_plan("rnn", "params", device="cpu")
     before = {k: os.environ.get(k) for k in THREAD_ENV}
     ctx = multiprocessing.get_context("spawn")
-    with _thread_env(1), ProcessPoolExecutor(1, mp_context=ctx, initializer=_worker_init, initargs=(1, plan)) as pool:
+    job_text = json.dumps(nz.ScoringJob(plan.scoring_request).to_json())  # what a worker gets: the job as JSON
+    with _thread_env(1), ProcessPoolExecutor(1, mp_context=ctx, initializer=_worker_init,
+                                             initargs=(1, job_text)) as pool:
         torch_threads, env, blas = pool.submit(_threads_seen).result(timeout=300)
     assert torch_threads == 1
     assert set(env.values()) == {"1"}
@@ -160,8 +164,8 @@ def test_each_worker_gets_one_thread():
 def test_workers_records_equal_one_process_and_carry_the_device():
     plan = nz.make_plan("rnn", ["hidden_covariance"], device="cpu", **SMALL)
     items = [(i, a) for i, a in enumerate([RNN, LSTM, RNN])]
-    one = list(score_many(plan, items, None, progress=False))
-    two = list(score_many(plan, items, None, workers=2, progress=False))
+    one = list(run_items(plan, items, None))
+    two = list(run_items(plan, items, None, workers=2))
     assert [r.values for r in one] == [r.values for r in two]
     assert {r.device for r in two} == {"cpu"}
 

@@ -209,8 +209,8 @@ def test_driver_bert_defaults_to_head_confidence(data_dir, capsys):
     (["--space", "bert", "--proxy", "hidden_covariance"], "'hidden_covariance' does not apply to the 'bert' space"),
     (["--proxy", "hidden_covariance:layer=9"], "proxy 'hidden_covariance:layer=9'"),
     (["--proxy", "hidden_covariance:nope=1"], "proxy 'hidden_covariance:nope=1'"),
-    (["--n", "0"], "n: must be an integer >= 1, got 0"),
-    (["--threads", "0"], "threads: must be an integer >= 1, got 0"),
+    (["--n", "0"], "n: must be at least 1, got 0"),
+    (["--threads", "0"], "threads: must be at least 1, got 0"),
 ])
 def test_driver_bad_input_is_one_line_before_any_work(argv, says, monkeypatch, capsys):
     from naslib_ext import driver
@@ -252,6 +252,7 @@ def test_driver_threads_flag_pins_this_process_and_its_workers(monkeypatch, caps
         torch.set_num_threads(before)
     assert seen[0][1:] == ("1", 1)
     assert seen[1] == (2, "2", 2)  # torch now, and every worker through the environment
+    assert os.environ[threads.THREADS_ENV] == "1"  # and put back when the run returns
     assert len(seen) == 2
     err = capsys.readouterr().err
     assert err.count("stopped by the test") == 2 and "threads" in err.splitlines()[-1]

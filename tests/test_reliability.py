@@ -5,8 +5,8 @@ import os
 import pytest
 
 import nni_zerocost as nz
+from conftest import run_items
 from nni_zerocost.data import zipf_batch
-from nni_zerocost.runner import score_many
 from nni_zerocost.spaces.rnn.generator import CellGenerator
 
 SMALL = {"emsize": 16, "nhid": 32}
@@ -17,11 +17,11 @@ def _cells(n):
 
 
 def test_workers_give_bit_identical_results():
-    job = nz.make_plan("rnn", ["hidden_covariance", "hidden_covariance:layer=3", "params"], batch=zipf_batch(6, 12, seed=1),
-                       seed=3, **SMALL)
+    job = nz.make_plan("rnn", ["hidden_covariance", "hidden_covariance:layer=3", "params"], batch_size=6, seq_len=12,
+                       seed=3, **SMALL)  # workers get the job as JSON: the batch is a shape, not an object
     items = _cells(8)
-    one = [r.values for r in score_many(job, items, None, workers=1, progress=False)]
-    two = [r.values for r in score_many(job, items, None, workers=2, progress=False)]
+    one = [r.values for r in run_items(job, items, None, workers=1)]
+    two = [r.values for r in run_items(job, items, None, workers=2)]
     assert len(one) == 8
     for a, b in zip(one, two):
         for k in a:
@@ -29,9 +29,9 @@ def test_workers_give_bit_identical_results():
 
 
 def test_bad_architecture_does_not_stop_a_parallel_run():
-    job = nz.make_plan("rnn", ["params"], batch=zipf_batch(4, 6), **SMALL)
+    job = nz.make_plan("rnn", ["params"], batch_size=4, seq_len=6, **SMALL)
     items = [(0, CellGenerator(1).sample(0)), (1, {"h_new_0": {"op": "nope", "input": ["x"]}}), (2, CellGenerator(2).sample(0))]
-    recs = list(score_many(job, items, None, workers=2, progress=False))
+    recs = list(run_items(job, items, None, workers=2))
     assert [r.status for r in recs] == ["ok", "invalid", "ok"]
     assert "unknown op 'nope'" in recs[1].error
 

@@ -20,7 +20,7 @@ from nni_zerocost.models import model_batch, model_context, report_state
 from nni_zerocost.models.batch import DEFAULT_LENGTH, DEFAULT_ROWS, ModelBatch
 
 from conftest import GRU, LSTM, RNN
-from nni_zerocost.testing import hooks_left
+from nni_zerocost import testing
 
 V = 50  # vocabulary of the small models
 
@@ -118,30 +118,12 @@ def same(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == b
 
 
-def check_scores(model, batch, expected_offers):
-    """Every applicable proxy: finite or flagged, bit-identical twice, the model untouched."""
+def check_scores(model, batch, expected_offers, expect_flags=()):
+    """The shipped kit's model check (every applicable proxy gives a clean value, bit-identical
+    twice, reading only what it declares; the model untouched), and what the model offers."""
     ctx = model_context(model, model_batch(model, batch))
     assert set(ctx.offers) == set(expected_offers), sorted(ctx.offers)
-    names = nz.list_proxies(ctx)
-    assert names
-    model.train()  # scoring must run in eval mode and give this mode back
-    modes = [m.training for m in model.modules()]
-    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    first = nz.score_model(model, names, batch=batch)
-    second = nz.score_model(model, names, batch=batch)
-    for name in names:
-        r = first[name]
-        assert r.ok or (r.flag and not r.flag.startswith("non-finite value")), (name, r)
-        assert same(r.raw, second[name].raw) and r.flag == second[name].flag, (name, r.raw, second[name].raw)
-    after = model.state_dict()
-    assert [k for k in before if not torch.equal(before[k], after[k])] == []
-    assert hooks_left(model) == []
-    assert [m.training for m in model.modules()] == modes
-    assert all(p.grad is None for p in model.parameters())
-    model.eval()  # eval mode: the same values (dropout is off while scoring either way)
-    third = nz.score_model(model, names, batch=batch)
-    assert all(same(first[n].raw, third[n].raw) for n in names)
-    return ctx, first
+    return ctx, testing.check_model(model, batch, expect_flags=expect_flags)
 
 
 RECURRENT = {"parameters", "recurrent_states", "recurrent_gradients"}
@@ -445,7 +427,8 @@ def test_hugging_face_models_score_every_applicable_proxy(transformers, kind):
     model = hf_model(transformers, kind)
     implementation, config = model.config._attn_implementation, model.config.to_dict()
     attributes = [sorted(m.__dict__) for m in model.modules()]
-    ctx, scores = check_scores(model, ids(), TRANSFORMER)
+    # gated FFNs of 2-unit tiny models give identical activation patterns: a documented flag
+    ctx, scores = check_scores(model, ids(), TRANSFORMER, expect_flags=("activation_distance",))
     assert model.config._attn_implementation == implementation  # the eager switch was undone
     assert model.config.to_dict() == config and [sorted(m.__dict__) for m in model.modules()] == attributes
     # transformers' own output hooks, removed after the pass, come back when the user asks
@@ -460,7 +443,7 @@ def test_hugging_face_models_score_every_applicable_proxy(transformers, kind):
 @pytest.mark.parametrize("kind,layout", [("roberta", "bert_layout"), ("electra", "bert_layout"),
                                          ("mistral", "llama_layout"), ("qwen2", "llama_layout")])
 def test_hugging_face_relatives_are_read_as_their_layout(transformers, kind, layout):
-    ctx, _ = check_scores(hf_model(transformers, kind), ids(), TRANSFORMER)
+    ctx, _ = check_scores(hf_model(transformers, kind), ids(), TRANSFORMER, expect_flags=("activation_distance",))
     assert ctx.layout == layout and ctx.causal == (layout == "llama_layout")
 
 

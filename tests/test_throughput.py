@@ -23,9 +23,11 @@ import nni_zerocost as nz
 from nni_zerocost import threads
 from nni_zerocost.cli import main
 from nni_zerocost.errors import BadInputError
-from nni_zerocost.runner import _ProcessBackend, score_many, worker_devices
+from nni_zerocost.runner import ProcessBackend, worker_devices
 from nni_zerocost.spaces import get_space
 from nni_zerocost.store import ResultStore, merge_stores
+
+from conftest import run_items
 
 #: a small model and batch: the scoring of one cell takes milliseconds
 SMALL = dict(emsize=16, nhid=24, batch_size=4, seq_len=8)
@@ -143,15 +145,17 @@ def test_auto_workers_one_per_core_at_most_one_per_eight_architectures(monkeypat
     monkeypatch.setattr(threads, "usable_cpus", lambda: 4)
     assert threads.ARCHS_PER_WORKER == 8
     assert [threads.resolve_workers("auto", n) for n in (1, 8, 16, 1000)] == [1, 1, 2, 4]
-    assert threads.resolve_workers(" AUTO ", 40) == 4
     assert threads.resolve_workers("auto", None) == 4  # unknown count: every usable core
-    assert threads.resolve_workers(3, 1) == threads.resolve_workers("3", 1) == 3  # a count is taken as given
+    assert threads.resolve_workers(3, 1) == 3  # a count is taken as given
+    job = nz.ScoringJob.of("params", "rnn", sample=40, workers=" AUTO ")
+    assert nz.check_job(job).workers == 4  # the job reads 'auto' in any case
+    assert nz.check_job(job.replace(workers="3")).workers == 3
 
 
 @pytest.mark.parametrize("bad", [0, -1, "x", "0", "1.5", True, 2.0, None])
-def test_check_workers_refuses_anything_but_auto_or_a_positive_count(bad):
+def test_a_job_refuses_workers_but_auto_or_a_positive_count(bad):
     with pytest.raises(BadInputError) as e:
-        threads.check_workers(bad)
+        nz.check_job(nz.ScoringJob.of("params", "rnn", sample=1, workers=bad))
     assert e.value.field == "workers" and f"got {bad!s}" in str(e.value).replace("got '", "got ").rstrip("'")
 
 
@@ -177,8 +181,8 @@ def test_threads_per_process_explicit_then_pinned_then_idle_cores_shared(unpinne
         unpinned.setenv(threads.THREADS_ENV, bad)
         with pytest.raises(BadInputError, match=threads.THREADS_ENV):
             threads.threads_per_process(1)
-    with pytest.raises(BadInputError):
-        threads.threads_per_process(1, threads=0)
+    with pytest.raises(BadInputError, match="threads: must be at least 1, got 0"):  # the job checks a count
+        nz.check_job(nz.ScoringJob.of("params", "rnn", sample=1, threads=0))
 
 
 def test_scoring_threads_restores_torch_unless_pinned(unpinned):
@@ -205,7 +209,7 @@ def test_scoring_threads_restores_torch_unless_pinned(unpinned):
 
 
 def test_an_explicit_thread_count_holds_inside_every_scoring_it_wraps(unpinned):
-    """score_many(threads=N) wraps its loop in scoring_threads(N); plan.score inside opens its own
+    """run_items(threads=N) wraps its loop in scoring_threads(N); plan.score inside opens its own
     scope without a count, which must keep N, not fall back to the measured idle cores."""
     unpinned.setattr(threads, "idle_cores", lambda: 1)  # a loaded machine
     torch.set_num_threads(1)
@@ -220,16 +224,16 @@ def test_an_explicit_thread_count_holds_inside_every_scoring_it_wraps(unpinned):
 
     plan = nz.make_plan("rnn", "params", device="cpu")
     counts = []
-    real = plan.context
+    real = nz.ScoringPlan.context
 
-    def context(arch):  # the thread count the model work runs with
+    def context(self, arch):  # the thread count the model work runs with
         counts.append(torch.get_num_threads())
-        return real(arch)
+        return real(self, arch)
 
-    object.__setattr__(plan, "context", context)
+    unpinned.setattr(nz.ScoringPlan, "context", context)
     arch = nz.get_space("rnn").sample(np.random.default_rng(0))
-    list(score_many(plan, [(0, arch)], None, workers=1, threads=2, progress=False))
-    list(score_many(plan, [(1, arch)], None, workers=1, progress=False))
+    run_items(plan, [(0, arch)], None, workers=1, threads=2)
+    run_items(plan, [(1, arch)], None, workers=1)
     assert counts == [2, 1]
     assert torch.get_num_threads() == 1
 
@@ -295,9 +299,8 @@ def test_worker_devices_round_robin_over_gpus_only_when_none_is_named(monkeypatc
 # -- local worker processes -----------------------------------------------------------------------------
 def test_worker_processes_give_the_records_of_this_process(tmp_path):
     items = _cells(8)
-    here = list(score_many(_plan(), items, ResultStore(tmp_path / "a.jsonl"), progress=False))
-    pool = list(score_many(_plan(), items, ResultStore(tmp_path / "b.jsonl"), workers=2, threads=1,
-                           progress=False))
+    here = list(run_items(_plan(), items, ResultStore(tmp_path / "a.jsonl")))
+    pool = list(run_items(_plan(), items, ResultStore(tmp_path / "b.jsonl"), workers=2, threads=1))
     assert {r.status for r in here} == {"ok"}
     _same(here, pool)
     assert _raws(tmp_path / "a.jsonl") == _raws(tmp_path / "b.jsonl") and len(_raws(tmp_path / "a.jsonl")) == 16
@@ -313,18 +316,17 @@ def test_a_killed_local_worker_costs_only_its_architecture(tmp_path, kill_plugin
     items = _cells(6)
     target = items[2]
     _kills(kill_plugin, [target[1]])
-    expected = {r.id: r.values["params"] for r in score_many(_plan(["params"]), items, None, progress=False)}
+    expected = {r.id: r.values["params"] for r in run_items(_plan(["params"]), items, None)}
     path = tmp_path / "s.jsonl"
     started = []
-    real_init = _ProcessBackend.__init__
+    real_init = ProcessBackend.__init__
 
     def counting_init(self, *a, **k):
         started.append(a)
         real_init(self, *a, **k)
 
-    monkeypatch.setattr(_ProcessBackend, "__init__", counting_init)
-    recs = list(score_many(_plan(["params", "kill_target"]), items, ResultStore(path), workers=2, threads=1,
-                           progress=False))
+    monkeypatch.setattr(ProcessBackend, "__init__", counting_init)
+    recs = list(run_items(_plan(["params", "kill_target"]), items, ResultStore(path), workers=2, threads=1))
     assert len(started) == 1  # it ran in worker processes
     assert [r.id for r in recs] == [i for i, _ in items]
     lost = recs[2]
@@ -395,8 +397,8 @@ def two_stores(tmp_path):
     """Stores of two runs sharing architecture c1: a.store holds c0, c1; b.store c1, c2."""
     items = _cells(3)
     a, b = tmp_path / "a.store", tmp_path / "b.store"
-    list(score_many(_plan(), items[:2], ResultStore(a), progress=False))
-    list(score_many(_plan(), items[1:], ResultStore(b), progress=False))
+    list(run_items(_plan(), items[:2], ResultStore(a)))
+    list(run_items(_plan(), items[1:], ResultStore(b)))
     return a, b
 
 
@@ -469,7 +471,7 @@ def test_where_the_work_runs_is_checked_before_any_work(tmp_path, capsys, monkey
     import nni_zerocost.runner as runner
     import nni_zerocost.ray_backend as ray_backend
 
-    monkeypatch.setattr(runner, "score_many", lambda *a, **k: pytest.fail("scoring started"))
+    monkeypatch.setattr(runner, "run", lambda *a, **k: pytest.fail("scoring started"))
     monkeypatch.setattr(ray_backend, "import_ray", lambda: pytest.fail("Ray started"))
     out = tmp_path / "o.jsonl"
     for command in (["score", "--space", "rnn", "--sample", "2", "--out", str(out)],
@@ -530,31 +532,29 @@ def test_ray_gives_the_records_and_store_of_local_workers(tmp_path, ray_cluster,
     from nni_zerocost.ray_backend import RayBackend
 
     items = _cells(8)
-    local = list(score_many(_plan(), items, ResultStore(tmp_path / "local.jsonl"), workers=2, threads=1,
-                            progress=False))
+    local = list(run_items(_plan(), items, ResultStore(tmp_path / "local.jsonl"), workers=2, threads=1))
     submitted = []
     real_submit = RayBackend.submit
     monkeypatch.setattr(RayBackend, "submit", lambda self, *a: submitted.append(a) or real_submit(self, *a))
-    remote = list(score_many(_plan(), items, ResultStore(tmp_path / "ray.jsonl"), ray=ray_cluster, threads=1,
-                             progress=False))
+    remote = list(run_items(_plan(), items, ResultStore(tmp_path / "ray.jsonl"), ray=ray_cluster, threads=1))
     assert len(submitted) == 8  # one Ray task per architecture
     assert {r.status for r in remote} == {"ok"}
     _same(local, remote)
     assert _raws(tmp_path / "local.jsonl") == _raws(tmp_path / "ray.jsonl")
     assert len(_raws(tmp_path / "ray.jsonl")) == 16
     assert ray.is_initialized()  # the caller's Ray is the caller's to shut down
-    (again,) = score_many(_plan(), items[:1], None, ray="auto", threads=1, progress=False)
+    (again,) = run_items(_plan(), items[:1], None, ray="auto", threads=1)
     assert again.values == local[0].values and ray.is_initialized()
     with pytest.raises(BadInputError) as e:  # the fixture's nodes have 2 CPUs: a 3-CPU task never runs
-        list(score_many(_plan(), items[:1], None, ray=ray_cluster, threads=3, progress=False))
+        list(run_items(_plan(), items[:1], None, ray=ray_cluster, threads=3))
     assert e.value.field == "threads" and ray.is_initialized()
 
 
 def test_ray_retries_a_killed_worker(tmp_path, ray_cluster, kill_plugin):
     items = _cells(4, seed=1)
     _kills(kill_plugin)
-    recs = list(score_many(_plan(["params", "kill_once"]), items, ResultStore(tmp_path / "s.jsonl"), ray=ray_cluster,
-                           threads=1, progress=False))
+    recs = list(run_items(_plan(["params", "kill_once"]), items, ResultStore(tmp_path / "s.jsonl"), ray=ray_cluster,
+                           threads=1))
     assert [r.status for r in recs] == ["ok"] * 4, [r.error for r in recs]
     assert sorted(p.name for p in (kill_plugin / "once").iterdir()) == sorted(_hash(a) for _, a in items)
     assert all(r.values["kill_once"] >= 1 for r in recs)
@@ -567,9 +567,9 @@ def test_ray_an_architecture_that_always_kills_its_worker_is_an_error_record(tmp
     _kills(kill_plugin, [target[1]])
     plan = _plan(["params", "kill_target"])
     path = tmp_path / "s.jsonl"
-    (first,) = score_many(plan, items[:1], ResultStore(path), progress=False)  # stored before the run
+    (first,) = run_items(plan, items[:1], ResultStore(path))  # stored before the run
     before = path.read_bytes()
-    recs = list(score_many(plan, items, ResultStore(path), ray=ray_cluster, threads=1, progress=False))
+    recs = list(run_items(plan, items, ResultStore(path), ray=ray_cluster, threads=1))
     assert [r.id for r in recs] == [i for i, _ in items]
     lost = recs[3]
     assert lost.status == "error" and "worker" in lost.error and "lost" in lost.error, lost.error

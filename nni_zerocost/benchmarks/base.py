@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .. import builtin
 from ..registry import Registry
 
 
@@ -64,7 +65,8 @@ class Benchmark(abc.ABC):
         return {}
 
 
-BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
+#: a space's package registers its benchmarks: the built-in spaces' packages load them
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark", builtin.SPACES)
 
 
 def register_benchmark(cls):
@@ -72,18 +74,10 @@ def register_benchmark(cls):
     return cls
 
 
-def _load() -> None:
-    """Every registered space's package registers its benchmarks when imported."""
-    from ..spaces import list_spaces
-
-    list_spaces()
-
-
 def get_benchmark(name: str) -> Benchmark:
-    _load()
     return BENCHMARKS.get(name)
 
 
-def list_benchmarks() -> List[str]:
-    _load()
-    return BENCHMARKS.names()
+def list_benchmarks(space: Optional[str] = None) -> List[str]:
+    """Registered benchmark names (only those of ``space``, when given)."""
+    return [n for n in BENCHMARKS.names() if space is None or BENCHMARKS.get(n).space == space]

@@ -189,11 +189,50 @@ def format_table(result: Mapping[str, Any]) -> str:
             + f" {_f(r['seconds_per_arch'], 4):>8} {_f(r['median_seconds'], 4):>9} {r['n_flagged']:>8}"
             f" {r.get('n_excluded', 0):>9}"
         )
-    from .extra import format_extra  # all-cells tau-b, within-group taus, trivial baselines
-
-    lines += format_extra(result)
+    lines += format_extra(result)  # all-cells tau-b, within-group taus, trivial baselines
     return "\n".join(lines)
 
 
 def _f(x, nd=3):
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+def format_extra(result: Mapping[str, Any]) -> List[str]:
+    """Extra table lines for :func:`format_table`: the all-cells tau-b, trivial baselines,
+    within-group and within-budget taus (computed by :mod:`.extra`)."""
+    lines: List[str] = []
+    if result.get("all_cells"):
+        lines += ["", "all cells with 3 runs: Kendall tau-b vs median run loss (diverged run = +inf, missing score = worst)"]
+        for name, r in list(result["proxies"].items()) + list(result.get("trivial_baselines", {}).items()):
+            a = r.get("all_cells", {})
+            lines.append(f"{name:<36} {_f(a.get('kendall_tau_b'))}  (n={a.get('n')}, ranked last: {a.get('n_missing_scores_ranked_last')})")
+    base = result.get("trivial_baselines")
+    if base:
+        lines += ["", "trivial baselines (raw features, not oriented):"]
+        for name, r in base.items():
+            lines.append(f"{name:<36} {_f(r['kendall_tau']):>8} {_f(r['spearman']):>9} {_f(r['pearson']):>8}")
+    rows = list(result["proxies"].items()) + list((base or {}).items())
+    if any("within_groups_mean_tau" in r for _, r in rows):
+        lines += ["", f"within-group Kendall tau over architectures (groups: {result.get('group_by', 'groups')}); mean over the "
+                      "groups that have a tau; n/a: why a group has none"]
+        for name, r in rows:
+            if "within_groups_mean_tau" in r:
+                g = r.get("within_groups", {})
+                k = r.get("within_groups_with_tau", len(g))
+                mean = f"mean {_f(r['within_groups_mean_tau'])} ({k} of {len(g)} groups)" if k else "mean n/a (no group)"
+                lines.append(f"{name:<36} {mean:<24} " + "  ".join(
+                    f"{k}:{_f(v['kendall_tau'])}" if "no_tau" not in v else f"{k}:n/a ({v['no_tau']})"
+                    for k, v in g.items()))
+    if any("within_size_bins_mean_tau" in r for _, r in rows):
+        bins = result.get("size_bins", {})
+        edges = "  ".join(f"{k}:{lo / 1e6:.3g}-{hi / 1e6:.3g}M" for k, (lo, hi) in bins.items())
+        measure = result.get("size_measure", "parameters")
+        lines += ["", f"within-budget ranking: Kendall tau over architectures inside each decile of {measure} "
+                      "(where size cannot help); mean over the deciles that have a tau",
+                  f"  deciles ({measure}): {edges}"]
+        for name, r in rows:
+            if "within_size_bins_mean_tau" in r:
+                g = r["within_size_bins"]
+                lines.append(f"{name:<36} mean {_f(r['within_size_bins_mean_tau'])}  " + "  ".join(
+                    f"{k}:{_f(v['kendall_tau'])}" if "no_tau" not in v else f"{k}:n/a" for k, v in g.items()))
+    return lines

@@ -30,7 +30,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from .. import __version__
+from ..version import __version__
 from ..errors import BadInputError, DataError
 
 FOLDER = Path(__file__).resolve().parent / "data" / "precomputed"

@@ -18,7 +18,7 @@ changed, no hook outlives a pass, and its train/eval mode is restored.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Optional
 
 import torch
 
@@ -27,24 +27,7 @@ from ..spaces import get_space, list_spaces
 from ..spaces.base import ScoringContext
 from .states import report_state  # noqa: F401  (the hook a user's own recurrent cell calls)
 
-#: ``(name, matches(model) -> bool, make(model, batch, seed, device) -> context)``, tried in order
-ADAPTERS: List[Tuple[str, Callable[[torch.nn.Module], bool], Callable[..., ScoringContext]]] = []
-
-
-def register_model_adapter(name: str, matches: Callable[[torch.nn.Module], bool]):
-    """Decorator registering ``make(model, batch, *, seed, device) -> ScoringContext`` for the
-    models ``matches`` accepts (later registrations are tried first, so a plugin can refine a
-    built-in adapter)."""
-
-    def deco(make):
-        ADAPTERS.insert(0, (name, matches, make))
-        return make
-
-    return deco
-
-
-def _load_builtin_adapters() -> None:
-    from . import recurrent, transformer  # noqa: F401  (they register themselves)
+from .adapters import ADAPTERS, register_model_adapter  # noqa: F401  (a plugin's adapters register here)
 
 
 def claiming_space(model) -> Optional[str]:
@@ -74,10 +57,9 @@ def model_context(model: torch.nn.Module, batch, *, seed: int = 0, device=None) 
         ctx = get_space(space).context_for_model(model, batch, seed=seed, device=device)
         ctx.label = f"the {space!r} space's {type(model).__name__}"
         return ctx
-    _load_builtin_adapters()
-    for _, matches, make in ADAPTERS:
-        if matches(model):
-            return make(model, batch, seed=seed, device=device)
+    for adapter in ADAPTERS.latest_first():
+        if adapter.matches(model):
+            return adapter.make(model, batch, seed=seed, device=device)
     if type(model).__module__.startswith("transformers."):
         raise BadInputError(
             "model", f"{type(model).__name__} is a Hugging Face model of a layout nni-zerocost does not read; it "

@@ -25,7 +25,7 @@ Capabilities (per model):
   0's = the initial state), ``(T, B, H)``, no autograd;
 * ``recurrent_gradients`` (torch recurrent modules only, not reporting cells, whose input the
   context cannot see): one forward + backward per (loss, noise) with the fields of the RNN
-  space's :class:`~nni_zerocost.spaces.rnn.passes.GradientPass`; ``input_grad`` is w.r.t. the
+  :class:`~nni_zerocost.outputs.RecurrentGradients`; ``input_grad`` is w.r.t. the
   first recurrent module's input (``noise`` > 0 feeds the paper's noised copy of it), ``lm`` is
   the mean next-token cross-entropy of the model's logits, ``sum``/``square`` use the last
   recurrent layer's outputs.
@@ -44,8 +44,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BadInputError
-from ..spaces.rnn import passes
-from . import register_model_adapter
+from ..outputs import RecurrentGradients
+from . import passes
+from .adapters import register_model_adapter
 from .batch import ModelBatch
 from .common import Hooks, ModelContext, check_logits, eval_mode, logits_of, next_token_loss
 from .states import ACTIVE
@@ -258,6 +259,10 @@ class RecurrentLMContext(ModelContext):
                     out.append(names[id(p)])
         return out
 
+    def parameter_values(self, names) -> Dict[str, torch.Tensor]:
+        named = dict(self._model.named_parameters())
+        return {n: named[n].detach() for n in names}
+
     def _loss(self, recorder: Recorder, logits: torch.Tensor, loss: str, ids: torch.Tensor,
               n_pairs: Optional[int] = None) -> torch.Tensor:
         if loss == "lm":
@@ -265,7 +270,7 @@ class RecurrentLMContext(ModelContext):
         last = torch.cat(recorder.outputs[id(recorder.order[-1])], 0)
         return last.sum() if loss == "sum" else 0.5 * (last * last).sum()
 
-    def gradients(self, loss: str = "lm", noise: float = 0.0) -> passes.GradientPass:
+    def gradients(self, loss: str = "lm", noise: float = 0.0) -> RecurrentGradients:
         """One forward + backward of ``loss`` (``lm``, ``sum``, ``square``), cached per (loss,
         noise): gradients w.r.t. the first recurrent module's input, every parameter and every
         state entering steps 1..T-1 of every layer."""
@@ -299,7 +304,7 @@ class RecurrentLMContext(ModelContext):
             st.append(torch.stack([s.detach() for s in steps[1:]]))
             sg.append(torch.stack(sgrads[i:i + n]))
             i += n
-        result = passes.GradientPass(loss, float(noise), float(value.detach()), input_grad, tuple(st), tuple(sg),
+        result = RecurrentGradients(loss, float(noise), float(value.detach()), input_grad, tuple(st), tuple(sg),
                                      dict(zip(names, pgrads)))
         self.cache[key] = result
         return result

@@ -64,16 +64,13 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import torch
 
 from ..errors import BadInputError
+from ..outputs import (CODE_ROWS, SPECTRA_TOKENS, FeedForwardCodes, LayerSpectra, WeightGradients, masked_positions,
+                       rows_holding)
 from ..spectra import covariance_eigenvalues
-from . import register_model_adapter
+from .adapters import register_model_adapter
 from .batch import ModelBatch
 from .common import Hooks, ModelContext, check_logits, eval_mode, logits_of, next_token_loss, no_new_hooks
 
-MASK_FRACTION = 0.15
-#: activation codes are kept for the tokens of this many leading rows
-CODE_ROWS = 8
-#: real tokens the layer spectra read
-SPECTRA_TOKENS = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,16 +256,6 @@ class AttentionStats:
         return {l: (self.sums[l] / self.counts[l]).cpu() for l in sorted(self.sums)}
 
 
-@dataclasses.dataclass
-class GradientPass:
-    """The fields of the BERT space's gradient pass: ``loss``, ``weight_grads`` {name: dL/dW},
-    ``input_grad`` (B, T, E)."""
-
-    loss: float
-    weight_grads: Dict[str, torch.Tensor]
-    input_grad: torch.Tensor
-
-
 class TransformerContext(ModelContext):
     """A user's transformer LM: see the module docstring for what it offers and how."""
 
@@ -368,13 +355,7 @@ class TransformerContext(ModelContext):
     def _corrupt(self) -> Tuple[torch.Tensor, torch.Tensor]:
         """Masked-LM input and the flat positions chosen (seeded, drawn on the CPU)."""
         ids, real = self.batch.input_ids, self.batch.mask
-        gen = torch.Generator().manual_seed(self.seed)
-        noise = torch.rand(ids.shape, generator=gen).masked_fill(~real, 2.0)
-        order = noise.argsort(dim=1)
-        counts = torch.minimum((real.sum(1).float() * MASK_FRACTION).round().clamp(min=1).long(), real.sum(1))
-        take = torch.arange(ids.shape[1])[None, :] < counts[:, None]
-        rows = torch.arange(ids.shape[0])[:, None].expand_as(order)
-        positions = (rows * ids.shape[1] + order)[take].sort().values
+        positions, gen = masked_positions(real, self.seed)
         out = ids.reshape(-1).clone()
         if self.batch.mask_token_id is not None:
             out[positions] = int(self.batch.mask_token_id)
@@ -398,7 +379,7 @@ class TransformerContext(ModelContext):
         return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab)[positions],
                                                  self.input_ids.reshape(-1)[positions])
 
-    def gradients(self) -> GradientPass:
+    def gradients(self) -> WeightGradients:
         """The one forward + backward of the model's LM loss (see the module docstring)."""
         if "gradients" in self.cache:
             return self.cache["gradients"]
@@ -415,8 +396,8 @@ class TransformerContext(ModelContext):
             grads = torch.autograd.grad(loss, [embeds] + params, allow_unused=True)
         full = {id(p): (torch.zeros_like(p) if g is None else g.detach()) for p, g in zip(params, grads[1:])}
         input_grad = torch.zeros_like(embeds) if grads[0] is None else grads[0].detach()
-        result = GradientPass(float(loss.detach()), {r.name: r.matrix(full[id(r.param)]) for r in refs},
-                              input_grad * self.mask[..., None])
+        result = WeightGradients(float(loss.detach()), {r.name: r.matrix(full[id(r.param)]) for r in refs},
+                                 input_grad * self.mask[..., None])
         self.cache["gradients"] = result
         return result
 
@@ -470,21 +451,18 @@ class TransformerContext(ModelContext):
         """The attention heads (the only softmax these token mixers use)."""
         return {("attention", k): v for k, v in self.attention_confidence().items()}
 
-    def ffn_codes(self):
+    def ffn_codes(self) -> FeedForwardCodes:
         stats = self.forward_stats()
-        return stats["codes"], stats["row_of"], CODE_ROWS
+        return FeedForwardCodes(stats["codes"], stats["row_of"], CODE_ROWS)
 
     # -- the layer spectra ----------------------------------------------------------------------
-    def spectra(self, tokens: int = SPECTRA_TOKENS) -> Dict[str, List[Tuple[int, int, torch.Tensor]]]:
+    def spectra(self, tokens: int = SPECTRA_TOKENS) -> LayerSpectra:
         """Token-covariance eigenvalues after every sub-layer, over the first ``tokens`` real
         tokens (the first rows holding them), one forward; cached."""
         key = ("spectra", int(tokens))
         if key in self.cache:
             return self.cache[key]
-        lengths = self.mask.sum(1)
-        cum = torch.cumsum(lengths, 0)
-        rows = int(torch.searchsorted(cum, torch.tensor(int(tokens), dtype=cum.dtype, device=cum.device)).item()) + 1
-        rows = max(1, min(rows, lengths.numel()))
+        rows = rows_holding(self.mask.sum(1), tokens)
         real = self.mask[:rows]
         seen: Dict[Tuple[str, int], torch.Tensor] = {}
 
@@ -503,8 +481,8 @@ class TransformerContext(ModelContext):
                 if (kind, i) not in seen:
                     raise BadInputError("model", f"{self.label}: layer {i}'s {kind} output was not seen in the forward")
                 out[kind].append((i, 0, covariance_eigenvalues(seen[(kind, i)])))
-        self.cache[key] = out
-        return out
+        self.cache[key] = LayerSpectra(**out)
+        return self.cache[key]
 
 
 def _ask_weights(module, args, kwargs):

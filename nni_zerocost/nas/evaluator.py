@@ -42,8 +42,7 @@ import numpy as np
 import torch
 from nni.nas.evaluator import Evaluator
 
-from ..budget import SizeBudget
-from ..plan import ScoringPlan, ScoringRequest, check_request, make_model_plan, make_plan
+from ..plan import ScoringPlan, ScoringRequest
 from ..proxies.base import NO_SCORE, ProxyResult
 
 
@@ -84,111 +83,115 @@ def metric_dict(results: Mapping[str, ProxyResult], main: str, arch_hash: Option
     return out
 
 
-def proxy_metrics(plan: ScoringPlan, arch, *, store: Optional[str] = None) -> Dict[str, Any]:
-    """Score one architecture with a checked plan and return the NNI metric dict (the main
-    proxy is the plan's first).
-
-    With ``store`` (a results-store path) the core's store-backed runner answers: a candidate
-    scored before (same space, architecture, proxy, data, seed, version) costs no model work,
-    which is what makes an interrupted search cheap to re-run.  An unexpected error is raised
-    as a bug (:class:`~nni_zerocost.runner.ScoringBugError`, with its traceback), bad input as
-    a ZeroCostError.
-    """
-    from ..runner import raise_for_error, score_many
-
-    parsed = plan.parse(arch)
-    with seeded(plan.seed):
-        if store is None:
-            results = plan.score(parsed)
-        else:
-            (rec,) = score_many(plan, [(0, parsed)], _open_store(str(store)), progress=False)
-            raise_for_error(rec)
-            metrics = metric_dict(rec.results, plan.specs[0], plan.arch_hash(parsed), plan.device_name)
-            metrics["seconds"] = rec.seconds  # work done now: nothing when the store answered
-            return metrics
-    return metric_dict(results, plan.specs[0], plan.arch_hash(parsed), plan.device_name)
+def record_metrics(rec, main: str) -> Dict[str, Any]:
+    """The NNI metric dict of a runner record (see the module docstring); ``main``: the
+    optimised proxy spec.  A candidate over the size budget reports NO_SCORE, ``over_budget``
+    and the reason in ``flag``."""
+    if rec.status == "over_budget":
+        out = {"default": NO_SCORE, **{spec: None for spec in rec.results}, "flag": rec.error, "seconds": 0.0,
+               "arch": rec.arch_hash, "over_budget": True}
+    else:
+        out = metric_dict(rec.results, main, rec.arch_hash, rec.device)
+        out["seconds"] = rec.seconds  # work done now: nothing when the store answered
+    if rec.sizes is not None:
+        out.update({f"size_{k}": v for k, v in rec.sizes.items()})
+    if rec.costs:
+        out.update({f"cost_{k}": c["value"] for k, c in rec.costs.items()})
+    return out
 
 
-@functools.lru_cache(maxsize=4)
-def _open_store(path: str):
-    from ..store import ResultStore
+def proxy_metrics(plan_or_job, arch) -> Dict[str, Any]:
+    """Score one architecture and return the NNI metric dict (the main proxy is the plan's
+    first); ``plan_or_job``: a :class:`~nni_zerocost.ScoringPlan` (no store) or a checked job
+    (its store and size budget).  An unexpected error is raised as a bug
+    (:class:`~nni_zerocost.runner.ScoringBugError`, with its traceback), bad input as a
+    ZeroCostError."""
+    from ..job import CheckedJob, ScoringJob
+    from ..runner import raise_for_error, score_one
 
-    return ResultStore(path)
+    checked = plan_or_job
+    if not isinstance(checked, CheckedJob):
+        plan = plan_or_job
+        checked = CheckedJob(ScoringJob(plan.scoring_request, store=None), plan)
+    with seeded(checked.plan.seed):
+        rec = score_one(checked, arch)
+    raise_for_error(rec)
+    return record_metrics(rec, checked.plan.specs[0])
 
 
 class ProxyScorer:
-    """The scoring every NNI adapter shares: one request, checked once through the core's door.
+    """The scoring every NNI adapter shares: one job, checked once, scored one candidate at a
+    time through the runner (:func:`~nni_zerocost.runner.score_one`).
 
-    ``proxy`` is optimised, ``extra_proxies`` reported beside it; ``request_fields`` are the
-    :class:`~nni_zerocost.ScoringRequest` fields (``seed``, ``corpus``, ``batch_size``,
-    ``seq_len``, ``device``) and any space's context options (``init="compat"``,
-    ``as_trained=True``, ...), all plain values, so NNI can ship an adapter to a trial as its
-    arguments.  The space is known only when a candidate arrives (it is read from the model):
-    what can be checked without it is checked here, and the plan of a space is made on first
-    use.  Candidates of a user's own NNI model space are scored as models
-    (:func:`~nni_zerocost.score_model`), keyed by the space class and the frozen sample.
+    ``proxy`` is optimised, ``extra_proxies`` reported beside it; ``fields`` are the job's and
+    the request's (``seed``, ``corpus``, ``batch_size``, ``seq_len``, ``device``, any space's
+    context options, ``max_params`` / ``max_nonembedding_params`` / ``max_flops``, ``workers``,
+    ``plugins``), all plain values, so NNI can ship an adapter to a trial as its arguments.
+    ``store``: a results-store path (None: no store).  The space is known only when a candidate
+    arrives (it is read from the model): what can be checked without it is checked here, and the
+    job of a space is checked on first use.  Candidates of a user's own NNI model space are
+    scored by the ``model`` space, keyed by the space class and the frozen sample.
     """
 
     def __init__(self, proxy: str, extra_proxies: Sequence[str] = (), *, store: Optional[str] = None,
-                 **request_fields: Any):
-        request_fields = dict(request_fields)
-        self.budget = SizeBudget.pop_from(request_fields)  # max_params / max_nonembedding_params / max_flops
-        self.request = ScoringRequest.of([proxy, *extra_proxies], **request_fields)
-        check_request(self.request)
-        self.store = None if store is None else str(store)
-        self._plans: Dict[str, ScoringPlan] = {}
+                 **fields: Any):
+        from ..job import ScoringJob, check_job
+
+        self.job = ScoringJob.of([proxy, *extra_proxies], None, store=None if store is None else str(store), **fields)
+        check_job(self.job, need_architectures=False)  # the space is not known yet: what any space takes
+        self._checked: Dict[str, Any] = {}
+
+    @property
+    def request(self) -> ScoringRequest:
+        return self.job.request
 
     @property
     def proxy(self) -> str:
-        return self.request.proxies[0]
+        return self.job.request.proxies[0]
 
     @property
     def seed(self) -> int:
-        return self.request.seed
+        return self.job.request.seed
 
-    def plan(self, space: str) -> ScoringPlan:
-        if space not in self._plans:  # make_plan says why a space does not take the request
-            self._plans[space] = make_plan(self.request.replace(space=space))
-        return self._plans[space]
+    @property
+    def store(self) -> Optional[str]:
+        return self.job.store
 
-    def model_plan(self, sample) -> ScoringPlan:
-        """The plan of a candidate of a user's model space (a model of its own)."""
-        req = self.request
-        if req.options:
-            from ..errors import BadInputError
+    def checked(self, space: Optional[str]):
+        """The checked job of a space (None: a user's own model space, the ``model`` space)."""
+        from ..job import check_job
 
-            raise BadInputError(next(iter(req.options)), "a user's own model space takes no space context options")
-        batch = req.corpus
-        return make_model_plan(sample, list(req.proxies), batch=batch, seed=req.seed,
-                               device=None if req.device == "auto" else req.device, label=sample.space)
+        space = space or "model"
+        if space not in self._checked:  # check_job says why a space does not take the request
+            self._checked[space] = check_job(self.job.replace(request=self.job.request.replace(space=space)),
+                                             need_architectures=False)
+        return self._checked[space]
 
-    def sizes(self, space: Optional[str], arch) -> Dict[str, float]:
-        """The candidate's size (parameters, and FLOPs where the space counts them)."""
-        return self.budget.sizes(space, arch, self.request.options if space is not None else None)
+    def plan(self, space: Optional[str]) -> ScoringPlan:
+        return self.checked(space).plan
 
-    def over_budget(self, space: Optional[str], arch) -> Optional[Dict[str, Any]]:
-        """The metric dict of a candidate over the size budget (no model work), or None."""
-        if not self.budget.active:
+    @property
+    def budget(self):
+        return self.checked_any.budget
+
+    @functools.cached_property
+    def checked_any(self):
+        from ..job import check_job
+
+        return check_job(self.job, need_architectures=False)
+
+    def over_budget(self, space: Optional[str], arch) -> Optional[str]:
+        """Why a candidate is over the size budget (no model work), or None."""
+        checked = self.checked(space)
+        if not checked.budget.active:
             return None
-        sizes = self.sizes(space, arch)
-        reason = self.budget.over(sizes)
-        if reason is None:
-            return None
-        plan_hash = self.plan(space).arch_hash(arch) if space is not None else arch.key
-        out = {"default": NO_SCORE, **{spec: None for spec in self.request.proxies}, "flag": reason,
-               "seconds": 0.0, "arch": plan_hash, "over_budget": True}
-        out.update({f"size_{k}": v for k, v in sizes.items()})
-        return out
+        from ..budget import sizes
+
+        plan = checked.plan
+        return checked.budget.over(sizes(plan.search_space, plan.parse(arch), plan.context_options))
 
     def metrics(self, space: Optional[str], arch) -> Dict[str, Any]:
-        over = self.over_budget(space, arch)
-        if over is not None:
-            return over
-        plan = self.plan(space) if space is not None else self.model_plan(arch)
-        out = proxy_metrics(plan, arch, store=self.store)
-        if self.budget.active:
-            out.update({f"size_{k}": v for k, v in self.sizes(space, arch).items()})
-        return out
+        return proxy_metrics(self.checked(space), arch)
 
 
 @nni.trace

@@ -7,33 +7,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 STRATEGIES = ("random", "evolution", "tpe", "ranking")
 
 
-def check_search(space: str, proxy: str, strategy: str, budget: int, *, extra_proxies: Sequence[str] = (),
-                 workers: int = 1, **request_fields: Any):
-    """The checked door of a search (no NNI import, no work): the scoring request through
-    :func:`~nni_zerocost.make_plan`, the strategy, budget, workers and size budget; returns the
-    plan."""
-    from ..budget import SizeBudget
-    from ..errors import BadInputError
-    from ..plan import ScoringRequest, check_count, make_plan
-
-    request_fields = dict(request_fields)
-    SizeBudget.pop_from(request_fields).check_space(space)
-    plan = make_plan(ScoringRequest.of([proxy, *extra_proxies], space, **request_fields))
-    if strategy not in STRATEGIES:
-        from ..errors import suggest
-
-        raise BadInputError("strategy", f"unknown strategy{suggest(strategy, STRATEGIES)}; valid: "
-                                        f"{', '.join(STRATEGIES)}", repr(strategy))
-    from ..threads import check_workers
-
-    check_count("budget", budget)
-    workers = check_workers(workers)
-    if workers not in (1, "auto") and strategy != "ranking":
-        raise BadInputError("workers", "applies to the 'ranking' strategy only (NNI's sequential engine scores "
-                                       "the other strategies' candidates one at a time)", repr(workers))
-    return plan
-
-
 def make_strategy(name: str, budget: int, strategy_seed: int = 0, **proxy_options):
     """The NNI strategy behind a ``run_search`` strategy name.
 
@@ -71,45 +44,69 @@ def run_search(
     on_trial: Optional[Callable[[Any, Dict[str, Any]], None]] = None,
     experiment_dir: Optional[str] = None,
     store: Optional[str] = None,
-    workers: int = 1,
-    **request_fields: Any,
+    **fields: Any,
 ) -> List[Tuple[Any, Dict[str, Any]]]:
     """Search a registered ``space`` by ``proxy`` with an NNI strategy; no training.
 
     ``budget`` is the number of candidates scored (NNI trials; for ``ranking``, candidates
-    scored in-process).  ``request_fields``: ``seed`` (seeds both the strategy and the weight
-    initialisation), ``corpus``/``batch_size``/``seq_len`` (the input batch; default: the
-    space's embedded batch), ``device`` and the space's context options.  ``on_trial(arch, metrics)`` is called as each candidate is scored.  NNI writes its
+    scored in-process).  ``fields``: the job's and the request's -- ``seed`` (seeds both the
+    strategy and the weight initialisation), ``corpus``/``batch_size``/``seq_len`` (the input
+    batch; default: the space's embedded batch), ``device``, the space's context options,
+    ``workers`` (processes scoring ``ranking``'s candidates; the other strategies run on NNI's
+    sequential engine, one candidate at a time), ``max_params`` / ``max_nonembedding_params`` /
+    ``max_flops`` (a size budget: candidates over it cost no model work; ``ranking`` never draws
+    them, the other strategies get them reported as ``over_budget`` with no score, so they rank
+    last).  ``on_trial(arch, metrics)`` is called as each candidate is scored.  NNI writes its
     logs and checkpoint under ``experiment_dir`` (default: NNI's ``~/nni-experiments``).
     ``store``: a results-store path; candidates already in it cost no model work.
-    ``workers``: processes scoring ``ranking``'s candidates (the other strategies run on NNI's
-    sequential engine, one candidate at a time).  ``max_params`` / ``max_nonembedding_params`` / ``max_flops``: a size budget;
-    candidates over it cost no model work (``ranking`` never draws them; the other strategies
-    get them reported as ``over_budget`` with no score, so they rank last).
 
     Returns ``[(architecture, metrics), ...]`` in evaluation order (for ``ranking``: every
     scored candidate, best first), where ``metrics`` is the dict the evaluator reported:
     ``default`` (main proxy, higher is better, :data:`~nni_zerocost.NO_SCORE` when it has no value),
     one entry per proxy spec and ``flag``.
     """
-    # the whole request is checked before NNI starts
-    plan = check_search(space, proxy, strategy, budget, extra_proxies=extra_proxies, workers=workers,
-                        **request_fields)
-    from ..budget import SizeBudget, size_note
+    from ..job import ScoringJob, check_choice, check_counts, check_job
 
-    note = size_note(space, proxy, SizeBudget.pop_from(dict(request_fields)))
-    if note:
-        logging.getLogger(__name__).warning(note)
-    seed = plan.seed
+    job = ScoringJob.of([proxy, *extra_proxies], space, store=store, **fields)
+    checked = check_job(job, need_architectures=False)  # the whole job is checked before NNI starts
+    check_choice("strategy", strategy, STRATEGIES)
+    check_counts(budget=budget)
+    if job.workers not in ("auto", 1) and strategy != "ranking":
+        from ..errors import BadInputError
 
+        raise BadInputError("workers", "applies to the 'ranking' strategy only (NNI's sequential engine scores "
+                                       "the other strategies' candidates one at a time)", repr(job.workers))
+    return search_checked(checked, strategy, budget, on_trial=on_trial, experiment_dir=experiment_dir)
+
+
+def search_checked(checked, strategy: str, budget: int, *, on_trial=None,
+                   experiment_dir: Optional[str] = None) -> List[Tuple[Any, Dict[str, Any]]]:
+    """:func:`run_search` of a checked job (:func:`nni_zerocost.search`)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # NNI 3.0 warns on every import/trace with torch 2.x (torch.nn.Buffer, non-Module traces): harmless,
+        # and silenced only while NNI is imported and the experiment runs
+        warnings.filterwarnings("ignore", message=r".*(nn\.Buffer|not a nn\.Module).*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        return _search(checked, strategy, budget, on_trial, experiment_dir)
+
+
+def _search(checked, strategy: str, budget: int, on_trial, experiment_dir):
     from nni.nas.experiment import NasExperiment, NasExperimentConfig
     from nni.nas.strategy.middleware import Chain
 
     from .evaluator import ZeroCostEvaluator
     from .spaces import model_space
     from .strategies import TrialRecorder
-    proxy_options = dict(extra_proxies=tuple(extra_proxies), store=None if store is None else str(store),
-                         **{**request_fields, "seed": seed})
+
+    job, plan = checked.job, checked.plan
+    space, seed = plan.space, plan.seed
+    fields = job.fields()
+    for k in ("store", "workers"):
+        fields.pop(k, None)
+    proxy, extra_proxies = job.request.proxies[0], tuple(job.request.proxies[1:])
+    store = checked.store_path
     ms = model_space(space)
     codec = ms.codec
 
@@ -118,21 +115,26 @@ def run_search(
             on_trial(codec.decode(sample), metrics)
 
     recorder = TrialRecorder(report)
-    main = make_strategy(strategy, budget, seed, proxy=proxy, workers=workers, **proxy_options) \
-        if strategy == "ranking" else make_strategy(strategy, budget, seed)
+    if strategy == "ranking":
+        main = make_strategy(strategy, budget, seed, proxy=proxy, extra_proxies=extra_proxies, store=store,
+                             workers=job.workers, **fields)
+    else:
+        main = make_strategy(strategy, budget, seed)
     config = NasExperimentConfig("sequential", "simplified")
     config.max_trial_number = 1 if strategy == "ranking" else budget
     if experiment_dir is not None:
         config.experiment_working_directory = str(experiment_dir)
-    evaluator = ZeroCostEvaluator(proxy, **proxy_options)
-    experiment = NasExperiment(ms, evaluator, Chain(main, recorder), config)
+    evaluator = ZeroCostEvaluator(proxy, extra_proxies=extra_proxies, store=store, **fields)
     nni_logger = logging.getLogger("nni")
     level = nni_logger.level
     nni_logger.setLevel(logging.WARNING)  # NNI logs every candidate at INFO
     try:
-        experiment.run()
+        experiment = NasExperiment(ms, evaluator, Chain(main, recorder), config)
+        try:
+            experiment.run()
+        finally:
+            experiment.stop()
     finally:
-        experiment.stop()
         nni_logger.setLevel(level)
     if strategy == "ranking":
         out = [(codec.decode(sample), metrics) for sample, metrics in main.ranking or []]

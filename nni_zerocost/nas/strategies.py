@@ -32,7 +32,6 @@ from nni.nas.strategy import TPE as _NNITPE
 from nni.nas.strategy.middleware import Filter, StrategyMiddleware
 
 from ..errors import BadInputError
-from ..plan import check_count
 from .evaluator import ProxyScorer
 from .spaces import ZeroCostModelSpace, space_class_of, space_of
 
@@ -56,7 +55,9 @@ class ProxyPrescreen(Filter):
                  **request_fields: Any):
         if isinstance(top_fraction, bool) or not isinstance(top_fraction, (int, float)) or not 0.0 < top_fraction <= 1.0:
             raise BadInputError("top_fraction", f"must be in (0, 1], got {top_fraction!r}")
-        check_count("patience", patience)
+        from ..job import check_counts
+
+        check_counts(patience=patience)
         super().__init__(self._passes, metric_for_invalid=None, patience=patience)
         self.scorer = ProxyScorer(proxy, extra_proxies, store=store, **request_fields)
         self.top_fraction = float(top_fraction)
@@ -106,14 +107,12 @@ class ProxyRanking(Strategy):
                  extra_proxies: Sequence[str] = (), store: Optional[str] = None, workers: int = 1,
                  **request_fields: Any):
         super().__init__()
-        from ..threads import check_workers
+        from ..job import check_choice, check_counts
 
-        self.workers = check_workers(workers)
-        if sampler not in ("labels", "space"):
-            raise BadInputError("sampler", f"must be 'labels' or 'space', got {sampler!r}")
-        check_count("top_k", top_k)
-        check_count("n_candidates", n_candidates)
-        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, **request_fields)
+        check_choice("sampler", sampler, ("labels", "space"))
+        check_counts(top_k=top_k, n_candidates=n_candidates)
+        self.scorer = ProxyScorer(proxy, extra_proxies, store=store, workers=workers, **request_fields)
+        self.workers = self.scorer.job.workers
         self.n_candidates = int(n_candidates) if candidates is None else len(candidates)
         self.top_k = int(top_k)
         self.candidates = None if candidates is None else list(candidates)
@@ -197,7 +196,7 @@ class ProxyRanking(Strategy):
 
     def _score(self, samples, start: float) -> List[Dict[str, Any]]:
         """Metric dicts of the samples, in order: in-process, or over ``workers`` processes
-        through the core's runner (the same plan, the same numbers)."""
+        through the core's runner (the same job, the same numbers)."""
         from ..threads import resolve_workers
 
         ours = self._our_space()
@@ -211,21 +210,19 @@ class ProxyRanking(Strategy):
                     _logger.info("[ranking] %d/%d candidates scored (%.1f s)", i, len(samples),
                                  time.perf_counter() - start)
             return out
-        from ..runner import raise_for_error, score_many
-        from ..store import ResultStore
-        from .evaluator import metric_dict
+        from ..job import check_job
+        from ..runner import raise_for_error, run
+        from .evaluator import record_metrics
 
         space, codec = ours
         plan = self.scorer.plan(space)
-        store = None if self.scorer.store is None else ResultStore(self.scorer.store)
+        archs = tuple((i, plan.to_dict(codec.decode(s))) for i, s in enumerate(samples))
+        checked = check_job(self.scorer.job.replace(request=self.scorer.job.request.replace(space=space),
+                                                    architectures=archs, workers=workers))
         out = []
-        for rec in score_many(plan, [(i, codec.decode(s)) for i, s in enumerate(samples)], store,
-                              workers=workers, progress=False):
+        for rec in run(checked, progress=False):
             raise_for_error(rec)
-            metrics = metric_dict(rec.results, plan.specs[0], rec.arch_hash, plan.device_name)
-            if self.scorer.budget.active:
-                metrics.update({f"size_{k}": v for k, v in self.scorer.sizes(space, rec.arch).items()})
-            out.append(metrics)
+            out.append(record_metrics(rec, plan.specs[0]))
         return out
 
     def _candidate(self, sample, ours):

@@ -75,7 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = build_parser().parse_args(argv)
         import nni
 
-        from ..plan import make_plan
+        from ..job import ScoringJob, check_job
         from .codec import get_codec
         from .evaluator import proxy_metrics
         from .tuner import SETTINGS_KEY
@@ -92,9 +92,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print("no parameters from NNI: run inside an NNI experiment, or pass --sample", file=sys.stderr)
                 return 2
         request = resolve_request(args, params.get(SETTINGS_KEY))
-        plan = make_plan(request)
+        checked = check_job(ScoringJob(request, store=None, plugins=tuple(args.plugin or ())), need_architectures=False)
         arch = get_codec(request.space).decode(params)
-        metrics = proxy_metrics(plan, arch)
+        metrics = proxy_metrics(checked, arch)
     except ZeroCostError as e:
         print(f"{build_parser().prog}: error: {e}", file=sys.stderr)
         return 2

@@ -76,11 +76,12 @@ class ZeroCostTuner(Tuner):
         # checked here, not in __init__: NNI gives the tuner process 10 s to connect, and
         # loading the proxies imports torch
         from ..errors import BadInputError
-        from ..plan import ScoringRequest, make_plan
+        from ..job import ScoringJob, check_job
         from .codec import get_codec
 
-        request = ScoringRequest.of(self.proxies, self.space, **self.request_fields)
-        make_plan(request)
+        job = ScoringJob.of(self.proxies, self.space, store=None, **self.request_fields)
+        check_job(job, need_architectures=False)
+        request = job.request
         # fields left unset stay unset, so each trial's own flags (e.g. --device) decide them
         self.settings = {k: v for k, v in request.to_json().items()
                          if k in ("space", "proxies", "options") or k in self.request_fields}

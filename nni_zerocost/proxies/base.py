@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Opti
 
 from ..capabilities import check_names, missing
 from ..errors import ProxyNotApplicableError, ProxyOptionError
+from .. import builtin
 from ..registry import Registry
 from ..spaces.base import ScoringContext
 
@@ -337,7 +338,7 @@ def context_limits(ctx) -> Dict[str, int]:
 
 
 COSTS = ("weights", "forward", "gradients")
-PROXIES: Registry[Proxy] = Registry("proxy")
+PROXIES: Registry[Proxy] = Registry("proxy", builtin.PROXIES)
 
 
 def register_proxy(
@@ -392,7 +393,7 @@ def register_proxy(
                 raise ValueError(f"proxy {name!r} is already registered for contexts offering {sorted(needed)}")
             if old.higher_is_better != higher_is_better:
                 raise ValueError(f"proxy {name!r}: the sign must agree across implementations")
-            PROXIES._items[name] = Proxy(name, higher_is_better, old.impls + (impl,))
+            PROXIES.replace(name, Proxy(name, higher_is_better, old.impls + (impl,)))
         else:
             PROXIES.add(name, Proxy(name, higher_is_better, (impl,)))
         return fn
@@ -401,25 +402,16 @@ def register_proxy(
 
 
 def get_proxy(name: str) -> Proxy:
-    _load_builtin_proxies()
     return PROXIES.get(name)
 
 
 def list_proxies(space: Optional[str] = None) -> List[str]:
     """Registered proxy names, optionally only those applicable to ``space`` (a space name, a
     context or a set of capabilities)."""
-    _load_builtin_proxies()
     if space is None:
         return PROXIES.names()
     offers = offers_of(space)
     return [n for n in PROXIES.names() if PROXIES.get(n).impl_for(offers) is not None]
-
-
-def _load_builtin_proxies() -> None:
-    from . import _builtin  # noqa: F401  (import registers the built-in proxies)
-    from ..plugins import load_plugins
-
-    load_plugins()
 
 
 def compute(proxy: Proxy, ctx: ScoringContext, **options) -> ProxyResult:

@@ -9,13 +9,12 @@ import math
 
 import torch
 
+from ..outputs import CODE_ROWS  # sequences whose tokens' codes the ffn_codes capability records
 from .base import Flagged, register_proxy
 from .linalg import correlation_eigen_score
 
 FORMS_ACTIVATION = ("logdet", "paper")
 FORMS_JACOBIAN = ("naswot", "paper")
-#: sequences whose tokens' codes are recorded (the ``ffn_codes`` capability records this many)
-CODE_ROWS = 8
 
 
 @register_proxy(

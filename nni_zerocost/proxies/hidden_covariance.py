@@ -48,7 +48,7 @@ def hidden_covariance(ctx, layer: int = 1, max_degree: Optional[int] = None, nor
     so a search ranks them last.
     """
     if max_degree is not None:
-        degree = ctx.cell.recurrence_degree
+        degree = ctx.recurrence_degree()
         if degree > int(max_degree):
             raise Flagged(f"divergence risk: recurrence degree {degree} > max_degree {int(max_degree)}")
     h = ctx.incoming_states(layer)

@@ -5,7 +5,7 @@
   sequences of the batch (Jacobian of the summed last-layer output w.r.t. the embedding
   output, one row per sequence), with the paper's input-noise variants as the ``noise`` option.
 
-All passes come from the context's cache (:mod:`nni_zerocost.proxies.rnn_passes`): the four
+All passes come from the context's cache (the recurrent passes: :mod:`nni_zerocost.models.passes`): the four
 noise levels cost one forward+backward each, shared by both Jacobian proxies and by
 ``hidden_synaptic_saliency`` / ``synaptic_saliency`` (same label-free loss).
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from .base import Flagged, register_proxy
 from .linalg import correlation_eigen_score
-from ..spaces.rnn.passes import NOISE_AMPLITUDES
+from ..models.passes import NOISE_AMPLITUDES
 
 NOISE_OPTIONS = ("none", "small", "large", "more")
 

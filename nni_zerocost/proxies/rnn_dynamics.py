@@ -55,18 +55,19 @@ def dynamics(ctx, gain: float, rows: int, state_scale: float = 0.0) -> Dict[str,
     covers the steps before that).  ``state_scale`` > 0 starts the reference state at that RMS
     (seeded N(0, 1) draw) instead of zero: a trained network carries states of order 1.
     """
-    key = ("rnn_dynamics", float(gain), int(rows), float(state_scale))
-    if key in ctx.cache:
-        return ctx.cache[key]
-    model = ctx.model(1)
-    tokens = ctx.tokens[:, : max(1, int(rows))]
-    T, B = tokens.shape
-    layer = _scaled_copy(model.layers[0], gain)
+    return ctx.cached(("rnn_dynamics", float(gain), int(rows), float(state_scale)),
+                      lambda: _dynamics(ctx, gain, rows, state_scale))
+
+
+def _dynamics(ctx, gain: float, rows: int, state_scale: float) -> Dict[str, float]:
+    embedded = ctx.layer_input()[:, : max(1, int(rows))]
+    T, B = embedded.shape[:2]
+    layer = _scaled_copy(ctx.cell_layer(1), gain)
     k = layer.cell.hidden_tuple_size
     H = layer.hidden_size
     gen = torch.Generator().manual_seed(ctx.seed * 7919 + 17)
     with torch.no_grad():
-        xs = model.embed(tokens).double()
+        xs = embedded.double()
         ref = [xs.new_zeros(B, H) for _ in range(k)]
         if state_scale:
             ref = [float(state_scale) * torch.randn(B, H, generator=gen, dtype=torch.float64).to(xs.device)
@@ -95,14 +96,12 @@ def dynamics(ctx, gain: float, rows: int, state_scale: float = 0.0) -> Dict[str,
             ref = [b[:B] for b in both]
             pert = [r + diff[:, s * H:(s + 1) * H] for s, r in enumerate(ref)]
         rms = float(torch.cat(ref, 1).pow(2).mean().sqrt()) if steps else math.inf
-    out = {
+    return {
         "lyapunov": float(log_growth.mean() / steps) if steps else math.inf,
         "log10_rms": math.log10(rms) if rms > 0 and math.isfinite(rms) else (math.inf if rms > 0 else -300.0),
         "exploded": exploded,
         "steps": steps,
     }
-    ctx.cache[key] = out
-    return out
 
 
 #: value given to a cell whose state overflowed float64 (documented fallback, flagged):
@@ -112,7 +111,7 @@ EXPLODED_EXPONENT = math.log(sys.float_info.max)
 
 @register_proxy(
     "recurrent_lyapunov",
-    needs=("cell_graph",),
+    needs=("cell_graph", "cell_layers"),
     higher_is_better=False,
     cost="forward",
     size="a per-step exponent of the layer-1 recurrence, independent of width by construction",
@@ -139,7 +138,7 @@ def recurrent_lyapunov(ctx, gain: float = UNIT_RADIUS_GAIN, rows: int = 10) -> f
 
 @register_proxy(
     "edge_of_chaos",
-    needs=("cell_graph",),
+    needs=("cell_graph", "cell_layers"),
     higher_is_better=True,
     cost="forward",
     size="a per-step exponent of the layer-1 recurrence, independent of width by construction",
@@ -163,7 +162,7 @@ def edge_of_chaos(ctx, gain: float = UNIT_RADIUS_GAIN, rows: int = 10) -> float:
 
 @register_proxy(
     "hidden_covariance_stable",
-    needs=("cell_graph",),
+    needs=("recurrent_states", "cell_graph", "cell_layers"),
     higher_is_better=True,
     cost="forward",
     size="hidden covariance's: a sum over hidden units (grows with width)",
@@ -207,7 +206,7 @@ VETO = 1e9
 
 @register_proxy(
     "hidden_covariance_seeds",
-    needs=("cell_graph",),
+    needs=("recurrent_states", "cell_graph", "cell_layers"),
     higher_is_better=True,
     cost="forward",
     size="hidden covariance's: a sum over hidden units (grows with width)",
@@ -229,7 +228,6 @@ def hidden_covariance_seeds(ctx, layer: int = 1, n_seeds: int = 3) -> float:
     that belongs to the draw.  Seed ``i`` is ``ctx.seed + 1000 * i`` (i = 0 is the context's own
     model, so ``n_seeds=1`` equals ``hidden_covariance``).  Costs ``n_seeds`` layer forwards.
     """
-    from ..spaces.rnn.model import RNNLanguageModel
     from .linalg import correlation_eigen_score
 
     vals, flags = [], []
@@ -238,13 +236,7 @@ def hidden_covariance_seeds(ctx, layer: int = 1, n_seeds: int = 3) -> float:
             if i == 0:
                 v = hidden_covariance(ctx, layer=layer)
             else:
-                model = RNNLanguageModel(ctx.built_cell, vocab_size=ctx.batch.vocab_size, emsize=ctx.emsize, nhid=ctx.nhid,
-                                         seed=ctx.seed + 1000 * i, init=ctx.init,
-                                         depth=None if ctx.init == "compat" else layer)
-                model.eval().to(ctx.tokens.device)  # drawn on the CPU, moved
-                with torch.no_grad():
-                    trace = model.run_layers(model.embed(ctx.tokens), upto=layer, record_inputs=True)
-                h = trace[-1][1]
+                h = ctx.incoming_states_for_seed(layer, ctx.seed + 1000 * i)
                 v = correlation_eigen_score(h.reshape(-1, h.shape[-1]).cpu().numpy())
         except Flagged as f:
             v = f.value
@@ -260,7 +252,7 @@ def hidden_covariance_seeds(ctx, layer: int = 1, n_seeds: int = 3) -> float:
 
 @register_proxy(
     "hidden_covariance_bounded",
-    needs=("cell_graph",),
+    needs=("recurrent_states", "cell_graph", "cell_layers"),
     higher_is_better=True,
     cost="forward",
     size="hidden covariance's: a sum over hidden units (grows with width)",
@@ -307,7 +299,7 @@ def hidden_covariance_bounded(ctx, layer: int = 1, gain: float = UNIT_RADIUS_GAI
 
 @register_proxy(
     "hidden_covariance_gain",
-    needs=("cell_graph",),
+    needs=("cell_graph", "cell_layers"),
     higher_is_better=True,
     cost="forward",
     size="hidden covariance's: a sum over hidden units (grows with width)",
@@ -330,8 +322,7 @@ def hidden_covariance_gain(ctx, gain: float = UNIT_RADIUS_GAIN) -> float:
     """
     from .linalg import correlation_eigen_score
 
-    model = ctx.model(1)
-    layer = _scaled_copy(model.layers[0], gain).float()
+    layer = _scaled_copy(ctx.cell_layer(1), gain).float()
     with torch.no_grad():
-        _, _, inc = layer(model.embed(ctx.tokens), record_inputs=True)
+        _, _, inc = layer(ctx.layer_input(), record_inputs=True)
     return correlation_eigen_score(inc.reshape(-1, inc.shape[-1]).cpu().numpy())

@@ -62,8 +62,8 @@ def _finite(value: float, what: str) -> float:
 def _saliency(ctx, loss: str, params: str) -> float:
     names = parameter_names(ctx, params)  # validates ``params`` before any pass runs
     grads = _checked(ctx, loss).param_grads
-    named = dict(ctx.model().named_parameters())
-    total = sum(float((named[n].detach().double() * grads[n].double()).abs().sum()) for n in names)
+    named = ctx.parameter_values(names)
+    total = sum(float((named[n].double() * grads[n].double()).abs().sum()) for n in names)
     return _finite(total, "saliency")
 
 
@@ -119,8 +119,8 @@ def grasp(ctx, loss: str = "lm") -> float:
     _checked(ctx, loss)
     names = parameter_names(ctx, "cell")
     hg = ctx.hessian_gradient(loss, names)
-    named = dict(ctx.model().named_parameters())
-    total = sum(float((-named[n].detach().double() * hg[n].double()).sum()) for n in names)
+    named = ctx.parameter_values(names)
+    total = sum(float((-named[n].double() * hg[n].double()).sum()) for n in names)
     return _finite(total, "Hessian-gradient product")
 
 

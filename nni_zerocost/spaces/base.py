@@ -33,6 +33,7 @@ import torch
 
 from ..devices import resolve_device
 from ..errors import InvalidArchitectureError
+from .. import builtin
 from ..registry import Registry
 
 A = TypeVar("A")  # the architecture type of a space (Cell, BertConfig, ...)
@@ -175,7 +176,8 @@ class NASLibForm:
       ``mutate``/``get_nbhd`` are used, with their compacts checked by ``arch``);
     * ``encode(compact, encoding)``: the encoding NASLib's predictors ask for by name
       (``"adjacency_one_hot"``, ``"compact"``, ...);
-    * ``benchmark``: the benchmark answering ``query``; ``metrics``: NASLib metric name ->
+    * ``benchmark``: the benchmark answering ``query`` (None: the first registered benchmark of
+      the space, found by :mod:`naslib_ext`); ``metrics``: NASLib metric name ->
       function of the benchmark's primary value (e.g. ``VAL_ACCURACY`` = 100 - loss);
     * ``base``: ``"module:Class"`` of a NASLib graph class to extend (so NASLib code that
       switches on it keeps working), or None for a plain NASLib ``Graph``;
@@ -228,10 +230,9 @@ def generic_naslib_form(space: "SearchSpace") -> NASLibForm:
             return c
         return [int(v == value) for label, value in zip(labels, c) for v in choices[label]]
 
-    benches = space.benchmarks()
     return NASLibForm(class_name=f"{space.name.title().replace('_', '')}NASLibSpace", type_name=space.name,
                       compact=compact, arch=arch, is_compact=lambda s: isinstance(s, tuple) and len(s) == len(labels),
-                      encode=encode, moves=moves, benchmark=benches[0] if benches else None, dataset=space.name)
+                      encode=encode, moves=moves, dataset=space.name)
 
 
 class SearchSpace(abc.ABC, Generic[A]):
@@ -243,8 +244,14 @@ class SearchSpace(abc.ABC, Generic[A]):
     """
 
     name: str = ""
-    #: capabilities its scoring contexts offer (decides the proxies that apply)
+    #: capabilities its scoring contexts offer (decides the proxies that apply); with
+    #: ``offers_vary`` every capability one of its models *may* offer
     offers: FrozenSet[str] = frozenset()
+    #: True when models of the space offer different capabilities (your own models): each
+    #: architecture's model is checked against the request when it is scored
+    offers_vary: bool = False
+    #: False for a space that has no choices to search (it scores the architectures it is given)
+    searchable: bool = True
     #: the proxy adapters score with when none is named (None: the first that applies)
     default_proxy: Optional[str] = None
 
@@ -305,6 +312,16 @@ class SearchSpace(abc.ABC, Generic[A]):
         """Forward multiply-accumulates per token from the architecture alone, or None."""
         return None
 
+    def layer_count(self, arch: A, **options) -> Optional[int]:
+        """The repeated blocks of the model (its depth), from the architecture alone, or None."""
+        return None
+
+    def cost_inputs(self, arch: A, **options) -> Dict[str, int]:
+        """What a latency or memory measurement feeds the model (:mod:`nni_zerocost.costs`):
+        ``seq_len`` (default: the model's context length) and ``vocab_size`` (default: read from
+        the model), where the architecture states them better than the model does."""
+        return {}
+
     def default_batch(self, seed: int = 0):
         """The embedded default input batch (needs no file)."""
         raise NotImplementedError(f"space {self.name!r} has no default batch")
@@ -327,6 +344,17 @@ class SearchSpace(abc.ABC, Generic[A]):
     def smoke_architecture(self) -> A:
         """A small architecture for the conformance checks (speed only; a seeded sample)."""
         return self.sample(np.random.default_rng(0))
+
+    def smoke_architectures(self, samples: int = 3) -> List[A]:
+        """The architectures the conformance checks try: the smoke architecture and ``samples``
+        seeded samples."""
+        rng = np.random.default_rng(0)
+        return [self.smoke_architecture()] + [self.sample(rng) for _ in range(samples)]
+
+    def given_batch(self, batch):
+        """A ready batch handed to :func:`~nni_zerocost.make_plan` (not from a corpus), as the
+        space's contexts take it; default: as given."""
+        return batch
 
     def context_options(self) -> Dict[str, ContextOption]:
         """Context options the space takes, by name."""
@@ -353,12 +381,6 @@ class SearchSpace(abc.ABC, Generic[A]):
         """How NASLib sees the space (default: :func:`generic_naslib_form`)."""
         return generic_naslib_form(self)
 
-    def benchmarks(self) -> List[str]:
-        """Names of the registered benchmarks of this space."""
-        from ..benchmarks.base import get_benchmark, list_benchmarks
-
-        return [b for b in list_benchmarks() if get_benchmark(b).space == self.name]
-
     # -- a user's own model ----------------------------------------------------------------
     def claims(self, model: torch.nn.Module) -> bool:
         """True when ``model`` is one of this space's own models (as :meth:`build_model` makes
@@ -370,7 +392,7 @@ class SearchSpace(abc.ABC, Generic[A]):
         raise NotImplementedError(f"the {self.name!r} space scores no existing model")
 
 
-SPACES: Registry[SearchSpace] = Registry("search space")
+SPACES: Registry[SearchSpace] = Registry("search space", builtin.SPACES)
 
 
 def register_space(space_cls):

@@ -27,12 +27,13 @@ Gradients are taken with :func:`torch.autograd.grad` on exactly the tensors need
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from ...outputs import (CODE_ROWS, SPECTRA_TOKENS, FeedForwardCodes, LayerSpectra, WeightGradients, masked_positions,
+                        rows_holding)
 from ...spectra import covariance_eigenvalues
 from ..base import ScoringContext, scoring_device
 from .config import BertConfig
@@ -40,11 +41,6 @@ from .inputs import CLS_ID, SEP_ID, BertBatch
 from .model import PAD_ID, BertModel, Packing, embedding_param_count, param_count
 
 LOSSES = ("rtd", "mlm", "sum")
-MASK_FRACTION = 0.15
-#: activation-pattern statistics keep the tokens of this many leading rows
-CODE_ROWS = 8
-#: real tokens used for the layer spectra (the first rows of the batch that hold them)
-SPECTRA_TOKENS = 1024
 
 
 class ForwardRecorder:
@@ -122,11 +118,8 @@ class ForwardRecorder:
         return {l: t / c for l, (t, c) in sorted(self._transform_paper.items())}
 
 
-@dataclasses.dataclass
-class GradientPass:
-    loss: float
-    weight_grads: Dict[str, torch.Tensor]  # parameter name -> dL/dW
-    input_grad: torch.Tensor  # (B, T, 128) dL/d(embedding sum), zeros at padding
+#: the gradient pass's typed result (defined once, for every context)
+GradientPass = WeightGradients
 
 
 class BertContext(ScoringContext):
@@ -207,11 +200,11 @@ class BertContext(ScoringContext):
         return {**{("attention", k): v for k, v in stats.attention_keys.items()},
                 **{("conv", k): v for k, v in stats.conv_keys.items()}}
 
-    def ffn_codes(self):
+    def ffn_codes(self) -> FeedForwardCodes:
         stats = self.forward_stats()
-        return stats.codes, stats.code_row, stats.code_rows
+        return FeedForwardCodes(stats.codes, stats.code_row, stats.code_rows)
 
-    def spectra(self, tokens: int = SPECTRA_TOKENS) -> Dict[str, List[Tuple[int, int, torch.Tensor]]]:
+    def spectra(self, tokens: int = SPECTRA_TOKENS) -> LayerSpectra:
         """One no-grad forward of the first rows holding ``tokens`` real tokens of the clean
         batch (no corruption): token-covariance eigenvalues of each mixer's output after its
         output dense (``mix``), every feed-forward intermediate after GELU (``ffn``) and each
@@ -220,10 +213,7 @@ class BertContext(ScoringContext):
         if key in self.cache:
             return self.cache[key]
         model, batch = self.model(), self.batch
-        lengths = batch.attention_mask.sum(1)
-        cum = torch.cumsum(lengths, 0)
-        rows = int(torch.searchsorted(cum, torch.tensor(int(tokens), dtype=cum.dtype)).item()) + 1
-        rows = max(1, min(rows, lengths.numel()))
+        rows = rows_holding(batch.attention_mask.sum(1), tokens)
         pk = Packing(batch.attention_mask[:rows].bool().to(self.device))
         ids = batch.input_ids[:rows].to(self.device)
         out: Dict[str, List[Tuple[int, int, torch.Tensor]]] = {"mix": [], "ffn": [], "out": []}
@@ -242,8 +232,8 @@ class BertContext(ScoringContext):
                     out["ffn"].append((i, j, covariance_eigenvalues(h[keep])))
                 x = layer.ffn_norm(x + layer.ffn.out(h))
                 out["out"].append((i, 0, covariance_eigenvalues(x[keep])))
-        self.cache[key] = out
-        return out
+        self.cache[key] = LayerSpectra(**out)
+        return self.cache[key]
 
     def packing(self) -> Packing:
         return self.cached("packing", lambda: Packing(self.attention_mask.bool()))
@@ -260,7 +250,7 @@ class BertContext(ScoringContext):
             self.cache["stats"] = rec
         return self.cache["stats"]
 
-    def gradients(self) -> GradientPass:
+    def gradients(self) -> WeightGradients:
         """The shared forward + backward pass (records the forward statistics too)."""
         if "gradients" not in self.cache:
             self.cache["gradients"] = self._gradient_pass()
@@ -277,13 +267,7 @@ class BertContext(ScoringContext):
         ids = self.batch.input_ids
         flat_ids = ids.reshape(-1)
         ordinary = self.batch.attention_mask.bool() & (ids != CLS_ID) & (ids != SEP_ID) & (ids != PAD_ID)
-        gen = torch.Generator().manual_seed(self.seed)
-        noise = torch.rand(ids.shape, generator=gen).masked_fill(~ordinary, 2.0)
-        order = noise.argsort(dim=1)
-        counts = torch.minimum((ordinary.sum(1).float() * MASK_FRACTION).round().clamp(min=1).long(), ordinary.sum(1))
-        take = torch.arange(ids.shape[1])[None, :] < counts[:, None]
-        rows = torch.arange(ids.shape[0])[:, None].expand_as(order)
-        positions = (rows * ids.shape[1] + order)[take].sort().values
+        positions, gen = masked_positions(ordinary, self.seed)
         self.cache["corrupted_positions"] = positions.to(self.device)
         out = flat_ids.clone()
         if self.loss == "mlm":
@@ -293,7 +277,7 @@ class BertContext(ScoringContext):
             out[positions] = pool[torch.randint(len(pool), (len(positions),), generator=gen)]
         return out.view_as(ids)
 
-    def _gradient_pass(self) -> GradientPass:
+    def _gradient_pass(self) -> WeightGradients:
         model, pk = self.model(), self.packing()
         rec = ForwardRecorder()
         rec.start(pk)
@@ -315,7 +299,7 @@ class BertContext(ScoringContext):
             params = [p for _, _, p in weights]
             grads = torch.autograd.grad(loss, [embedded] + params)
         self.cache["stats"] = rec
-        return GradientPass(
+        return WeightGradients(
             loss=float(loss.detach()),
             weight_grads={names[id(p)]: g for p, g in zip(params, grads[1:])},
             input_grad=pk.unpack(grads[0]),

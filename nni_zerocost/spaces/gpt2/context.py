@@ -31,12 +31,12 @@ no ``.grad`` is written, no hook is registered and no weight changes.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from ...outputs import CODE_ROWS, SPECTRA_TOKENS, FeedForwardCodes, LayerSpectra, WeightGradients
 from ...spectra import covariance_eigenvalues
 from ..base import ScoringContext, scoring_device
 from .config import DecoderConfig
@@ -44,10 +44,6 @@ from .counts import param_counts
 from .inputs import LMBatch, rows_within
 from .model import DecoderModel, Observer
 
-#: sequences whose tokens get feed-forward codes (as the transformer NASWOT proxy reads them)
-CODE_ROWS = 8
-#: tokens over which the layer spectra are taken (the first rows that hold them)
-SPECTRA_TOKENS = 1024
 
 
 class _Statistics(Observer):
@@ -71,14 +67,6 @@ class _Statistics(Observer):
         rows, t = h.shape[0], h.shape[1]
         self.codes[(layer, 0)] = (h > 0).reshape(rows * t, -1)
         self.code_row = torch.arange(rows, device=h.device).repeat_interleave(t)
-
-
-@dataclasses.dataclass
-class GradientPass:
-    loss: float
-    weight_grads: Dict[str, torch.Tensor]  # parameter name -> dL/dW
-    input_grad: torch.Tensor  # (B, T, d_model) dL/d(summed input embeddings)
-    gate_grads: Dict[int, torch.Tensor]  # layer -> (heads,) dL/d(gate)
 
 
 class GPT2Context(ScoringContext):
@@ -137,7 +125,7 @@ class GPT2Context(ScoringContext):
     def head_counts(self) -> List[int]:
         return list(self.config.n_head)
 
-    def gradients(self) -> GradientPass:
+    def gradients(self) -> WeightGradients:
         if "gradients" not in self.cache:
             self.cache["gradients"] = self._gradient_pass()
         return self.cache["gradients"]
@@ -160,7 +148,7 @@ class GPT2Context(ScoringContext):
         return self.cache[key]
 
     def head_gate_gradients(self) -> Dict[int, torch.Tensor]:
-        return self.gradients().gate_grads
+        return self.gradients().head_gate_grads
 
     def forward_stats(self) -> _Statistics:
         """Forward statistics: from the gradient pass if it ran, else one no-grad forward."""
@@ -178,11 +166,11 @@ class GPT2Context(ScoringContext):
         """Attention is the only softmax mixing in a GPT-2 block."""
         return self.forward_stats().confidence
 
-    def ffn_codes(self):
+    def ffn_codes(self) -> FeedForwardCodes:
         stats = self.forward_stats()
-        return stats.codes, stats.code_row, stats.code_rows
+        return FeedForwardCodes(stats.codes, stats.code_row, stats.code_rows)
 
-    def spectra(self, tokens: int = SPECTRA_TOKENS) -> Dict[str, List[Tuple[int, int, torch.Tensor]]]:
+    def spectra(self, tokens: int = SPECTRA_TOKENS) -> LayerSpectra:
         """Token-covariance eigenvalues of each attention output after its output projection
         (``mix``), each feed-forward intermediate after GELU (``ffn``) and each layer's output
         (``out``), over the first rows holding ``tokens`` tokens; cached."""
@@ -209,10 +197,10 @@ class GPT2Context(ScoringContext):
                 out["ffn"].append((i, 0, covariance_eigenvalues(flat(h))))
                 x = x + layer.ffn.down(h)
                 out["out"].append((i, 0, covariance_eigenvalues(flat(x))))
-        self.cache[key] = out
-        return out
+        self.cache[key] = LayerSpectra(**out)
+        return self.cache[key]
 
-    def _gradient_pass(self) -> GradientPass:
+    def _gradient_pass(self) -> WeightGradients:
         model = self.model()
         stats = _Statistics()
         names, params = zip(*[(n, w) for role in ("attention", "feed_forward") for n, w in self.weights(role)])
@@ -223,5 +211,5 @@ class GPT2Context(ScoringContext):
             grads = torch.autograd.grad(loss, [embedded, *gates, *params])
         self.cache["stats"] = stats
         n = len(gates)
-        return GradientPass(float(loss.detach()), dict(zip(names, grads[1 + n:])), grads[0],
-                            {i: g for i, g in enumerate(grads[1:1 + n])})
+        return WeightGradients(float(loss.detach()), dict(zip(names, grads[1 + n:])), grads[0],
+                               {i: g for i, g in enumerate(grads[1:1 + n])})

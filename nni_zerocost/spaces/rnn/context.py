@@ -36,7 +36,7 @@ class RNNContext(ScoringContext):
     ``.grad`` fields or leaves a hook behind.
     """
 
-    offers = frozenset({"parameters", "recurrent_states", "recurrent_gradients", "cell_graph"})
+    offers = frozenset({"parameters", "recurrent_states", "recurrent_gradients", "cell_graph", "cell_layers"})
 
     def __init__(self, cell: Cell, batch: TokenBatch, *, seed: int = 0, device=None, init: str = "official",
                  emsize: int = EMSIZE, nhid: int = NHID):
@@ -126,7 +126,7 @@ class RNNContext(ScoringContext):
         key = ("layer_input", float(noise))
         if key not in self.cache:
             with torch.no_grad():
-                emb = self.model().embed(self.tokens)
+                emb = self.model(1).embed(self.tokens)  # the embedding is built with layer 1
             if noise:
                 draw = self.cached("noise", lambda: passes.standard_noise(emb.shape, self.seed))
                 emb = passes.noised_input(emb, float(noise), draw)
@@ -166,6 +166,35 @@ class RNNContext(ScoringContext):
 
     def recurrent_layers(self) -> int:
         return NLAYERS
+
+    def parameter_values(self, names) -> Dict[str, torch.Tensor]:
+        named = dict(self.model().named_parameters())
+        return {n: named[n].detach() for n in names}
+
+    def recurrence_degree(self) -> int:
+        return self.cell.recurrence_degree
+
+    def cell_layer(self, layer: int):
+        """Layer ``layer`` (1-based) of the context's model (built up to it)."""
+        if not 1 <= layer <= NLAYERS:
+            raise ValueError(f"layer must be in 1..{NLAYERS}, got {layer}")
+        return self.model(layer).layers[layer - 1]
+
+    def incoming_states_for_seed(self, layer: int, seed: int) -> torch.Tensor:
+        """The states entering every step of ``layer`` of the model drawn with ``seed`` (the
+        same cell, sizes and init; drawn on the CPU, moved); cached per (layer, seed)."""
+        if int(seed) == self.seed:
+            return self.incoming_states(layer)
+        key = ("incoming_for_seed", int(layer), int(seed))
+        if key not in self.cache:
+            model = RNNLanguageModel(self.built_cell, vocab_size=self.batch.vocab_size, emsize=self.emsize,
+                                     nhid=self.nhid, seed=int(seed), init=self.init,
+                                     depth=None if self.init == "compat" else layer)
+            model.eval().to(self.tokens.device)
+            with torch.no_grad():
+                trace = model.run_layers(model.embed(self.tokens), upto=layer, record_inputs=True)
+            self.cache[key] = trace[-1][1]
+        return self.cache[key]
 
     def recurrent_parameter_names(self) -> List[str]:
         model = self.model()

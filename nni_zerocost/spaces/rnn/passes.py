@@ -18,49 +18,16 @@ and the model stays exactly as built.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: losses a gradient pass can differentiate (documented once, referred to by every proxy)
-LOSSES = {
-    "lm": "mean next-token cross-entropy of the tied decoder's logits (token t+1 predicted at step t)",
-    "sum": "sum of the last layer's outputs, label-free (the paper's y.backward(ones))",
-    "square": "half the sum of squares of the last layer's outputs (the paper's y.backward(y))",
-}
-
-#: input-noise amplitudes of the paper's noised Jacobians: emb + a * var_batch(emb) * N(0, 1)
-NOISE_AMPLITUDES = {"small": 0.1, "large": 10.0, "huge": 100.0}
-
-
-@dataclasses.dataclass(frozen=True)
-class GradientPass:
-    """Everything one forward + backward of one loss yields.  All tensors are detached.
-
-    ``states[l]``/``state_grads[l]``: the state ``h_prev_0`` entering steps 1..T-1 of layer
-    ``l`` (0-based; step 0's state is the constant zero) and the total derivative of the loss
-    with respect to it (through the recurrence and the layers above), shape (T-1, B, H).
-    ``param_grads``: by ``model.named_parameters()`` name; zeros for parameters the loss does
-    not reach (the embedding when the input is a noised copy).
-    """
-
-    loss: str
-    noise: float
-    value: float
-    input_grad: torch.Tensor
-    states: Tuple[torch.Tensor, ...]
-    state_grads: Tuple[torch.Tensor, ...]
-    param_grads: Dict[str, torch.Tensor]
-
-
-def check_loss(loss: str) -> str:
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; valid losses: {', '.join(LOSSES)}")
-    return loss
+from ...models.passes import (  # noqa: E402,F401  (the generic recurrent passes, re-exported)
+    HESSIAN_CHUNK, LOSSES, NOISE_AMPLITUDES, accumulate_hessian_gradient, check_loss, noised_input, standard_noise,
+)
+from ...outputs import RecurrentGradients as GradientPass  # noqa: E402  (the typed result, defined once)
 
 
 def _loss_value(model, last: torch.Tensor, tokens: torch.Tensor, loss: str, n_tokens: Optional[int] = None):
@@ -112,12 +79,6 @@ def gradient_pass(model, tokens: torch.Tensor, loss: str, layer_input: Optional[
                         dict(zip(names, pgrads)))
 
 
-#: sequences per chunk of GraSP's double backward: its graph grows with batch x steps (16 GB
-#: for a large cell on the full paper batch), and the Hessian of a loss summed over
-#: independent sequences is the sum of the chunks' Hessians, so chunking is exact
-HESSIAN_CHUNK = 10
-
-
 def hessian_gradient(model, tokens: torch.Tensor, loss: str, names: Sequence[str],
                      grads: Dict[str, torch.Tensor], chunk: int = HESSIAN_CHUNK) -> Dict[str, torch.Tensor]:
     """``H g`` restricted to the parameters ``names``, for the given gradient ``g`` (GraSP).
@@ -135,28 +96,6 @@ def hessian_gradient(model, tokens: torch.Tensor, loss: str, names: Sequence[str
     parts = (tokens[:, start:start + chunk] for start in range(0, tokens.shape[1], chunk))
     return accumulate_hessian_gradient((functools.partial(chunk_loss, p) for p in parts),
                                        dict(model.named_parameters()), names, grads)
-
-
-def accumulate_hessian_gradient(losses: Iterable[Callable[[], torch.Tensor]], named: Dict[str, torch.Tensor],
-                                names: Sequence[str], grads: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-    """``sum over chunks of H_k g`` over the parameters ``names``: each callable gives one chunk's
-    loss (a share of the whole loss), whose Hessian-vector product with ``grads`` is added up.
-    The one double backward behind GraSP, for the space's cells and for a user's recurrent LM."""
-    params = [named[n] for n in names]
-    out = {n: torch.zeros_like(named[n]) for n in names}
-    for loss_of in losses:
-        with torch.enable_grad():
-            value = loss_of()
-            first = torch.autograd.grad(value, params, create_graph=True, allow_unused=True)
-            used = [(n, p, f) for n, p, f in zip(names, params, first) if f is not None and f.requires_grad]
-            if not used:
-                continue
-            z = sum((f * grads[n]).sum() for n, _, f in used)
-            hg = torch.autograd.grad(z, [p for _, p, _ in used], allow_unused=True)
-        for (n, _, _), h in zip(used, hg):
-            if h is not None:
-                out[n] += h.detach()
-    return out
 
 
 def activation_kernel(model, tokens: torch.Tensor):
@@ -181,18 +120,3 @@ def activation_kernel(model, tokens: torch.Tensor):
     return K.cpu().numpy(), n_codes[0], [inc for _, inc in trace]
 
 
-def noised_input(embedding: torch.Tensor, amplitude: float, noise: np.ndarray) -> torch.Tensor:
-    """The paper's noised layer input ``emb + a * var * noise``.
-
-    ``var`` is the variance over the batch (per step and feature), in float32 as the paper's
-    numpy code computed it; the sum is formed in float64 and rounded to float32, as there.
-    """
-    e = embedding.detach().cpu().numpy()  # numpy's float32 variance, as the paper computed it
-    var = np.var(e, axis=1, keepdims=True)
-    return torch.from_numpy((e + amplitude * var * noise).astype(np.float32)).to(embedding.device)
-
-
-def standard_noise(shape, seed: int) -> np.ndarray:
-    """N(0, 1) noise from numpy's legacy generator: with seed 0 this is the paper's draw
-    (``np.random.seed(0); np.random.normal(size=shape)``)."""
-    return np.random.RandomState(int(seed)).normal(size=tuple(shape))

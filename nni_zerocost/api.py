@@ -1,0 +1,229 @@
+"""The Python API: score one architecture or model, run a job, benchmark proxies, search a space.
+
+Each function is a front end like the CLI's commands (which call these): it builds one job
+(:class:`~nni_zerocost.job.ScoringJob`), checks it (:func:`~nni_zerocost.job.check_job`) and
+hands it to the one runner (:func:`~nni_zerocost.runner.run`); the results come back as data.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Union
+
+from .job import CheckedJob, ScoringJob, check_job
+
+
+def score(space: str, arch, proxies, *, batch=None, seed: int = 0, **options):
+    """Score one architecture of a registered space; returns ``{spec: ProxyResult}``.
+
+    ``proxies`` is a name, a spec string like ``"hidden_covariance:layer=2"``, or a list;
+    ``options`` are :func:`~nni_zerocost.make_plan`'s (``corpus``, ``device`` = "auto" | "cpu" |
+    "cuda" | "cuda:N", and the space's context options such as ``init`` or ``as_trained``).
+    The call runs under the thread policy the runner applies (:mod:`nni_zerocost.threads`), so
+    its numbers are the CLI's bit for bit; torch's and BLAS's thread counts are put back after.
+    Nothing is stored.
+    """
+    from .plan import make_plan
+    from .threads import scoring_threads
+
+    plan = make_plan(space, proxies, seed=seed, batch=batch, **options)
+    with scoring_threads():
+        return plan.score(plan.parse(arch))
+
+
+def score_model(model, proxies, *, batch=None, seed: int = 0, device=None):
+    """Score your own language model object; returns ``{spec: ProxyResult}`` like :func:`score`.
+
+    ``model``: any ``torch.nn.Module`` that maps token ids ``(B, T)`` to logits (or an output
+    with ``.logits``, or ``.last_hidden_state`` for an encoder): an ``nn.LSTM``/``nn.GRU``/
+    ``nn.RNN`` LM, a Hugging Face model built from a config, torch transformer layers, or a model
+    of a registered space.  The proxies that apply follow from what the model offers; one that
+    does not apply is refused before any work, naming what the model lacks.  ``batch``: token
+    ids ``(B, T)``, a corpus path (``.npy``/``.pt`` ids), ``(texts, tokenizer)``, or None (the
+    embedded Zipf batch over the model's vocabulary).  ``seed`` seeds every random draw of the
+    scoring (the model's weights are yours: to score many models reproducibly, seeded, in
+    workers or with a store, give recipes to :func:`run` or ``score --model``).  ``device``:
+    None = where the model is.
+    """
+    from .plan import make_model_plan
+    from .threads import scoring_threads
+
+    plan = make_model_plan(model, proxies, batch=batch, seed=seed, device=device)
+    with scoring_threads():  # as score(): the runner's thread policy for the call, put back after
+        return plan.score(plan.parse(model))
+
+
+def run(job: Union[ScoringJob, CheckedJob, Mapping[str, Any]], *, progress: bool = False) -> Iterator:
+    """Score a job's architectures (checking it first); yields one
+    :class:`~nni_zerocost.runner.ArchRecord` per architecture, in input order."""
+    from .runner import run as run_checked
+
+    checked = job if isinstance(job, CheckedJob) else check_job(job)
+    return run_checked(checked, progress=progress)
+
+
+# -- benchmark -----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class BenchmarkResult:
+    """What :func:`benchmark` found: ``table`` (the correlations and everything the CLI prints,
+    as a JSON-ready dict; ``format()`` gives the printed table), the benchmark's ``entries``
+    scored, and each proxy spec's ``scores`` (sign-normalised, None = no score) and ``flags``."""
+
+    table: Dict[str, Any]
+    entries: List[Any]
+    scores: Dict[str, List[Optional[float]]]
+    flags: Dict[str, List[bool]]
+    benchmark: Any
+
+    def format(self) -> str:
+        from .benchmarks.study import format_table
+
+        return format_table(self.table)
+
+
+def benchmark(name: str, proxies, *, rank_averages: Sequence[str] = (), progress: bool = False,
+              **fields: Any) -> BenchmarkResult:
+    """Score a benchmark's architectures and correlate each proxy with its ground truth.
+
+    ``fields``: the job's (``limit``, ``all_cells``, ``data_dir``, ``workers``, ``threads``,
+    ``ray``, ``store``, ...) and the request's (``seed``, ``corpus``, ``device``, the space's
+    context options).  ``rank_averages``: ``"A+B"`` specs, each part one of ``proxies``: their
+    label-free rank average is correlated too."""
+    from .benchmarks.extra import augment
+    from .benchmarks.study import study
+    from .errors import BadInputError, arg, suggest
+    from .runner import run as run_checked
+
+    job = ScoringJob.of(proxies, None, benchmark=name, **fields)
+    checked = check_job(job)
+    plan = checked.plan
+    for combo in rank_averages:
+        parts = [c for c in combo.split("+") if c]
+        if len(parts) < 2:
+            raise BadInputError("rank_average", f"give 2 or more {arg('proxy')} specs joined by '+', e.g. "
+                                                f"{'+'.join(list(plan.specs)[:2]) if len(plan.specs) > 1 else 'A+B'}",
+                                repr(combo))
+        for part in parts:
+            if part not in plan.specs:
+                raise BadInputError("rank_average", f"{part!r}{suggest(part, plan.specs)} is not one of the "
+                                                    f"{arg('proxy')} specs ({', '.join(plan.specs)}); give each part "
+                                                    f"with {arg('proxy')} too",
+                                    repr(combo))
+    bench = _bench(name)
+    entries = list(checked.entries)
+    scores: Dict[str, List[Optional[float]]] = {s: [] for s in plan.specs}
+    seconds: Dict[str, List[Optional[float]]] = {s: [] for s in plan.specs}
+    flags: Dict[str, List[bool]] = {s: [] for s in plan.specs}
+    results = from_store = 0
+    start = time.perf_counter()
+    for rec in run_checked(checked, progress=progress, desc=bench.name):
+        for s in plan.specs:
+            scores[s].append(rec.scores.get(s))
+            seconds[s].append(rec.proxy_seconds.get(s))
+            flags[s].append(s in rec.flags)
+        had = sum(r is not None for r in rec.results.values())
+        results += had
+        from_store += max(had - rec.computed, 0)
+    wall = time.perf_counter() - start
+    sizes, measure = size_of(plan.search_space, [e.arch for e in entries], plan.context_options)
+    table = study(bench, entries, scores, seconds, flags, sizes)
+    table["size_measure"] = measure
+    augment(table, bench, entries, scores, all_cells=job.all_cells, rank_averages=rank_averages, sizes=sizes)
+    table["device"] = plan.device_name
+    table["workers"] = "Ray" if job.ray else checked.workers  # the processes that scored
+    table["wall_seconds"] = round(wall, 3)  # the scoring loop: worker start-up included, data loading not
+    # s/arch is each result's model work as recorded when it was computed; say how much of it the
+    # store answered (a warm run's wall time is then far below s/arch x architectures)
+    table["results"] = results
+    table["results_from_store"] = from_store
+    return BenchmarkResult(table, entries, scores, flags, bench)
+
+
+def _bench(name: str):
+    from .benchmarks.base import get_benchmark
+
+    return get_benchmark(name)
+
+
+def size_of(space, archs, options):
+    """``(sizes, what they count)`` for the within-budget ranking: the non-embedding parameters
+    where the space counts them (what grows with depth and width, and what the strongest size
+    baselines measure), else every parameter; counted from the architectures, never built."""
+    sizes = [space.nonembedding_param_count(a, **options) for a in archs]
+    if all(n is not None for n in sizes):
+        return sizes, "non-embedding parameters"
+    return [space.param_count(a, **options) for a in archs], "parameters"
+
+
+# -- search --------------------------------------------------------------------------------------
+def search(space: str, proxy: str, *, strategy: str = "evolution", budget: int = 50, top: int = 5,
+           extra_proxies: Sequence[str] = (), pareto: bool = False, pareto_against: Optional[str] = None,
+           experiment_dir: Optional[str] = None, on_candidate: Optional[Callable[[Dict[str, Any]], None]] = None,
+           **fields: Any):
+    """Search a registered space for the architectures the proxy scores best; no training.
+
+    ``strategy``: ``random``, ``evolution``, ``tpe`` (NNI strategies on NNI's sequential engine)
+    or ``ranking`` (score ``budget`` candidates, keep the best); ``budget``: candidates scored;
+    ``top``: how many to keep; ``experiment_dir``: NNI's own experiment files (replaced);
+    ``fields``: the job's (``store``, ``workers`` for ranking,
+    ``threads``, ``max_params``, ``max_nonembedding_params``, ``max_flops``, ``plugins``) and the
+    request's (``seed`` seeds the strategy and the weights, ``corpus``, ``device``, context
+    options).  ``on_candidate(record)`` sees each candidate's record as it is scored.  Returns a
+    :class:`~nni_zerocost.search_report.SearchResult` (``write(folder)`` writes the report)."""
+    from .job import check_choice, check_counts
+    from .nas.search import STRATEGIES
+    from .search_report import SearchResult, candidate_record
+
+    from .search_report import COST_MEASURES, SIZE_MEASURES
+
+    job = ScoringJob.of([proxy, *extra_proxies], space, **fields)
+    counts = check_counts(budget=budget, top=top)
+    check_choice("strategy", strategy, STRATEGIES)
+    if pareto_against is not None:
+        check_choice("pareto_against", pareto_against, SIZE_MEASURES + COST_MEASURES)
+        if pareto_against in COST_MEASURES and pareto_against not in job.costs:  # measured for every candidate
+            job = job.replace(costs=job.costs + (pareto_against,))
+    if job.workers not in ("auto", 1) and strategy != "ranking":
+        from .errors import BadInputError
+
+        raise BadInputError("workers", "applies to the 'ranking' strategy only (NNI's sequential engine scores "
+                                       "the other strategies' candidates one at a time)", repr(job.workers))
+    checked = check_job(job, need_architectures=False)
+    if not checked.plan.search_space.searchable:
+        from .errors import BadInputError
+
+        raise BadInputError("space", f"the {space!r} space has no choices to search; score its architectures "
+                                     "with 'score' instead", repr(space))
+    try:
+        from .nas.search import search_checked
+    except ImportError as e:  # pragma: no cover
+        from .errors import ZeroCostError
+
+        raise ZeroCostError(f"search runs on NNI: pip install 'nni-zerocost[nni]' ({e})") from None
+    candidates: List[Dict[str, Any]] = []
+
+    def on_trial(arch, metrics):
+        rec = candidate_record(checked, len(candidates), arch, metrics)
+        candidates.append(rec)
+        if on_candidate is not None:
+            on_candidate(rec)
+
+    if experiment_dir is not None:  # one NNI experiment per folder: a re-run replaces it
+        import shutil
+        from pathlib import Path
+
+        shutil.rmtree(experiment_dir, ignore_errors=True)
+        Path(experiment_dir).parent.mkdir(parents=True, exist_ok=True)
+    from .threads import pinned_for_run
+
+    start = time.perf_counter()
+    with pinned_for_run(job.threads):  # this process and every process NNI starts from it, for the search
+        search_checked(checked, strategy, counts["budget"], on_trial=on_trial, experiment_dir=experiment_dir)
+    elapsed = time.perf_counter() - start
+    return SearchResult(checked, strategy, counts["budget"], counts["top"], pareto, candidates, elapsed,
+                        pareto_against)
+
+
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(x)
