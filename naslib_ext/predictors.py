@@ -5,8 +5,8 @@
   registry, so ``ZeroCost(method_type="hidden_covariance").query(graph, dataloader=...)`` works
   on the spaces of :mod:`naslib_ext.search_spaces`.
 
-Both score through the core (a :func:`~nni_zerocost.make_plan` plan, many architectures through
-:func:`nni_zerocost.runner.score_many`, which takes ``workers`` and a result store); nothing is
+Both score through the core: one checked job (:func:`nni_zerocost.check_job`), many architectures
+through the runner (:func:`nni_zerocost.runner.run`, with ``workers`` and a result store); nothing is
 re-implemented here.
 
 Data: a NASLib data loader's first ``(inputs, targets)`` pair becomes the batch through the
@@ -40,7 +40,7 @@ from nni_zerocost.errors import InvalidArchitectureError, ProxyNotApplicableErro
 from nni_zerocost.job import CheckedJob, ScoringJob, check_job  # noqa: E402
 from nni_zerocost.plan import ScoringPlan, make_plan, plans_for_any_space  # noqa: E402
 from nni_zerocost.proxies import ProxyResult  # noqa: E402
-from nni_zerocost.runner import raise_for_error, run  # noqa: E402
+from nni_zerocost.runner import raise_for_error, run, score_one  # noqa: E402
 from nni_zerocost.spaces import get_space  # noqa: E402
 from nni_zerocost.store import ResultStore  # noqa: E402
 
@@ -230,10 +230,11 @@ def _naslib_measure(net, inputs, targets, split_data=1, loss_fn=None, proxy: str
         )
     # scored on the device NASLib put the batch on (ZeroCost moves it to its own device)
     device = getattr(inputs, "device", "cpu")
-    plan = make_plan(graph.core_space, [proxy], seed=MEASURE_SEED, batch=batch_from_inputs(graph.core_space, inputs),
-                     device=device)
-    result = plan.score(graph.core_arch())[proxy]
-    return [torch.tensor(_value(result), dtype=torch.float64)]
+    job = ScoringJob.of([proxy], graph.core_space, seed=MEASURE_SEED, device=str(device), store=None, workers=1)
+    checked = check_job(job, need_architectures=False, batch=batch_from_inputs(graph.core_space, inputs))
+    rec = score_one(checked, graph.core_arch())
+    raise_for_error(rec)
+    return [torch.tensor(_value(rec.results[proxy]), dtype=torch.float64)]
 
 
 def register_naslib_measures(names: Optional[Iterable[str]] = None) -> List[str]:

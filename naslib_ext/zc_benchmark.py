@@ -214,7 +214,11 @@ class ZeroCostTable(dict):
             raise KeyError(f"{key!r} is not an architecture of the {space!r} space ({e})") from None
         entry: Dict[str, Any] = {}
         for c in self.columns:
-            result = self._plan(c).score(arch)[c]
+            from nni_zerocost.runner import raise_for_error, score_one
+
+            rec = score_one(self._job(c), arch, key)
+            raise_for_error(rec)
+            result = rec.results[c]
             entry[c] = {"score": float(result.score) if result.ok else NO_SCORE, "time": result.seconds}
         truth = _benchmark_value(self.meta.get("benchmark"), arch)
         if truth is not None:
@@ -222,9 +226,11 @@ class ZeroCostTable(dict):
         self[key] = entry
         return entry
 
-    def _plan(self, column: str):
+    def _job(self, column: str):
+        """The checked job that computed ``column`` (its request, no store): what scores a
+        missing architecture on the fly."""
         if column not in self._plans:
-            from nni_zerocost.plan import ScoringRequest, make_plan
+            from nni_zerocost.job import ScoringJob, check_job
 
             info = self.meta["columns"][column]
             request = dict(info["request"])
@@ -232,12 +238,13 @@ class ZeroCostTable(dict):
                 raise DataError(f"column {column!r} of {self.source} was computed on a corpus it does not name; "
                                 "it cannot be scored on the fly")
             request["corpus"] = resolve_corpus(request.get("corpus"))
-            plan = make_plan(ScoringRequest.from_json(request))
+            checked = check_job(ScoringJob(request, store=None), need_architectures=False)
             want = info.get("batch_fingerprint")
-            if want and plan.data_fingerprint != want:
+            if want and checked.plan.data_fingerprint != want:
                 raise DataError(f"column {column!r} of {self.source} was computed on batch {want}; the batch here is "
-                                f"{plan.data_fingerprint} (a missing or different corpus), so it cannot be scored on the fly")
-            self._plans[column] = plan
+                                f"{checked.plan.data_fingerprint} (a missing or different corpus), so it cannot be "
+                                "scored on the fly")
+            self._plans[column] = checked
         return self._plans[column]
 
 

@@ -20,12 +20,16 @@ def score(space: str, arch, proxies, *, batch=None, seed: int = 0, **options):
     ``proxies`` is a name, a spec string like ``"hidden_covariance:layer=2"``, or a list;
     ``options`` are :func:`~nni_zerocost.make_plan`'s (``corpus``, ``device`` = "auto" | "cpu" |
     "cuda" | "cuda:N", and the space's context options such as ``init`` or ``as_trained``).
-    Threads are the caller's (``torch.set_num_threads``); nothing is stored.
+    The call runs under the thread policy the runner applies (:mod:`nni_zerocost.threads`), so
+    its numbers are the CLI's bit for bit; torch's and BLAS's thread counts are put back after.
+    Nothing is stored.
     """
     from .plan import make_plan
+    from .threads import scoring_threads
 
     plan = make_plan(space, proxies, seed=seed, batch=batch, **options)
-    return plan.score(plan.parse(arch))
+    with scoring_threads():
+        return plan.score(plan.parse(arch))
 
 
 def score_model(model, proxies, *, batch=None, seed: int = 0, device=None):
@@ -43,9 +47,11 @@ def score_model(model, proxies, *, batch=None, seed: int = 0, device=None):
     None = where the model is.
     """
     from .plan import make_model_plan
+    from .threads import scoring_threads
 
     plan = make_model_plan(model, proxies, batch=batch, seed=seed, device=device)
-    return plan.score(plan.parse(model))
+    with scoring_threads():  # as score(): the runner's thread policy for the call, put back after
+        return plan.score(plan.parse(model))
 
 
 def run(job: Union[ScoringJob, CheckedJob, Mapping[str, Any]], *, progress: bool = False) -> Iterator:
@@ -156,9 +162,10 @@ ENGINES = ("nni", "optuna")
 
 
 def search(space: str, proxy: str, *, strategy: Optional[str] = None, budget: int = 50, top: int = 5,
-           extra_proxies: Sequence[str] = (), pareto: bool = False, experiment_dir: Optional[str] = None,
-           on_candidate: Optional[Callable[[Dict[str, Any]], None]] = None, engine: str = "nni",
-           sampler: Optional[str] = None, storage: Optional[str] = None, study_name: Optional[str] = None,
+           extra_proxies: Sequence[str] = (), pareto: bool = False, pareto_against: Optional[str] = None,
+           experiment_dir: Optional[str] = None, on_candidate: Optional[Callable[[Dict[str, Any]], None]] = None,
+           engine: str = "nni", sampler: Optional[str] = None, storage: Optional[str] = None,
+           study_name: Optional[str] = None,
            **fields: Any):
     """Search a registered space for the architectures the proxy scores best; no training.
 
@@ -181,9 +188,15 @@ def search(space: str, proxy: str, *, strategy: Optional[str] = None, budget: in
     from .optuna import SAMPLERS
     from .search_report import SearchResult, candidate_record
 
+    from .search_report import COST_MEASURES, SIZE_MEASURES
+
     job = ScoringJob.of([proxy, *extra_proxies], space, **fields)
     counts = check_counts(budget=budget, top=top)
     check_choice("engine", engine, ENGINES)
+    if pareto_against is not None:
+        check_choice("pareto_against", pareto_against, SIZE_MEASURES + COST_MEASURES)
+        if pareto_against in COST_MEASURES and pareto_against not in job.costs:  # measured for every candidate
+            job = job.replace(costs=job.costs + (pareto_against,))
     if engine == "optuna":
         if strategy is not None or experiment_dir is not None:
             field = "strategy" if strategy is not None else "experiment_dir"
@@ -216,7 +229,8 @@ def search(space: str, proxy: str, *, strategy: Optional[str] = None, budget: in
 
             raise ZeroCostError(f"--engine optuna runs on Optuna: pip install 'nni-zerocost[optuna]' ({e})") from None
         with pinned_for_run(job.threads):
-            return search_optuna(checked, sampler, counts["budget"], counts["top"], pareto=pareto, storage=storage,
+            return search_optuna(checked, sampler, counts["budget"], counts["top"], pareto=pareto,
+                                 pareto_against=pareto_against, storage=storage,
                                  study_name=study_name, on_candidate=on_candidate)
     try:
         from .nas.search import search_checked
@@ -243,7 +257,8 @@ def search(space: str, proxy: str, *, strategy: Optional[str] = None, budget: in
     with pinned_for_run(job.threads):  # this process and every process NNI starts from it, for the search
         search_checked(checked, strategy, counts["budget"], on_trial=on_trial, experiment_dir=experiment_dir)
     elapsed = time.perf_counter() - start
-    return SearchResult(checked, strategy, counts["budget"], counts["top"], pareto, candidates, elapsed)
+    return SearchResult(checked, strategy, counts["budget"], counts["top"], pareto, candidates, elapsed,
+                        pareto_against=pareto_against)
 
 
 def _finite(x) -> bool:

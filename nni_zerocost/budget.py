@@ -26,9 +26,10 @@ class SizeBudget:
     max_params: Optional[float] = None
     max_nonembedding_params: Optional[float] = None
     max_flops: Optional[float] = None
+    max_layers: Optional[float] = None
 
     #: the fields, in the order reports name them (each is a job field and a search flag)
-    FIELDS = ("max_params", "max_nonembedding_params", "max_flops")
+    FIELDS = ("max_params", "max_nonembedding_params", "max_flops", "max_layers")
 
     @property
     def active(self) -> bool:
@@ -48,6 +49,8 @@ class SizeBudget:
                            f"{self.max_nonembedding_params:.4g}")
         if self.max_flops is not None and sizes.get("flops", 0.0) > self.max_flops:
             reasons.append(f"{sizes['flops']:.4g} FLOPs per token > {self.max_flops:.4g}")
+        if self.max_layers is not None and sizes.get("n_layers", 0.0) > self.max_layers:
+            reasons.append(f"{sizes['n_layers']:.0f} layers > {self.max_layers:.0f}")
         return "over budget: " + "; ".join(reasons) if reasons else None
 
 
@@ -69,6 +72,9 @@ def sizes(space, arch, options: Optional[Mapping[str, Any]] = None) -> Dict[str,
     ne = space.nonembedding_param_count(arch, **options)
     if ne is not None:
         out["nonembedding_params"] = float(ne)
+    depth = space.layer_count(arch, **options)
+    if depth is not None:
+        out["n_layers"] = float(depth)
     return out
 
 

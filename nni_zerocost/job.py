@@ -57,8 +57,14 @@ class ScoringJob:
     a cluster address: one Ray task per architecture), ``gpus_per_task`` (the GPU share of a Ray
     task), ``shard`` (``"K/N"``: the K-th of N shards of the architectures).
 
-    The size budget: ``max_params``, ``max_nonembedding_params``, ``max_flops`` (counted from
-    the architecture: a candidate over it costs no model work).
+    The size budget: ``max_params``, ``max_nonembedding_params``, ``max_flops``, ``max_layers``
+    (counted from the architecture: a candidate over it costs no model work).
+
+    Costs (:mod:`nni_zerocost.costs`): ``costs`` names what each record reports beside the
+    scores: ``latency_ms`` and ``peak_memory_mb`` measured on the job's device (batch 1, a row of
+    ``cost_seq_len`` tokens, default the model's context; ``cost_threads`` threads), and
+    ``n_layers`` and ``flops_per_token`` counted.  A measured budget, ``max_latency_ms`` /
+    ``max_memory_mb``, measures a candidate before its proxies are scored and skips them over it.
 
     Results: ``store`` (a results-store path, :data:`DEFAULT_STORE`, or None), ``out`` (a score
     file, one JSON line per architecture), ``resume`` (continue an ``out`` file written by the
@@ -83,6 +89,12 @@ class ScoringJob:
     max_params: Optional[float] = None
     max_nonembedding_params: Optional[float] = None
     max_flops: Optional[float] = None
+    max_layers: Optional[int] = None
+    costs: Tuple[str, ...] = ()
+    cost_seq_len: Optional[int] = None
+    cost_threads: int = 1
+    max_latency_ms: Optional[float] = None
+    max_memory_mb: Optional[float] = None
     store: Optional[str] = DEFAULT_STORE
     out: Optional[str] = None
     resume: bool = True
@@ -95,6 +107,7 @@ class ScoringJob:
         object.__setattr__(self, "architectures", tuple(tuple(a) if isinstance(a, list) else a
                                                         for a in self.architectures or ()))
         object.__setattr__(self, "plugins", tuple(self.plugins or ()))
+        object.__setattr__(self, "costs", tuple(dict.fromkeys(self.costs or ())))
         for name in ("cells", "data_dir", "out"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
@@ -173,6 +186,7 @@ class CheckedJob:
     shard: Optional[Tuple[int, int]] = None
     budget: SizeBudget = SizeBudget()
     store_path: Optional[str] = None
+    cost_request: Optional[Mapping[str, Any]] = None  # the measured costs (names, row, threads, limits)
     done: frozenset = frozenset()
     notes: Tuple[str, ...] = ()
     n_before_shard: int = 0
@@ -199,6 +213,7 @@ def check_job(job: Union[ScoringJob, Mapping[str, Any], str], *, need_architectu
     _load_plugins(job.plugins)
     workers = _check_execution(job)
     budget = _check_budget(job)
+    costs = _check_costs(job)
     source = job.source
     if source is not None and "+" in source:
         a, b = source.split("+")[:2]
@@ -220,7 +235,7 @@ def check_job(job: Union[ScoringJob, Mapping[str, Any], str], *, need_architectu
         # the NNI adapters learn the space from their first candidate: what any space would take
         check_request(request)
         return CheckedJob(job, None, workers=1 if workers == "auto" else int(workers), budget=budget,
-                          store_path=store_path)
+                          store_path=store_path, cost_request=costs)
     if batch is not None and (job.ray is not None or workers not in ("auto", 1)):
         raise BadInputError("workers" if job.ray is None else "ray", "a ready batch object scores in this process "
                                                                      "only; give the data as a corpus path to spread "
@@ -246,13 +261,15 @@ def check_job(job: Union[ScoringJob, Mapping[str, Any], str], *, need_architectu
         workers = resolve_workers(workers, len(items))
     done: frozenset = frozenset()
     notes: Tuple[str, ...] = ()
+    if costs is not None and "latency_ms" in costs["names"]:
+        _check_latency_cores(job, workers)
     if out is not None and job.resume:
         from .score_file import resume_output
 
         got, found = resume_output(out, plan, items, id_field)
         done, notes = frozenset(got), tuple(found)
     return CheckedJob(job, plan, tuple(items), id_field, tuple(entries), int(workers), shard, budget, store_path,
-                      done, notes, n_before)
+                      costs, done, notes, n_before)
 
 
 def _load_plugins(modules: Sequence[str]) -> None:
@@ -331,6 +348,55 @@ def _check_budget(job: ScoringJob) -> SizeBudget:
     return SizeBudget(**{f: None if getattr(job, f) is None else float(getattr(job, f)) for f in BUDGET_FIELDS})
 
 
+#: measured budgets and the cost each bounds
+MEASURED_BUDGETS = {"max_latency_ms": "latency_ms", "max_memory_mb": "peak_memory_mb"}
+
+
+def _check_costs(job: ScoringJob) -> Optional[Dict[str, Any]]:
+    """The costs each record reports and the measured budgets: the measurement request the
+    runner sends where the work runs (None when nothing is measured or counted)."""
+    from .costs import list_costs
+
+    for name in job.costs:
+        if name not in list_costs():
+            raise BadInputError("cost", f"unknown cost{suggest(str(name), list_costs())}; valid: {', '.join(list_costs())}",
+                                repr(name))
+    for field in ("cost_seq_len", "max_layers"):
+        if getattr(job, field) is not None:
+            _check_count(field, getattr(job, field))
+    _check_count("cost_threads", job.cost_threads)
+    limits = {}
+    for field, cost in MEASURED_BUDGETS.items():
+        v = getattr(job, field)
+        if v is not None:
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v <= 0:
+                raise BadInputError(field, f"must be a positive number, got {v!r}")
+            limits[cost] = float(v)
+    names = list(dict.fromkeys([*job.costs, *limits]))
+    if not names:
+        return None
+    measured = [n for n in names if n in MEASURED_BUDGETS.values()]
+    return {"names": names, "measured": measured, "seq_len": job.cost_seq_len, "threads": job.cost_threads,
+            "limits": limits}
+
+
+def _check_latency_cores(job: ScoringJob, workers: int) -> None:
+    """A latency measured by more threads than the machine has cores times the contention,
+    not the model: refused in one line."""
+    from .threads import usable_cpus
+
+    cores = usable_cpus()
+    if job.ray is not None:
+        return  # Ray places each task on a node with the CPUs it asks for
+    if job.cost_threads > cores:
+        raise BadInputError("cost_threads", f"{job.cost_threads} measuring threads exceed the {cores} usable cores")
+    if int(workers) * job.cost_threads > cores:
+        raise BadInputError("workers", f"measuring latency in {workers} processes x {job.cost_threads} thread(s) needs "
+                                       f"{int(workers) * job.cost_threads} cores, this machine has {cores}: the timings "
+                                       f"would measure the contention; use {arg('workers')} "
+                                       f"{max(1, cores // job.cost_threads)} or fewer", repr(job.workers))
+
+
 def budget_space_check(plan: ScoringPlan, budget: SizeBudget) -> None:
     """A budget on a size the space does not count is refused (before any work)."""
     sp = plan.search_space
@@ -341,6 +407,8 @@ def budget_space_check(plan: ScoringPlan, budget: SizeBudget) -> None:
                 raise BadInputError(field, f"the {plan.space!r} space is budgeted by max_params only")
         return
     arch = sp.smoke_architecture()
+    if budget.max_layers is not None and sp.layer_count(arch) is None:
+        raise BadInputError("max_layers", f"the {plan.space!r} space does not count layers")
     if budget.max_flops is not None and sp.flops(arch) is None:
         raise BadInputError("max_flops", f"the {plan.space!r} space does not count FLOPs; use max_params")
     if budget.max_nonembedding_params is not None and sp.nonembedding_param_count(arch) is None:

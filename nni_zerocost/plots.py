@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy import stats
@@ -264,6 +264,33 @@ def _scale_y(ax, y: np.ndarray) -> str:
         return ""
     ax.set_yscale("symlog", linthresh=_linthresh(y))
     return ", symlog axis"
+
+
+def plot_front(points: Sequence[Tuple[float, float]], front: Sequence[Tuple[float, float]], proxy: str, measure: str,
+               out: str | Path, title: str = "") -> Path:
+    """The score of every scored candidate against a size or cost (x: lower is cheaper), the
+    Pareto front drawn as a step line through its points (no candidate has both a higher score
+    and a lower cost than a point on it)."""
+    plt = _plt()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    if points:
+        x, y = np.array(points, dtype=float).T
+        ax.scatter(x, y, s=12, alpha=0.5, color="tab:gray", label="candidate")
+    if front:
+        fx, fy = np.array(sorted(front), dtype=float).T
+        ax.step(fx, fy, where="post", color="tab:red", lw=1.5)
+        ax.scatter(fx, fy, s=36, color="tab:red", zorder=3, label=f"Pareto front ({len(front)})")
+    ax.set_xlabel(measure)
+    ax.set_ylabel(f"{proxy} (higher = better)")
+    ax.set_title(title or f"{proxy} against {measure}", fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    fig.savefig(out.with_suffix(".svg"))
+    plt.close(fig)
+    return out
 
 
 def plot_results(results: str, benchmark: str, out, data_dir: Optional[str] = None) -> List[Path]:

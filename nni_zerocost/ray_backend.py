@@ -37,7 +37,7 @@ def import_ray():
     return ray
 
 
-def _score_task(job_holder, arch_obj, specs, threads: int):
+def _score_task(job_holder, arch_obj, specs, threads: int, cost_request=None):
     """Run in a Ray worker: the runner's evaluation of one architecture under the job's plan
     (made once per worker process from the job's JSON, which Ray fetches once: ``job_holder``
     is a one-element list holding its object ref), with pinned threads, on the GPU Ray gave
@@ -48,13 +48,13 @@ def _score_task(job_holder, arch_obj, specs, threads: int):
 
     pin_threads(threads)
     plan = plan_of(ray.get(job_holder[0]))
-    status, payload, bug, device = evaluate(plan, arch_obj, specs)
+    status, payload, bug, device, costs = evaluate(plan, arch_obj, specs, cost_request)
     if plan.device.type == "cuda":
         # Ray limits CUDA_VISIBLE_DEVICES to the task's GPUs: the first visible one is ours;
         # the record names the GPU by its node-wide id
         ids = ray.get_gpu_ids()
         device = f"cuda:{int(ids[0]) if ids else 0}"
-    return status, payload, bug, device
+    return status, payload, bug, device, costs
 
 
 class RayBackend:
@@ -106,8 +106,8 @@ class RayBackend:
                                                      f"task asking for {gpus_per_task} can run")
         return max(1, slots)
 
-    def submit(self, arch_obj: Any, specs):
-        return self._task.remote([self._job], arch_obj, list(specs), self.threads).future()
+    def submit(self, arch_obj: Any, specs, cost_request=None):
+        return self._task.remote([self._job], arch_obj, list(specs), self.threads, cost_request).future()
 
     def close(self) -> None:
         if self.started:

@@ -28,21 +28,23 @@ class Registry(Generic[T]):
         self._state = "empty"  # "empty" -> "loading" -> "loaded"
 
     def load(self) -> None:
-        """Import the built-in modules and the plugins (once; a read during the loading itself,
-        by a module being imported, sees what is registered so far)."""
-        if self._state != "empty":
-            return
-        self._state = "loading"
-        try:
-            for module in self.builtin:
-                importlib.import_module(module)
-            from .plugins import load_plugins
+        """Import the built-in modules (once; a read during the loading itself, by a module
+        being imported, sees what is registered so far) and the plugins (modules named in
+        ``$NNI_ZEROCOST_PLUGINS`` since the last read too)."""
+        from .plugins import load_plugins
 
-            load_plugins()
-        except BaseException:
-            self._state = "empty"
-            raise
-        self._state = "loaded"
+        if self._state == "loading":
+            return
+        if self._state == "empty":
+            self._state = "loading"
+            try:
+                for module in self.builtin:
+                    importlib.import_module(module)
+            except BaseException:
+                self._state = "empty"
+                raise
+            self._state = "loaded"
+        load_plugins()
 
     def add(self, name: str, obj: T) -> T:
         if name in self._items:

@@ -30,9 +30,9 @@ from .errors import InvalidArchitectureError, ZeroCostError
 from .plan import ProxyRequest, ScoringPlan
 from .proxies.base import ProxyResult
 from .score_file import request_of
-from .worker import _bug_traceback, _results_json, _worker_eval, _worker_init, plan_job_text
+from .worker import _worker_eval, _worker_init, evaluate, plan_job_text
 from .store import ResultStore
-from .threads import thread_env, threads_per_process
+from .threads import claim_threads, thread_env
 
 #: record statuses: every proxy finite / some value a flagged fallback / some proxy has no
 #: score (a documented case, flagged) / over the job's size budget (not scored) / the
@@ -58,6 +58,7 @@ class ArchRecord:
     traceback: Optional[str] = None
     arch_key: Optional[str] = None  # what keys its scores under the plan (plan.arch_key)
     sizes: Optional[Dict[str, float]] = None  # params / nonembedding_params / flops, with a size budget
+    costs: Optional[Dict[str, Dict[str, Any]]] = None  # name -> a CostResult's dict (value, unit, protocol, ...)
 
     @property
     def values(self) -> Dict[str, Optional[float]]:
@@ -92,6 +93,10 @@ class ArchRecord:
         out["device"] = self.device
         if self.sizes is not None:
             out["sizes"] = self.sizes
+        if self.costs:
+            out["costs"] = {name: c["value"] for name, c in self.costs.items()}
+            out["cost_details"] = {name: {k: v for k, v in c.items() if k not in ("name", "value")}
+                                   for name, c in self.costs.items()}
         out["arch"] = self.arch
         return out
 
@@ -136,8 +141,11 @@ class ProcessBackend:
     torch's and BLAS's pools or NNI's engine, can leave a worker deadlocked on a copied lock).
     Workers start once each and get the job once, in the initializer."""
 
-    def __init__(self, plan: ScoringPlan, job_text: str, workers: int, threads: int):
+    def __init__(self, plan: ScoringPlan, job_text: str, workers: int, threads: Optional[int] = None):
+        """``threads`` per worker (None: the policy's share of the cores this pool claims, held
+        until :meth:`close`)."""
         self.capacity = workers
+        threads, self._claim = claim_threads(workers, threads)
         ctx = multiprocessing.get_context("spawn")
         devices = worker_devices(plan, workers)
         self._manager = queue = None
@@ -159,8 +167,9 @@ class ProcessBackend:
         self._start = start
         self.pool = self._start()
 
-    def submit(self, arch_obj, specs):
-        return _Retried(self, (arch_obj, specs), self._submit((arch_obj, specs)))
+    def submit(self, arch_obj, specs, cost_request=None):
+        args = (arch_obj, specs, cost_request)
+        return _Retried(self, args, self._submit(args))
 
     def _submit(self, args):
         from concurrent.futures.process import BrokenProcessPool
@@ -176,6 +185,7 @@ class ProcessBackend:
         try:
             self.pool.shutdown(wait=True, cancel_futures=True)
         finally:
+            self._claim.release()
             self._env.__exit__()
             if self._manager is not None:
                 self._manager.shutdown()
@@ -209,8 +219,7 @@ def make_backend(checked, threads: Optional[int] = None):
         return RayBackend(checked.plan, plan_job_text(checked), job.ray, threads=job.threads or 1,
                           gpus_per_task=job.gpus_per_task)
     if checked.workers > 1:
-        return ProcessBackend(checked.plan, plan_job_text(checked), checked.workers,
-                              threads_per_process(checked.workers, job.threads))
+        return ProcessBackend(checked.plan, plan_job_text(checked), checked.workers, job.threads)
     return None
 
 
@@ -263,10 +272,14 @@ def run(checked, *, progress: bool = True, desc: str = "scoring", backend=None) 
 
 def score_one(checked, arch, item_id: Any = 0, store: Optional[ResultStore] = None) -> ArchRecord:
     """One architecture of a checked job, in this process, through the job's results store (or
-    ``store``): what the NNI adapters and Optuna trials call per candidate."""
+    ``store``): what the NNI adapters and Optuna trials call per candidate.  It scores under the
+    thread policy of a run (the same numbers as :func:`run`), put back when it returns."""
+    from .threads import scoring_threads
+
     if store is None:
         store = _shared_store(checked.store_path)
-    return next(_records(checked, [(item_id, arch)], store, None))
+    with scoring_threads(checked.job.threads):
+        return next(_records(checked, [(item_id, arch)], store, None))
 
 
 @functools.lru_cache(maxsize=4)
@@ -327,9 +340,80 @@ def _submit(checked, item_id, arch, store, backend):
     parsed = _parse(plan, arch)
     if isinstance(parsed, InvalidArchitectureError) or _over_budget(checked, parsed)[0] is not None:
         return item_id, parsed, None
-    todo = _todo(plan, plan.arch_key(parsed), store)
-    fut = backend.submit(plan.to_dict(parsed), [r.spec for r in todo]) if todo else None
-    return item_id, parsed, fut
+    akey = plan.arch_key(parsed)
+    todo = _todo(plan, akey, store)
+    known, cost_request = _costs_todo(checked, akey, store)
+    if _over_measured_budget(checked, known):
+        return item_id, parsed, None
+    if not todo and not cost_request:
+        return item_id, parsed, None
+    args = (plan.to_dict(parsed), [r.spec for r in todo]) + ((cost_request,) if cost_request else ())
+    return item_id, parsed, backend.submit(*args)
+
+
+# -- costs ---------------------------------------------------------------------------------------
+def _cost_key(checked, akey: str, name: str, fingerprint: str) -> str:
+    """Store key of one measured cost: the architecture, the cost and its protocol (row length,
+    threads), and the machine it was measured on (results of other machines never mix)."""
+    from .store import make_key
+
+    plan, req = checked.plan, checked.cost_request
+    return make_key(plan.space, akey, f"cost:{name}", {"seq_len": req["seq_len"], "threads": req["threads"]},
+                    fingerprint, plan.seed, plan.key_context)
+
+
+def _here_fingerprint(checked) -> str:
+    from .costs import device_fingerprint, fingerprint_key
+
+    device = checked.plan.device
+    return fingerprint_key(device_fingerprint(device if device.type != "cuda" or device.index is not None
+                                              else torch.device("cuda", 0), checked.cost_request["threads"]))
+
+
+def _costs_todo(checked, akey: Optional[str], store: Optional[ResultStore]):
+    """``(costs the store holds, the request for the measured costs still to measure or None)``."""
+    req = checked.cost_request
+    if req is None or not req["measured"]:
+        return {}, None
+    known: Dict[str, Dict[str, Any]] = {}
+    if store is not None and akey is not None:
+        here = _here_fingerprint(checked)
+        for name in req["measured"]:
+            stored = store.get(_cost_key(checked, akey, name, here))
+            if stored is not None:
+                known[name] = stored["cost"]
+    missing = [n for n in req["measured"] if n not in known]
+    if not missing:
+        return known, None
+    limits = {n: v for n, v in req["limits"].items() if n in missing}
+    return known, {"names": missing, "seq_len": req["seq_len"], "threads": req["threads"], "limits": limits}
+
+
+def _over_measured_budget(checked, costs: Mapping[str, Mapping[str, Any]]) -> Optional[str]:
+    req = checked.cost_request
+    if req is None:
+        return None
+    over = [f"{n} {costs[n]['value']:.4g} > {limit:.4g}" for n, limit in req["limits"].items()
+            if n in costs and costs[n]["value"] > limit]
+    return "over budget: " + "; ".join(over) if over else None
+
+
+def _counted_costs(checked, parsed) -> Dict[str, Dict[str, Any]]:
+    """The analytic costs asked for (layers, FLOPs per token), from the architecture alone."""
+    req = checked.cost_request
+    if req is None:
+        return {}
+    sp, options = checked.plan.search_space, checked.plan.context_options
+    counts = {"n_layers": (lambda a: sp.layer_count(a, **options), "blocks"),
+              "flops_per_token": (lambda a: sp.flops(a, **options), "FLOP/token")}
+    out = {}
+    for name in req["names"]:
+        if name in counts:
+            value = counts[name][0](parsed)
+            if value is not None:
+                out[name] = {"name": name, "value": float(value), "unit": counts[name][1], "runs": 0,
+                             "protocol": {"analytic": "counted from the architecture"}, "fingerprint": None}
+    return out
 
 
 def _todo(plan: ScoringPlan, arch_key: Optional[str], store: Optional[ResultStore]) -> List[ProxyRequest]:
@@ -351,20 +435,36 @@ def _score_one(checked, item_id, arch, store, pending) -> ArchRecord:
                           "over_budget", 0.0, 0, reason, plan.device_name, None, plan.arch_key(parsed), found)
     akey = plan.arch_key(parsed)
     todo = _todo(plan, akey, store)
+    known, cost_request = _costs_todo(checked, akey, store)
     fresh: Dict[str, Dict[str, Any]] = {}
-    error = bug = None
+    measured: Dict[str, Dict[str, Any]] = {}
+    error = bug = over = None
     device = plan.device_name
-    if todo and pending is None:
+    over = _over_measured_budget(checked, known)
+    if over is None and (todo or cost_request) and pending is None:
+        status, payload, bug, device, measured = evaluate(plan, parsed, [r.spec for r in todo], cost_request)
+    elif over is None and (todo or cost_request):
         try:
-            fresh = _results_json(plan.score(parsed, todo))
-        except Exception as e:  # one bad architecture must not stop the run
-            error, bug = f"{type(e).__name__}: {e}", _bug_traceback(e)
-    elif todo:
-        try:
-            status, payload, bug, device = pending.result()
+            status, payload, bug, device, *rest = pending.result()
+            measured = rest[0] if rest else {}
         except Exception as e:  # the worker itself died (killed, lost node): an error record
             status, payload, bug = "error", _lost_worker(e), None
-        fresh, error = (payload, None) if status == "ok" else ({}, payload)
+    if over is None and (todo or cost_request):
+        if status == "ok":
+            fresh = payload
+        elif status == "over_budget":
+            over = payload
+        else:
+            error = payload
+    if store is not None and akey is not None:
+        for name, cost in measured.items():
+            store.put(_cost_key(checked, akey, name, cost["fingerprint"]), {
+                "space": plan.space, "arch_hash": akey, "cost": cost, "seed": plan.seed, "device": device,
+                "version": __version__})
+    costs = {**_counted_costs(checked, parsed), **known, **measured}
+    if over is not None:
+        return ArchRecord(item_id, plan.to_dict(parsed), plan.arch_hash(parsed), {s: None for s in plan.specs},
+                          "over_budget", 0.0, 0, over, device, None, akey, found, costs or None)
     if store is not None and akey is not None:
         for r in todo:
             if r.spec in fresh:
@@ -391,7 +491,7 @@ def _score_one(checked, item_id, arch, store, pending) -> ArchRecord:
     seconds = sum(float(v.get("seconds") or 0.0) for v in fresh.values()) if pending is not None \
         else time.perf_counter() - start
     return ArchRecord(item_id, plan.to_dict(parsed), plan.arch_hash(parsed), results, status, seconds, len(fresh),
-                      error, device, bug, akey, found)
+                      error, device, bug, akey, found, costs or None)
 
 
 def _lost_worker(e: BaseException) -> str:

@@ -19,6 +19,12 @@ from .proxies.base import NO_SCORE, ProxyResult
 
 #: metric keys that are not proxy scores
 _NOT_SCORES = ("default", "flag", "arch", "seconds", "device", "over_budget")
+#: what a front can trade the score against: the sizes counted from the architecture, and costs
+SIZE_MEASURES = ("params", "nonembedding_params", "flops", "n_layers")
+COST_MEASURES = ("latency_ms", "peak_memory_mb", "flops_per_token")
+MEASURE_NAMES = {"params": "parameters", "nonembedding_params": "non-embedding parameters", "flops": "FLOPs per token",
+                 "n_layers": "layers", "latency_ms": "latency (ms)", "peak_memory_mb": "peak memory (MiB)",
+                 "flops_per_token": "FLOPs per token"}
 
 
 def metric_dict(results: Mapping[str, ProxyResult], main: str, arch_hash: Optional[str] = None,
@@ -52,6 +58,8 @@ def record_metrics(rec, main: str) -> Dict[str, Any]:
         out["seconds"] = rec.seconds  # work done now: nothing when the store answered
     if rec.sizes is not None:
         out.update({f"size_{k}": v for k, v in rec.sizes.items()})
+    if rec.costs:
+        out.update({f"cost_{k}": c["value"] for k, c in rec.costs.items()})
     return out
 
 
@@ -63,22 +71,23 @@ def candidate_record(checked, index: int, arch, metrics: Mapping[str, Any]) -> D
     scored = score is not None and score > NO_SCORE  # NO_SCORE: the proxy has no value
     over = bool(metrics.get("over_budget"))
     sizes = {k[len("size_"):]: v for k, v in metrics.items() if k.startswith("size_")}
-    if "params" not in sizes:
-        sizes.update({k: v for k, v in _sizes(sp, arch, plan.context_options).items() if k not in sizes})
+    sizes.update({k: v for k, v in _sizes(sp, arch, plan.context_options).items() if sizes.get(k) is None})
+    costs = {k[len("cost_"):]: v for k, v in metrics.items() if k.startswith("cost_")}
     return {
         "index": index, "arch_hash": metrics.get("arch") or sp.arch_hash(arch), "arch": sp.to_dict(arch),
         "score": score if scored else None,
-        "scores": {k: v for k, v in metrics.items() if k not in _NOT_SCORES and not k.startswith("size_")},
+        "scores": {k: v for k, v in metrics.items()
+                   if k not in _NOT_SCORES and not k.startswith("size_") and not k.startswith("cost_")},
         "status": "over_budget" if over else ("flagged" if metrics.get("flag") else "ok") if scored else "no_score",
         "flag": metrics.get("flag") or None, "seconds": metrics.get("seconds"), "device": metrics.get("device"),
-        "params": sizes.get("params"), "flops": sizes.get("flops"),
-        "nonembedding_params": sizes.get("nonembedding_params"),
+        **{k: sizes.get(k) for k in SIZE_MEASURES}, "costs": costs,
     }
 
 
 def _sizes(sp, arch, options) -> Dict[str, Optional[float]]:
     return {"params": sp.param_count(arch, **options), "flops": sp.flops(arch, **options),
-            "nonembedding_params": sp.nonembedding_param_count(arch, **options)}
+            "nonembedding_params": sp.nonembedding_param_count(arch, **options),
+            "n_layers": sp.layer_count(arch, **options)}
 
 
 @dataclasses.dataclass
@@ -95,6 +104,8 @@ class SearchResult:
     #: the framework that ran the search loop, and how (the report names both)
     host: str = "NNI"
     host_detail: str = "sequential engine"
+    pareto_against: Optional[str] = None
+    front_figure: Optional[Path] = None  # written by write()
 
     @property
     def space(self) -> str:
@@ -121,19 +132,26 @@ class SearchResult:
 
     @property
     def size_key(self) -> str:
-        """What the front and the size note count: non-embedding parameters under such a
-        budget, else every parameter."""
+        """What the front trades the score against: ``pareto_against``, else non-embedding
+        parameters under such a budget, else every parameter."""
+        if self.pareto_against:
+            return self.pareto_against
         return "nonembedding_params" if self.checked.budget.max_nonembedding_params is not None else "params"
+
+    def measure(self, rec: Dict[str, Any]) -> Optional[float]:
+        """A candidate's value of :attr:`size_key` (a size, or a cost it was measured for)."""
+        value = rec.get(self.size_key)
+        return value if value is not None else (rec.get("costs") or {}).get(self.size_key)
 
     @property
     def front(self) -> List[Dict[str, Any]]:
-        """The scored candidates no other beats on both score and size (smallest first)."""
+        """The scored candidates no other beats on both score and :attr:`size_key` (smallest first)."""
         from .budget import pareto_front
 
         if not self.pareto:
             return []
-        pts = [r for r in self.ranked if r["score"] is not None and r.get(self.size_key) is not None]
-        return [pts[i] for i in pareto_front([(r["score"], float(r[self.size_key])) for r in pts])]
+        pts = [r for r in self.ranked if r["score"] is not None and self.measure(r) is not None]
+        return [pts[i] for i in pareto_front([(r["score"], float(self.measure(r))) for r in pts])]
 
     @property
     def size_note(self) -> Optional[str]:
@@ -165,10 +183,10 @@ class SearchResult:
         if n_over:
             lines.append(f"  ({n_over:,} candidate{'s' if n_over != 1 else ''} over the size budget, not scored)")
         if self.pareto:
-            what = "non-embedding parameters" if self.size_key == "nonembedding_params" else "parameters"
+            what = MEASURE_NAMES.get(self.size_key, self.size_key)
             lines.append(f"Pareto front of {self.proxy} against {what} ({len(self.front)} candidates, smallest first):")
             for rec in self.front:
-                lines.append(f"  {rec[self.size_key]:>12,.0f} {what}  score {rec['score']:.6g}  "
+                lines.append(f"  {self.measure(rec):>12,.6g} {what}  score {rec['score']:.6g}  "
                              f"hash {rec['arch_hash'][:12]}")
         note = self.size_note
         if note:
@@ -196,10 +214,40 @@ class SearchResult:
         figure = self._figure(out / "search.png")
         if figure is not None:
             written["figure"] = figure
+        if self.pareto:
+            written["front"] = self._write_front(out / "front.csv")
+            self.front_figure = self._front_figure(out / "pareto.png")
+            if self.front_figure is not None:
+                written["front_figure"] = self.front_figure
         report = out / "report.md"
         report.write_text(self.report(figure, nni_dir))
         written["report"] = report
         return written
+
+    def _write_front(self, path: Path) -> Path:
+        """The front as a table: the measure, the score, the hash and the architecture."""
+        import csv
+
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow([self.size_key, "score", "arch_hash", "arch"])
+            for r in self.front:
+                w.writerow([self.measure(r), r["score"], r["arch_hash"], json.dumps(r["arch"], sort_keys=True)])
+        return path
+
+    def _front_figure(self, path: Path) -> Optional[Path]:
+        try:
+            from .plots import plot_front
+        except ImportError:  # pragma: no cover - no matplotlib
+            return None
+        pts = [(float(self.measure(r)), r["score"]) for r in self.ranked
+               if r["score"] is not None and self.measure(r) is not None]
+        front = [(float(self.measure(r)), r["score"]) for r in self.front]
+        try:
+            return plot_front(pts, front, self.proxy, MEASURE_NAMES.get(self.size_key, self.size_key), path,
+                              f"{self.space} space, {self.strategy}, {len(pts)} scored candidates")
+        except ImportError:
+            return None
 
     def _figure(self, path: Path) -> Optional[Path]:
         """Best-so-far and score-distribution figure; None (said in the report) without matplotlib."""
@@ -258,12 +306,14 @@ class SearchResult:
             score = "no score" if r["score"] is None else f"{r['score']:.6g}"
             lines.append(f"| {i} | {score} | `{r['arch_hash'][:12]}` | {sp.summary(r['arch'])} |")
         if self.front:
-            what = "non-embedding parameters" if self.size_key == "nonembedding_params" else "parameters"
-            lines += ["", f"Pareto front of the score against {what} (no candidate has both a higher score and "
-                          f"fewer {what}), smallest first:", "", f"| {what} | score | hash | architecture |",
-                      "|---:|---:|---|---|"]
+            what = MEASURE_NAMES.get(self.size_key, self.size_key)
+            lines += ["", f"Pareto front of the score against {what} (no candidate has both a higher score and a "
+                          f"lower {what}), smallest first:", ""]
+            if self.front_figure is not None:
+                lines += [f"![Pareto front]({self.front_figure.name})", ""]
+            lines += [f"| {what} | score | hash | architecture |", "|---:|---:|---|---|"]
             for r in self.front:
-                lines.append(f"| {r[self.size_key]:,.0f} | {r['score']:.6g} | `{r['arch_hash'][:12]}` | "
+                lines.append(f"| {self.measure(r):,.6g} | {r['score']:.6g} | `{r['arch_hash'][:12]}` | "
                              f"{sp.summary(r['arch'])} |")
         lines += ["", "Each file in `top/` holds `{space, arch, score, proxy}`; load the architecture with",
                   "`nni_zerocost.get_space(space).parse(arch)`. `candidates.jsonl` has every candidate."]

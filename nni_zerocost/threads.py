@@ -1,5 +1,8 @@
 """How many processes and threads score: one policy for every front end.
 
+(Jobs started together on one machine claim the cores they use, so that they share them:
+:mod:`nni_zerocost.core_claims`.)
+
 Why a policy at all: torch's default is one intra-op thread per core.  On a machine where some
 other process is busy, a thread beyond the idle cores spin-waits at every parallel region, and
 scoring gets several times slower (measured in docs/throughput.md: 2 threads on a 2-core
@@ -170,9 +173,32 @@ def idle_cores() -> int:
     return _measured[1]
 
 
+def claim_threads(workers: int = 1, threads: Optional[int] = None):
+    """``(threads for each of workers processes, the claim holding their cores)``.
+
+    An explicit or pinned count is taken as it is (and claimed as far as cores are free, so that
+    jobs started beside it see them taken).  Otherwise this process first claims one core, then
+    measures the idle cores, then claims up to that many (:mod:`nni_zerocost.core_claims`): jobs
+    that start together split the machine; a job alone gets every idle core.  The claim is held
+    until the caller releases it (the end of a run, the closing of a worker pool)."""
+    from .core_claims import CoreClaim
+
+    fixed = threads if threads is not None else pinned_threads()
+    claim = CoreClaim(usable_cpus())
+    if fixed is not None:
+        claim.take(int(fixed) * max(1, int(workers)))
+        return int(fixed), claim
+    claim.take(1)
+    idle = idle_cores()
+    if not claim.available:
+        return max(1, idle // max(1, int(workers))), claim
+    claim.take(idle)
+    return max(1, claim.count // max(1, int(workers))), claim
+
+
 def threads_per_process(workers: int = 1, threads: Optional[int] = None) -> int:
     """Threads for each of ``workers`` scoring processes: ``threads``, else the pinned count,
-    else the idle cores shared out (at least one each)."""
+    else the idle cores shared out (at least one each), ignoring other jobs' claims."""
     if threads is not None:
         return int(threads)
     pinned = pinned_threads()
@@ -193,13 +219,13 @@ def scoring_threads(threads: Optional[int] = None) -> Iterator[int]:
     if threads is None and getattr(_scope, "threads", None) is not None:
         yield _scope.threads
         return
-    n = threads_per_process(1, threads)
+    n, claim = claim_threads(1, threads)
     before = torch.get_num_threads()
     if n != before:
         torch.set_num_threads(n)
     outer, _scope.threads = getattr(_scope, "threads", None), n
     try:
-        with threadpool_limits(limits=n):  # numpy's and scipy's BLAS pools: same count, same rounding
+        with claim, threadpool_limits(limits=n):  # numpy's and scipy's BLAS pools: same count, same rounding
             yield n
     finally:
         _scope.threads = outer

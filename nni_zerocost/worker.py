@@ -73,18 +73,47 @@ def _worker_init(threads: int, job_text: str, devices: Any = None) -> None:
     plan_of(job_text)
 
 
-def evaluate(plan: ScoringPlan, arch_obj, specs):
-    """Score one architecture where the work runs: ``(status, payload, traceback, device)``."""
+def measure_costs(plan: ScoringPlan, arch, names, seq_len: Optional[int] = None,
+                  threads: int = 1) -> Dict[str, Dict[str, Any]]:
+    """The measured costs ``names`` of ``arch``'s model, here, on the plan's device
+    (:mod:`nni_zerocost.costs`): weights drawn with the plan's seed on the CPU and moved; the
+    inputs the space states (``cost_inputs``), the row length ``seq_len`` when given."""
+    from .costs import measure
+
+    sp = plan.search_space
+    inputs = dict(sp.cost_inputs(arch, **plan.context_options))
+    if seq_len is not None:
+        inputs["seq_len"] = int(seq_len)
+    model = sp.build_model(arch, seed=plan.seed, **plan.context_options)
+    device = plan.device if plan.device.index is not None or plan.device.type != "cuda" else torch.device("cuda")
+    return {name: measure(name, model, device=device, threads=int(threads), **inputs).to_dict() for name in names}
+
+
+def evaluate(plan: ScoringPlan, arch_obj, specs, cost_request: Optional[Mapping[str, Any]] = None):
+    """Score one architecture where the work runs: ``(status, payload, traceback, device, costs)``.
+
+    ``cost_request`` (``names``, ``seq_len``, ``threads``, ``limits``): the costs to measure
+    first; a measured cost over its limit gives ``"over_budget"`` and the proxies are not scored."""
+    costs: Dict[str, Dict[str, Any]] = {}
     try:
         arch = plan.parse(arch_obj)
-        return "ok", _results_json(plan.score(arch, [plan.request(s) for s in specs])), None, plan.device_name
+        if cost_request and cost_request.get("names"):
+            costs = measure_costs(plan, arch, cost_request["names"], cost_request.get("seq_len"),
+                                  cost_request.get("threads", 1))
+            over = [f"{name} {costs[name]['value']:.4g} > {limit:.4g}"
+                    for name, limit in (cost_request.get("limits") or {}).items()
+                    if name in costs and costs[name]["value"] > limit]
+            if over:
+                return "over_budget", "over budget: " + "; ".join(over), None, plan.device_name, costs
+        results = _results_json(plan.score(arch, [plan.request(s) for s in specs])) if specs else {}
+        return "ok", results, None, plan.device_name, costs
     except Exception as e:  # reported by the parent as an error record
-        return "error", f"{type(e).__name__}: {e}", _bug_traceback(e), plan.device_name
+        return "error", f"{type(e).__name__}: {e}", _bug_traceback(e), plan.device_name, costs
 
 
 def _worker_eval(args):
-    arch_obj, specs = args
-    return evaluate(plan_of(_WORKER_JOB), arch_obj, specs)
+    arch_obj, specs, cost_request = args
+    return evaluate(plan_of(_WORKER_JOB), arch_obj, specs, cost_request)
 
 
 

@@ -5,9 +5,12 @@ import pytest
 import torch
 
 # one thread, pinned (the package's thread policy would otherwise follow the machine's load):
-# tests assert numbers, not speed, and subprocesses (CLI, NNI trials, workers) inherit the pin
+# tests assert numbers, not speed, and subprocesses (CLI, NNI trials, workers) inherit the pin.
+# numpy's and scipy's BLAS pools too: a score computed through the runner (which limits them to
+# the pinned count) and one computed by a bare call in this process then round alike
 os.environ.setdefault("NNI_ZEROCOST_THREADS", "1")
 torch.set_num_threads(1)
+_BLAS_LIMITS = __import__("threadpoolctl").threadpool_limits(limits=1)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,7 @@ def test_budget_is_checked_and_counts_without_building(monkeypatch):
     sizes = nz_sizes(sp, cfg)
     counts = nz.spaces.gpt2.param_counts(cfg)
     assert sizes == {"params": counts["total"], "nonembedding_params": counts["nonembedding"],
-                     "flops": sp.flops(cfg)}
+                     "flops": sp.flops(cfg), "n_layers": float(sp.layer_count(cfg))}
     assert SizeBudget(max_nonembedding_params=1e5).over(sizes) == \
         f"over budget: {counts['nonembedding']:.4g} non-embedding parameters > 1e+05"
     assert SizeBudget(max_params=1e9, max_flops=1e12).over(sizes) is None

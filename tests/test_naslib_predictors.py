@@ -209,8 +209,8 @@ def test_driver_bert_defaults_to_head_confidence(data_dir, capsys):
     (["--space", "bert", "--proxy", "hidden_covariance"], "'hidden_covariance' does not apply to the 'bert' space"),
     (["--proxy", "hidden_covariance:layer=9"], "proxy 'hidden_covariance:layer=9'"),
     (["--proxy", "hidden_covariance:nope=1"], "proxy 'hidden_covariance:nope=1'"),
-    (["--n", "0"], "n: must be an integer >= 1, got 0"),
-    (["--threads", "0"], "threads: must be an integer >= 1, got 0"),
+    (["--n", "0"], "n: must be at least 1, got 0"),
+    (["--threads", "0"], "threads: must be at least 1, got 0"),
 ])
 def test_driver_bad_input_is_one_line_before_any_work(argv, says, monkeypatch, capsys):
     from naslib_ext import driver

@@ -13,7 +13,8 @@ from ..flags import add_context_option_flags, add_plugin_flag, context_options_o
 
 #: fields a flag of the same name sets in the job or its request, where the command has it
 _FIELDS = ("seed", "corpus", "device", "limit", "data_dir", "workers", "threads", "ray", "gpus_per_task", "shard",
-           "max_params", "max_nonembedding_params", "max_flops", "all_cells")
+           "max_params", "max_nonembedding_params", "max_flops", "max_layers", "cost_seq_len", "cost_threads",
+           "max_latency_ms", "max_memory_mb", "all_cells")
 
 
 def add_proxy_flag(p: argparse.ArgumentParser) -> None:
@@ -76,6 +77,24 @@ def add_budget_flags(p: argparse.ArgumentParser) -> None:
                    help="size budget on the parameters outside the embedding tables (LTS's decoder parameters)")
     p.add_argument("--max-flops", type=float, default=None, metavar="F",
                    help="size budget: at most F forward FLOPs per token (spaces that count FLOPs)")
+    p.add_argument("--max-layers", type=int, default=None, metavar="L",
+                   help="size budget: at most L layers (the model's repeated blocks)")
+
+
+def add_cost_flags(p: argparse.ArgumentParser) -> None:
+    """What each architecture costs on this device (docs/costs.md), and budgets on it."""
+    p.add_argument("--cost", action="append", default=[], metavar="NAME", dest="costs",
+                   help="also report this cost per architecture (repeatable): latency_ms and peak_memory_mb "
+                        "measured here (batch 1, a row of the model's context, LTS's protocol), n_layers and "
+                        "flops_per_token counted; measured costs are stored by this machine's fingerprint")
+    p.add_argument("--cost-seq-len", type=int, default=None, metavar="N",
+                   help="row length the measured costs feed the model (default: the model's context, tgt_len)")
+    p.add_argument("--cost-threads", type=int, default=1, metavar="N",
+                   help="threads a latency is measured with (LTS: 1); part of the machine fingerprint")
+    p.add_argument("--max-latency-ms", type=float, default=None, metavar="X",
+                   help="measured budget: latency at most X ms here (measured before the proxies are scored)")
+    p.add_argument("--max-memory-mb", type=float, default=None, metavar="Y",
+                   help="measured budget: peak inference memory at most Y MiB here")
 
 
 def add_progress_flag(p: argparse.ArgumentParser) -> None:
@@ -90,10 +109,14 @@ def job_fields(args: argparse.Namespace) -> Dict[str, Any]:
     out: Dict[str, Any] = {k: getattr(args, k) for k in _FIELDS if getattr(args, k, None) is not None}
     if out.get("all_cells") is False:
         out.pop("all_cells")
+    if out.get("cost_threads") == 1:
+        out.pop("cost_threads")  # the default: jobs without costs stay as they were
     if "corpus" in out:
         out["corpus"] = resolve_corpus(out["corpus"], getattr(args, "data_dir", None))
     if hasattr(args, "no_store"):
         out["store"] = None if args.no_store else (args.store or "default")
     out["plugins"] = tuple(getattr(args, "plugin", None) or ())
+    if getattr(args, "costs", None):
+        out["costs"] = tuple(args.costs)
     out.update(context_options_of(args))
     return out

@@ -5,8 +5,8 @@ import json
 import sys
 import time
 
-from .options import (add_budget_flags, add_data_dir_flag, add_progress_flag, add_request_flags, add_store_flags,
-                      add_where_flags, job_fields)
+from .options import (add_budget_flags, add_cost_flags, add_data_dir_flag, add_progress_flag, add_request_flags,
+                      add_store_flags, add_where_flags, job_fields)
 
 NAME = "score"
 
@@ -49,6 +49,7 @@ def add_parser(sub):
     add_data_dir_flag(p)
     add_request_flags(p)
     add_budget_flags(p)
+    add_cost_flags(p)
     add_store_flags(p)
     add_where_flags(p)
     add_progress_flag(p)

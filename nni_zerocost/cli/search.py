@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .options import add_budget_flags, add_corpus_flag, add_progress_flag, add_store_flags, job_fields
+from .options import add_budget_flags, add_corpus_flag, add_cost_flags, add_progress_flag, add_store_flags, job_fields
 from ..flags import add_context_option_flags, add_plugin_flag
 
 NAME = "search"
@@ -41,9 +41,14 @@ def add_parser(sub):
     add_corpus_flag(p)
     add_context_option_flags(p)
     add_budget_flags(p)
+    add_cost_flags(p)
     p.add_argument("--pareto", action="store_true",
-                   help="also report the candidates on the front of proxy score against parameters (non-embedding "
-                        "parameters under --max-nonembedding-params); with --engine optuna the study optimises both")
+                   help="also report the candidates on the front of proxy score against a size or cost (--pareto-"
+                        "against; default: parameters, non-embedding parameters under --max-nonembedding-params); "
+                        "with --engine optuna the study optimises both")
+    p.add_argument("--pareto-against", default=None, metavar="MEASURE",
+                   help="what the front trades the score against: params, nonembedding_params, flops, n_layers, or "
+                        "a cost (latency_ms, peak_memory_mb: measured for every candidate)")
     p.add_argument("--data-dir", default=None,
                    help="data folder where --corpus names are looked up (default: $NNI_ZEROCOST_DATA)")
     p.add_argument("--workers", default="auto", metavar="N|auto",
@@ -92,7 +97,7 @@ def run(args) -> int:
 
     try:
         result = search(args.space, args.proxy, strategy=args.strategy, budget=args.budget, top=args.top,
-                        extra_proxies=args.extra_proxy, pareto=args.pareto,
+                        extra_proxies=args.extra_proxy, pareto=args.pareto, pareto_against=args.pareto_against,
                         experiment_dir=None if nni_dir is None else str(nni_dir), on_candidate=on_candidate,
                         engine=args.engine, sampler=args.sampler, storage=args.storage, study_name=args.study_name,
                         **fields)

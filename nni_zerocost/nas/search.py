@@ -96,6 +96,15 @@ def search_checked(checked, strategy: str, budget: int, *, on_trial=None,
     """:func:`run_search` of a checked job (:func:`nni_zerocost.search`)."""
     import warnings
 
+    with warnings.catch_warnings():
+        # NNI 3.0 warns on every import/trace with torch 2.x (torch.nn.Buffer, non-Module traces): harmless,
+        # and silenced only while NNI is imported and the experiment runs
+        warnings.filterwarnings("ignore", message=r".*(nn\.Buffer|not a nn\.Module).*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        return _search(checked, strategy, budget, on_trial, experiment_dir)
+
+
+def _search(checked, strategy: str, budget: int, on_trial, experiment_dir):
     from nni.nas.experiment import NasExperiment, NasExperimentConfig
     from nni.nas.strategy.middleware import Chain
 
@@ -132,16 +141,11 @@ def search_checked(checked, strategy: str, budget: int, *, on_trial=None,
     level = nni_logger.level
     nni_logger.setLevel(logging.WARNING)  # NNI logs every candidate at INFO
     try:
-        with warnings.catch_warnings():
-            # NNI 3.0 warns on every import/trace with torch 2.x (torch.nn.Buffer, non-Module traces):
-            # harmless, and silenced only while the experiment runs
-            warnings.filterwarnings("ignore", message=r".*(nn\.Buffer|not a nn\.Module).*")
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            experiment = NasExperiment(ms, evaluator, Chain(main, recorder), config)
-            try:
-                experiment.run()
-            finally:
-                experiment.stop()
+        experiment = NasExperiment(ms, evaluator, Chain(main, recorder), config)
+        try:
+            experiment.run()
+        finally:
+            experiment.stop()
     finally:
         nni_logger.setLevel(level)
     if strategy == "ranking":

@@ -38,11 +38,11 @@ from ..errors import BadInputError, arg
 from ..job import ScoringJob, check_choice, check_counts, check_job
 from ..nas.codec import get_codec
 from ..runner import open_store, raise_for_error, score_one
-from ..search_report import record_metrics
+from ..search_report import COST_MEASURES, SIZE_MEASURES, record_metrics
 from ..threads import scoring_threads
 
 #: what a multi-objective study minimises beside the proxy: sizes counted from the architecture
-COSTS = ("params", "nonembedding_params", "flops")
+COSTS = SIZE_MEASURES + COST_MEASURES
 #: values Optuna stores in a categorical distribution as they are
 _PLAIN = (type(None), bool, int, float, str)
 
@@ -164,7 +164,11 @@ class ZeroCostObjective:
             raise BadInputError("space", f"the {plan.space!r} space has no choices to search", repr(plan.space))
         if cost is not None:
             check_choice("cost", cost, COSTS)
-            if self._sizes_of(plan, sp.smoke_architecture()).get(cost) is None:
+            if cost in COST_MEASURES:
+                if cost not in checked.job.costs:  # a measured cost of every trial's model
+                    raise BadInputError("cost", f"is measured only when the job asks for it: give "
+                                                f"costs=({cost!r},)", repr(cost))
+            elif self._sizes_of(plan, sp.smoke_architecture()).get(cost) is None:
                 raise BadInputError("cost", f"the {plan.space!r} space does not count {cost.replace('_', ' ')}",
                                     repr(cost))
         self.checked, self.cost = checked, cost
@@ -217,7 +221,7 @@ class ZeroCostObjective:
             trial.set_user_attr(key, value)
         limits = self.checked.budget.limits()
         sizes = rec.sizes if rec.sizes is not None else \
-            self._sizes_of(plan, plan.parse(rec.arch)) if (limits or self.cost) else {}
+            self._sizes_of(plan, plan.parse(rec.arch)) if (limits or self.cost in SIZE_MEASURES) else {}
         for field, limit in limits.items():  # relative, so that budgets on different sizes weigh alike
             trial.set_constraint(field, sizes[field[len("max_"):]] / limit - 1.0)
         if rec.status == "over_budget":
@@ -225,7 +229,14 @@ class ZeroCostObjective:
         score = rec.scores[self.proxy]
         if score is None:
             raise optuna.TrialPruned(f"no score: {metrics.get('flag') or rec.status}")
-        return score if self.cost is None else (score, float(sizes[self.cost]))
+        if self.cost is None:
+            return score
+        if self.cost in SIZE_MEASURES:
+            return score, float(sizes[self.cost])
+        cost = (rec.costs or {}).get(self.cost)
+        if cost is None:
+            raise optuna.TrialPruned(f"no {self.cost}: {metrics.get('flag') or rec.status}")
+        return score, float(cost["value"])
 
     @staticmethod
     def _sizes_of(plan, arch) -> Dict[str, float]:

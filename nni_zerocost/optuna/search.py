@@ -113,13 +113,14 @@ def candidates_of(study, checked) -> List[Dict[str, Any]]:
 
 
 def search_checked(checked, sampler: str, budget: int, top: int, *, pareto: bool = False,
-                   storage: Optional[str] = None, study_name: Optional[str] = None,
+                   pareto_against: Optional[str] = None, storage: Optional[str] = None, study_name: Optional[str] = None,
                    on_candidate: Optional[Callable[[Dict[str, Any]], None]] = None) -> SearchResult:
     """:func:`nni_zerocost.search` on Optuna: ``budget`` trials of ``sampler`` added to the study,
     single-objective, or with ``pareto`` the proxy against the size the report's front counts;
     the result holds every scored trial of the study.  The sampler's seed is the job's seed plus
     the trials the study held, so a continued study draws anew and a run is reproducible."""
-    result = SearchResult(checked, sampler, budget, top, pareto, [], 0.0, host="Optuna")
+    result = SearchResult(checked, sampler, budget, top, pareto, [], 0.0, host="Optuna",
+                          pareto_against=pareto_against)
     objective = ZeroCostObjective.of_checked(checked, cost=result.size_key if pareto else None)
 
     def report(study, trial):

@@ -312,6 +312,16 @@ class SearchSpace(abc.ABC, Generic[A]):
         """Forward multiply-accumulates per token from the architecture alone, or None."""
         return None
 
+    def layer_count(self, arch: A, **options) -> Optional[int]:
+        """The repeated blocks of the model (its depth), from the architecture alone, or None."""
+        return None
+
+    def cost_inputs(self, arch: A, **options) -> Dict[str, int]:
+        """What a latency or memory measurement feeds the model (:mod:`nni_zerocost.costs`):
+        ``seq_len`` (default: the model's context length) and ``vocab_size`` (default: read from
+        the model), where the architecture states them better than the model does."""
+        return {}
+
     def default_batch(self, seed: int = 0):
         """The embedded default input batch (needs no file)."""
         raise NotImplementedError(f"space {self.name!r} has no default batch")

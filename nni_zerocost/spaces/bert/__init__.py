@@ -93,6 +93,9 @@ class BertSpace(SearchSpace[BertConfig]):
         parameters; it gives the gradient pass its loss)."""
         return BertModel(self.parse(arch), seed=seed, as_trained=as_trained, head=None if loss == "sum" else loss)
 
+    def layer_count(self, arch: Any, **_) -> int:
+        return len(self.parse(arch).layers)
+
     def param_count(self, arch: Any, *, as_trained: bool = False, **_) -> int:
         """The encoder with its embeddings (no LM head), from the configuration alone."""
         return param_count(self.parse(arch), as_trained)

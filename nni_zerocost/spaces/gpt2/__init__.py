@@ -30,6 +30,8 @@ class GPT2Space(SearchSpace[DecoderConfig]):
     ``choices`` and the codec stay inside the space LTS searched (:mod:`.config`)."""
 
     name = "gpt2"
+    #: chosen by mechanism, before any benchmark table: the capacity outside the embeddings decides
+    #: a decoder's loss (LTS; Kaplan et al. 2020); label-free proxies pay off inside a size budget
     default_proxy = "nonembedding_params"
     title = "GPT2"
     offers = GPT2Context.offers
@@ -101,6 +103,15 @@ class GPT2Space(SearchSpace[DecoderConfig]):
     def nonembedding_param_count(self, arch: Any, **_) -> int:
         """The release's ``nonembedding`` (LTS's decoder parameters)."""
         return param_counts(self.parse(arch))["nonembedding"]
+
+    def layer_count(self, arch: Any, **_) -> int:
+        return self.parse(arch).n_layer
+
+    def cost_inputs(self, arch: Any, **_) -> Dict[str, int]:
+        """LTS's protocol: a row of the model's own length (``tgt_len``), ids over the whole BPE
+        vocabulary (an adaptive embedding's largest table is only its head cluster)."""
+        cfg = self.parse(arch)
+        return {"seq_len": cfg.tgt_len, "vocab_size": cfg.n_token}
 
     def flops(self, arch: Any, **_) -> float:
         """Forward FLOPs per token on the default batch's rows (as the model scores them: 128

@@ -109,6 +109,13 @@ class RNNSpace(SearchSpace[Cell]):
         return RNNLanguageModel(cell if init == "compat" else cell.canonical(), vocab_size=vocab_size, seed=seed,
                                 init=init, **sizes)
 
+    def layer_count(self, arch: Any, **_) -> int:
+        return NLAYERS
+
+    def cost_inputs(self, arch: Any, **_) -> Dict[str, int]:
+        """The paper's row length (70 steps, bptt) over the PTB vocabulary."""
+        return {"seq_len": 70, "vocab_size": VOCAB}
+
     def param_count(self, arch: Any, *, vocab_size: int = VOCAB, emsize: int = EMSIZE, nhid: int = NHID, **_) -> int:
         return param_count(self.parse(arch), vocab_size, emsize, nhid)
 
