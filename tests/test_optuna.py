@@ -136,6 +136,19 @@ def test_constrained_nsga2_never_picks_an_over_budget_candidate_and_those_cost_n
     assert tpe.best_trial.constraints["max_nonembedding_params"] <= 0
 
 
+def test_a_measured_cost_is_the_second_objective_only_when_the_job_measures_it():
+    with pytest.raises(nz.BadInputError, match=r"cost 'peak_memory_mb': is measured only when the job asks for it"):
+        ZeroCostObjective("rnn", "hidden_covariance", cost="peak_memory_mb", **SMALL)
+    objective = ZeroCostObjective("rnn", "hidden_covariance", cost="peak_memory_mb", costs=["peak_memory_mb"],
+                                  store=None, seed=0, **SMALL)
+    study = optuna.create_study(directions=objective.directions, sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=3)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done
+    for t in done:  # the trial's second value is the cost the runner measured for it
+        assert t.values[1] == t.user_attrs["metrics"]["cost_peak_memory_mb"] > 0
+
+
 def test_prescreen_enqueues_the_best_for_your_own_objective(tmp_path):
     study = optuna.create_study(direction="minimize")
     best = prescreen(study, "rnn", "hidden_covariance", 16, 3, workers=2, store=str(tmp_path / "s.jsonl"), seed=0,
