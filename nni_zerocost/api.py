@@ -157,44 +157,81 @@ def size_of(space, archs, options):
 
 
 # -- search --------------------------------------------------------------------------------------
-def search(space: str, proxy: str, *, strategy: str = "evolution", budget: int = 50, top: int = 5,
+#: the hosts that run a search's loop (``search(engine=...)``, ``search --engine``)
+ENGINES = ("nni", "optuna")
+
+
+def search(space: str, proxy: str, *, strategy: Optional[str] = None, budget: int = 50, top: int = 5,
            extra_proxies: Sequence[str] = (), pareto: bool = False, pareto_against: Optional[str] = None,
            experiment_dir: Optional[str] = None, on_candidate: Optional[Callable[[Dict[str, Any]], None]] = None,
+           engine: str = "nni", sampler: Optional[str] = None, storage: Optional[str] = None,
+           study_name: Optional[str] = None,
            **fields: Any):
     """Search a registered space for the architectures the proxy scores best; no training.
 
-    ``strategy``: ``random``, ``evolution``, ``tpe`` (NNI strategies on NNI's sequential engine)
-    or ``ranking`` (score ``budget`` candidates, keep the best); ``budget``: candidates scored;
-    ``top``: how many to keep; ``experiment_dir``: NNI's own experiment files (replaced);
+    ``engine``: ``nni`` (the default) or ``optuna``.  NNI: ``strategy`` ``random``,
+    ``evolution`` (the default), ``tpe`` (NNI strategies on NNI's sequential engine) or
+    ``ranking`` (score ``budget`` candidates, keep the best); ``experiment_dir``: NNI's own
+    experiment files (replaced).  Optuna: ``sampler`` ``tpe`` (the default), ``nsga2`` or
+    ``random``; ``storage`` (a database URL such as ``sqlite:///study.db``, or a journal file)
+    and ``study_name`` (default ``<space>-<proxy>``) keep the study, so a re-run continues it and
+    several processes share it; ``pareto`` makes it multi-objective (the proxy against size).
+    ``budget``: candidates scored (Optuna: trials this run adds); ``top``: how many to keep;
     ``fields``: the job's (``store``, ``workers`` for ranking,
     ``threads``, ``max_params``, ``max_nonembedding_params``, ``max_flops``, ``plugins``) and the
     request's (``seed`` seeds the strategy and the weights, ``corpus``, ``device``, context
     options).  ``on_candidate(record)`` sees each candidate's record as it is scored.  Returns a
     :class:`~nni_zerocost.search_report.SearchResult` (``write(folder)`` writes the report)."""
+    from .errors import BadInputError, arg
     from .job import check_choice, check_counts
     from .nas.search import STRATEGIES
+    from .optuna import SAMPLERS
     from .search_report import SearchResult, candidate_record
 
     from .search_report import COST_MEASURES, SIZE_MEASURES
 
     job = ScoringJob.of([proxy, *extra_proxies], space, **fields)
     counts = check_counts(budget=budget, top=top)
-    check_choice("strategy", strategy, STRATEGIES)
+    check_choice("engine", engine, ENGINES)
     if pareto_against is not None:
         check_choice("pareto_against", pareto_against, SIZE_MEASURES + COST_MEASURES)
         if pareto_against in COST_MEASURES and pareto_against not in job.costs:  # measured for every candidate
             job = job.replace(costs=job.costs + (pareto_against,))
-    if job.workers not in ("auto", 1) and strategy != "ranking":
-        from .errors import BadInputError
-
-        raise BadInputError("workers", "applies to the 'ranking' strategy only (NNI's sequential engine scores "
-                                       "the other strategies' candidates one at a time)", repr(job.workers))
+    if engine == "optuna":
+        if strategy is not None or experiment_dir is not None:
+            field = "strategy" if strategy is not None else "experiment_dir"
+            raise BadInputError(field, f"is NNI's; the Optuna engine takes {arg('sampler')} ({', '.join(SAMPLERS)})",
+                                repr(strategy if strategy is not None else experiment_dir))
+        sampler = check_choice("sampler", "tpe" if sampler is None else sampler, SAMPLERS)
+        if job.workers not in ("auto", 1):
+            raise BadInputError("workers", f"does not apply to the Optuna engine: start several processes on one "
+                                           f"{arg('storage')} to share a study", repr(job.workers))
+    else:
+        for field, value in (("sampler", sampler), ("storage", storage), ("study_name", study_name)):
+            if value is not None:
+                raise BadInputError(field, f"applies to {arg('engine', 'optuna')} only (NNI's search takes "
+                                           f"{arg('strategy')})", repr(value))
+        strategy = check_choice("strategy", "evolution" if strategy is None else strategy, STRATEGIES)
+        if job.workers not in ("auto", 1) and strategy != "ranking":
+            raise BadInputError("workers", "applies to the 'ranking' strategy only (NNI's sequential engine scores "
+                                           "the other strategies' candidates one at a time)", repr(job.workers))
     checked = check_job(job, need_architectures=False)
     if not checked.plan.search_space.searchable:
-        from .errors import BadInputError
-
         raise BadInputError("space", f"the {space!r} space has no choices to search; score its architectures "
                                      "with 'score' instead", repr(space))
+    from .threads import pinned_for_run
+
+    if engine == "optuna":
+        try:
+            from .optuna.search import search_checked as search_optuna
+        except ImportError as e:  # pragma: no cover
+            from .errors import ZeroCostError
+
+            raise ZeroCostError(f"--engine optuna runs on Optuna: pip install 'nni-zerocost[optuna]' ({e})") from None
+        with pinned_for_run(job.threads):
+            return search_optuna(checked, sampler, counts["budget"], counts["top"], pareto=pareto,
+                                 pareto_against=pareto_against, storage=storage,
+                                 study_name=study_name, on_candidate=on_candidate)
     try:
         from .nas.search import search_checked
     except ImportError as e:  # pragma: no cover
@@ -215,14 +252,13 @@ def search(space: str, proxy: str, *, strategy: str = "evolution", budget: int =
 
         shutil.rmtree(experiment_dir, ignore_errors=True)
         Path(experiment_dir).parent.mkdir(parents=True, exist_ok=True)
-    from .threads import pinned_for_run
 
     start = time.perf_counter()
     with pinned_for_run(job.threads):  # this process and every process NNI starts from it, for the search
         search_checked(checked, strategy, counts["budget"], on_trial=on_trial, experiment_dir=experiment_dir)
     elapsed = time.perf_counter() - start
     return SearchResult(checked, strategy, counts["budget"], counts["top"], pareto, candidates, elapsed,
-                        pareto_against)
+                        pareto_against=pareto_against)
 
 
 def _finite(x) -> bool:

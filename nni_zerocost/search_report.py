@@ -4,7 +4,8 @@ A candidate record (one per scored candidate, ``candidates.jsonl``) holds the ca
 in evaluation order, its architecture and hash, the main proxy's score (higher is better; None
 = no score), every proxy's score, its status (``ok``, ``flagged``, ``no_score``,
 ``over_budget``), flag, seconds of model work, device, and its sizes (parameters, and FLOPs and
-non-embedding parameters where the space counts them).
+non-embedding parameters where the space counts them).  Every host builds it the same way, from
+the runner's record through :func:`record_metrics` (NNI reports that dict, Optuna keeps it).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from .proxies.base import NO_SCORE
+from .proxies.base import NO_SCORE, ProxyResult
 
 #: metric keys that are not proxy scores
 _NOT_SCORES = ("default", "flag", "arch", "seconds", "device", "over_budget")
@@ -24,6 +25,42 @@ COST_MEASURES = ("latency_ms", "peak_memory_mb", "flops_per_token")
 MEASURE_NAMES = {"params": "parameters", "nonembedding_params": "non-embedding parameters", "flops": "FLOPs per token",
                  "n_layers": "layers", "latency_ms": "latency (ms)", "peak_memory_mb": "peak memory (MiB)",
                  "flops_per_token": "FLOPs per token"}
+
+
+def metric_dict(results: Mapping[str, ProxyResult], main: str, arch_hash: Optional[str] = None,
+                device: Optional[str] = None) -> Dict[str, Any]:
+    """The metric dict a host gets for one candidate, from core results: what NNI trials report
+    and Optuna trials keep as a user attribute (:mod:`nni_zerocost.nas.evaluator` describes it)."""
+    out: Dict[str, Any] = {"default": float(results[main].finite_score)}
+    flags = []
+    for spec, res in results.items():
+        out[spec] = float(res.score) if res.ok else None
+        if res.flag:
+            flags.append(f"{spec}: {res.flag}")
+    out["flag"] = "; ".join(flags)
+    out["seconds"] = float(sum(res.seconds for res in results.values()))  # model work for this candidate
+    if arch_hash is not None:
+        out["arch"] = arch_hash
+    if device is not None:
+        out["device"] = device
+    return out
+
+
+def record_metrics(rec, main: str) -> Dict[str, Any]:
+    """The metric dict of a runner record (:func:`metric_dict`); ``main``: the
+    optimised proxy spec.  A candidate over the size budget reports NO_SCORE, ``over_budget``
+    and the reason in ``flag``."""
+    if rec.status == "over_budget":
+        out = {"default": NO_SCORE, **{spec: None for spec in rec.results}, "flag": rec.error, "seconds": 0.0,
+               "arch": rec.arch_hash, "over_budget": True}
+    else:
+        out = metric_dict(rec.results, main, rec.arch_hash, rec.device)
+        out["seconds"] = rec.seconds  # work done now: nothing when the store answered
+    if rec.sizes is not None:
+        out.update({f"size_{k}": v for k, v in rec.sizes.items()})
+    if rec.costs:
+        out.update({f"cost_{k}": c["value"] for k, c in rec.costs.items()})
+    return out
 
 
 def candidate_record(checked, index: int, arch, metrics: Mapping[str, Any]) -> Dict[str, Any]:
@@ -64,6 +101,9 @@ class SearchResult:
     pareto: bool
     candidates: List[Dict[str, Any]]
     seconds: float
+    #: the framework that ran the search loop, and how (the report names both)
+    host: str = "NNI"
+    host_detail: str = "sequential engine"
     pareto_against: Optional[str] = None
     front_figure: Optional[Path] = None  # written by write()
 
@@ -132,9 +172,10 @@ class SearchResult:
 
     def summary(self, space_summary=None) -> str:
         sp = self.checked.plan.search_space
+        rest = max(self.seconds - self.work_seconds, 0.0)
         lines = [f"{len(self.candidates):,} candidates in {self.seconds:.1f} s ({len(self.ranked)} distinct; scoring "
-                 f"{self.work_seconds:.1f} s, start-up and NNI {max(self.seconds - self.work_seconds, 0.0):.1f} s); "
-                 f"top {len(self.top)} by {self.proxy}:"]
+                 f"{self.work_seconds:.1f} s, start-up and {self.host} {rest:.1f} s); top {len(self.top)} by "
+                 f"{self.proxy}:"]
         for i, rec in enumerate(self.top, start=1):
             score = "no score" if rec["score"] is None else f"score {rec['score']:.6g}"
             lines.append(f"  {i}. {score}  hash {rec['arch_hash'][:12]}  {sp.summary(rec['arch'])}")
@@ -230,10 +271,12 @@ class SearchResult:
         lines = [
             f"# Search report: {self.space} space, proxy `{self.proxy}`",
             "",
-            f"- strategy: {self.strategy} (NNI, sequential engine), budget {self.budget}, seed {job.request.seed}",
+            f"- strategy: {self.strategy} ({self.host}, {self.host_detail}), budget {self.budget}, "
+            f"seed {job.request.seed}",
             f"- data: {job.request.corpus or 'embedded default batch'}",
             f"- candidates scored: {len(self.candidates)} in {self.seconds:.1f} s wall (scoring {work:.1f} s; the rest "
-            f"is start-up, NNI and the store); flagged: {sum(r['status'] == 'flagged' for r in self.candidates)}; "
+            f"is start-up, {self.host} and the store); "
+            f"flagged: {sum(r['status'] == 'flagged' for r in self.candidates)}; "
             f"no score: {sum(r['score'] is None and r['status'] != 'over_budget' for r in self.candidates)}",
             f"- score (higher = better): best {scored[-1]:.6g}, median {scored[len(scored) // 2]:.6g}" if scored
             else "- no candidate got a score",

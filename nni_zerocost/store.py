@@ -58,10 +58,12 @@ class ResultStore:
         self.path = Path(path)
         self._records: Dict[str, Dict[str, Any]] = {}
         self.skipped_lines = 0
+        self._read_to = 0  # the end of the last whole line read (where refresh() reads on)
         if self.path.exists():
             self._load()
 
     def _load(self) -> None:
+        self._read_to = self.path.read_bytes().rfind(b"\n") + 1  # first: what refresh() reads again is harmless
         with open(self.path, "r", encoding="utf-8", errors="replace") as f:
             for lineno, line in enumerate(f, start=1):
                 if not line.strip():
@@ -79,6 +81,27 @@ class ResultStore:
                     )
                     continue
                 self._records[key] = rec
+
+    def refresh(self) -> int:
+        """Read the records other processes appended since this store was read (whole lines
+        only), so that a long-lived process, such as one of several Optuna workers sharing a
+        study, reuses their results; returns how many records it added."""
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._read_to)
+                data = f.read()
+        except FileNotFoundError:
+            return 0
+        whole = data[: data.rfind(b"\n") + 1]
+        self._read_to += len(whole)
+        before = len(self._records)
+        for line in whole.decode("utf-8", errors="replace").split("\n"):
+            try:
+                rec = json.loads(line)
+                self._records[rec["key"]] = rec
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a blank line, or a torn one of a killed writer (a fresh read reports it)
+        return len(self._records) - before
 
     def __len__(self) -> int:
         return len(self._records)

@@ -1,4 +1,5 @@
-"""``nni-zerocost search``: search a space through NNI by a proxy (no training); the best to DIR."""
+"""``nni-zerocost search``: search a space through NNI or Optuna by a proxy (no training); the best
+to DIR."""
 from __future__ import annotations
 
 import json
@@ -11,18 +12,30 @@ NAME = "search"
 
 def add_parser(sub):
     from .parser import Help
+    from ..api import ENGINES
     from ..nas.search import STRATEGIES  # plain names; NNI itself is imported only when a search runs
+    from ..optuna import SAMPLERS  # likewise Optuna
 
-    p = sub.add_parser(NAME, help="search a space through NNI by a proxy (no training); best architectures to DIR",
-                       formatter_class=Help)
+    p = sub.add_parser(NAME, help="search a space through NNI or Optuna by a proxy (no training); best architectures "
+                                  "to DIR", formatter_class=Help)
     p.add_argument("--space", required=True, help="search space (see 'nni-zerocost list spaces')")
     p.add_argument("--proxy", required=True, metavar="SPEC", help="proxy spec to maximise")
     p.add_argument("--extra-proxy", action="append", default=[], metavar="SPEC",
                    help="also report this proxy (repeatable)")
-    p.add_argument("--strategy", default="evolution", metavar="{" + ",".join(STRATEGIES) + "}",
+    p.add_argument("--engine", default="nni", metavar="{" + ",".join(ENGINES) + "}",
+                   help="the host that runs the search loop")
+    p.add_argument("--strategy", default=None, metavar="{" + ",".join(STRATEGIES) + "}",
                    help="NNI strategy: Random, RegularizedEvolution, TPE (maximising), or ranking (score "
-                        "--budget candidates in-process, keep the best)")
-    p.add_argument("--budget", type=int, default=50, help="candidates to score")
+                        "--budget candidates in-process, keep the best) (default: evolution)")
+    p.add_argument("--sampler", default=None, metavar="{" + ",".join(SAMPLERS) + "}",
+                   help="with --engine optuna: Optuna's TPESampler, NSGAIISampler or RandomSampler (default: tpe)")
+    p.add_argument("--storage", default=None, metavar="URL|FILE",
+                   help="with --engine optuna: where the study lives, a database URL (sqlite:///study.db) or a "
+                        "journal file; a re-run continues the study, several processes share it, optuna-dashboard "
+                        "opens it (default: in memory)")
+    p.add_argument("--study-name", default=None, metavar="NAME",
+                   help="with --engine optuna: the study in --storage (default: <space>-<proxy>)")
+    p.add_argument("--budget", type=int, default=50, help="candidates to score (Optuna: trials this run adds)")
     p.add_argument("--top", type=int, default=5, help="architectures to keep as files")
     p.add_argument("--seed", type=int, default=0, help="seeds the strategy and the weights")
     add_corpus_flag(p)
@@ -31,7 +44,8 @@ def add_parser(sub):
     add_cost_flags(p)
     p.add_argument("--pareto", action="store_true",
                    help="also report the candidates on the front of proxy score against a size or cost (--pareto-"
-                        "against; default: parameters, non-embedding parameters under --max-nonembedding-params)")
+                        "against; default: parameters, non-embedding parameters under --max-nonembedding-params); "
+                        "with --engine optuna the study optimises both")
     p.add_argument("--pareto-against", default=None, metavar="MEASURE",
                    help="what the front trades the score against: params, nonembedding_params, flops, n_layers, or "
                         "a cost (latency_ms, peak_memory_mb: measured for every candidate)")
@@ -43,7 +57,7 @@ def add_parser(sub):
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch/BLAS threads per scoring process (default: the idle cores, shared out)")
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="output folder: candidates.jsonl, top/, report.md, search.png, nni/ (NNI's own files)")
+                   help="output folder: candidates.jsonl, top/, report.md, search.png, nni/ (NNI's own files, --engine nni)")
     add_store_flags(p)
     p.add_argument("--device", default="auto", help="auto (default): CUDA when available, else the CPU; or cpu, cuda, cuda:N")
     add_progress_flag(p)
@@ -58,8 +72,8 @@ def run(args) -> int:
     out = check_output_folder("out", args.out)
     fields = job_fields(args)
     if args.strategy != "ranking" and fields.get("workers") == "auto":
-        fields["workers"] = 1  # NNI's sequential engine scores one candidate at a time
-    nni_dir = out / "nni"
+        fields["workers"] = 1  # NNI's sequential engine (and an Optuna trial) scores one candidate at a time
+    nni_dir = out / "nni" if args.engine == "nni" else None
     pbar = None
     best = [None]
     streamed = []  # candidates.jsonl, opened at the first candidate (after every check passed)
@@ -67,6 +81,7 @@ def run(args) -> int:
     def on_candidate(rec):
         nonlocal pbar
         if not streamed:
+            out.mkdir(parents=True, exist_ok=True)
             streamed.append(open(out / "candidates.jsonl", "w", encoding="utf-8"))
             if not args.no_progress:  # shown once the search runs: a refused one prints one line
                 from tqdm.auto import tqdm
@@ -83,7 +98,9 @@ def run(args) -> int:
     try:
         result = search(args.space, args.proxy, strategy=args.strategy, budget=args.budget, top=args.top,
                         extra_proxies=args.extra_proxy, pareto=args.pareto, pareto_against=args.pareto_against,
-                        experiment_dir=str(nni_dir), on_candidate=on_candidate, **fields)
+                        experiment_dir=None if nni_dir is None else str(nni_dir), on_candidate=on_candidate,
+                        engine=args.engine, sampler=args.sampler, storage=args.storage, study_name=args.study_name,
+                        **fields)
     finally:
         for f in streamed:
             f.close()
@@ -91,7 +108,9 @@ def run(args) -> int:
             pbar.close()
     written = result.write(out, nni_dir)
     print(result.summary())
-    extras = ", search.png" if "figure" in written else ""
-    print(f"results in {out}/ (candidates.jsonl, top/, report.md{extras}, nni/)")
+    extras = (", search.png" if "figure" in written else "") + (", nni/" if nni_dir is not None else "")
+    print(f"results in {out}/ (candidates.jsonl, top/, report.md{extras})")
+    if args.storage is not None:
+        print(f"the study: optuna-dashboard {args.storage}")
     return 0
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import random
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import nni
 import numpy as np
@@ -43,7 +43,7 @@ import torch
 from nni.nas.evaluator import Evaluator
 
 from ..plan import ScoringPlan, ScoringRequest
-from ..proxies.base import NO_SCORE, ProxyResult
+from ..search_report import metric_dict, record_metrics  # noqa: F401 (the NNI metric dict)
 
 
 @contextlib.contextmanager
@@ -63,41 +63,6 @@ def seeded(seed: int):
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)
-
-
-def metric_dict(results: Mapping[str, ProxyResult], main: str, arch_hash: Optional[str] = None,
-                device: Optional[str] = None) -> Dict[str, Any]:
-    """NNI metric dict from core results (see the module docstring)."""
-    out: Dict[str, Any] = {"default": float(results[main].finite_score)}
-    flags = []
-    for spec, res in results.items():
-        out[spec] = float(res.score) if res.ok else None
-        if res.flag:
-            flags.append(f"{spec}: {res.flag}")
-    out["flag"] = "; ".join(flags)
-    out["seconds"] = float(sum(res.seconds for res in results.values()))  # model work for this candidate
-    if arch_hash is not None:
-        out["arch"] = arch_hash
-    if device is not None:
-        out["device"] = device
-    return out
-
-
-def record_metrics(rec, main: str) -> Dict[str, Any]:
-    """The NNI metric dict of a runner record (see the module docstring); ``main``: the
-    optimised proxy spec.  A candidate over the size budget reports NO_SCORE, ``over_budget``
-    and the reason in ``flag``."""
-    if rec.status == "over_budget":
-        out = {"default": NO_SCORE, **{spec: None for spec in rec.results}, "flag": rec.error, "seconds": 0.0,
-               "arch": rec.arch_hash, "over_budget": True}
-    else:
-        out = metric_dict(rec.results, main, rec.arch_hash, rec.device)
-        out["seconds"] = rec.seconds  # work done now: nothing when the store answered
-    if rec.sizes is not None:
-        out.update({f"size_{k}": v for k, v in rec.sizes.items()})
-    if rec.costs:
-        out.update({f"cost_{k}": c["value"] for k, c in rec.costs.items()})
-    return out
 
 
 def proxy_metrics(plan_or_job, arch) -> Dict[str, Any]:

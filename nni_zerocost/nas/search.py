@@ -7,6 +7,18 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 STRATEGIES = ("random", "evolution", "tpe", "ranking")
 
 
+def evolution_population(budget: int) -> int:
+    """The population of an evolutionary search of ``budget`` candidates (NNI's evolution,
+    Optuna's NSGA-II): a quarter of the budget, 4 to 50, so that a few generations fit in it."""
+    return min(max(budget // 4, 4), 50)
+
+
+def tpe_startup(budget: int) -> int:
+    """The random candidates before TPE models the rest (NNI's TPE, Optuna's): a quarter of the
+    budget, 5 to 20."""
+    return min(max(budget // 4, 5), 20)
+
+
 def make_strategy(name: str, budget: int, strategy_seed: int = 0, **proxy_options):
     """The NNI strategy behind a ``run_search`` strategy name.
 
@@ -23,10 +35,10 @@ def make_strategy(name: str, budget: int, strategy_seed: int = 0, **proxy_option
     if name == "random":
         return Random(seed=seed)
     if name == "evolution":
-        population = min(max(budget // 4, 4), 50)
+        population = evolution_population(budget)
         return RegularizedEvolution(population_size=population, sample_size=max(2, population // 4), seed=seed)
     if name == "tpe":
-        return TPE(seed=seed, tpe_args={"n_startup_jobs": min(max(budget // 4, 5), 20)})
+        return TPE(seed=seed, tpe_args={"n_startup_jobs": tpe_startup(budget)})
     if name == "ranking":
         return ProxyRanking(n_candidates=budget, top_k=1, **{"seed": seed, **proxy_options})
     from ..errors import UnknownNameError
