@@ -183,9 +183,13 @@ def search(space: str, proxy: str, *, strategy: str = "evolution", budget: int =
         raise BadInputError("workers", "applies to the 'ranking' strategy only (NNI's sequential engine scores "
                                        "the other strategies' candidates one at a time)", repr(job.workers))
     checked = check_job(job, need_architectures=False)
-    if not checked.plan.search_space.searchable:
-        from .errors import BadInputError
+    sp = checked.plan.search_space
+    if not sp.searchable:
+        from .errors import BadInputError, arg
 
+        if sp.family_options():  # a space that searches the family it is given
+            raise BadInputError("space", f"the {space!r} space searches a family you describe: give "
+                                         f"{' or '.join(arg(o) for o in sp.family_options())}", repr(space))
         raise BadInputError("space", f"the {space!r} space has no choices to search; score its architectures "
                                      "with 'score' instead", repr(space))
     try:

@@ -5,6 +5,7 @@ import json
 import sys
 import time
 
+from ..flags import add_family_option_flags
 from .options import (add_budget_flags, add_data_dir_flag, add_progress_flag, add_request_flags, add_store_flags,
                       add_where_flags, job_fields)
 
@@ -48,6 +49,7 @@ def add_parser(sub):
     p.add_argument("--limit", type=int, default=None, help="score a reproducible random subset of N architectures")
     add_data_dir_flag(p)
     add_request_flags(p)
+    add_family_option_flags(p)
     add_budget_flags(p)
     add_store_flags(p)
     add_where_flags(p)
