@@ -29,15 +29,12 @@ import torch
 
 from ...errors import DataError, InvalidArchitectureError
 from ..base import ContextOption, FlatCodec, ScoringContext, SearchSpace, check_sample, register_space
-from ..model import ModelBatchSource
+from ..model import GENERIC_CAPABILITIES, ModelBatchSource  # the model space's rules: hf models are your models
 from .config import HFArch, available, build_model, config_value, parse
 from .counts import counts
 
 __all__ = ["HFSpace", "HFArch", "FamilyCodec", "causal_lm"]
 
-#: what the generic contexts may offer a Hugging Face model (each model: what it has)
-HF_CAPABILITIES = frozenset({"parameters", "recurrent_states", "recurrent_gradients", "weights", "weight_gradients",
-                             "attention_confidence", "head_gates", "ffn_codes", "layer_spectra"})
 #: fields a summary names when the space has no family (those the config has)
 SUMMARY_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
                   "intermediate_size", "state_size", "num_local_experts", "num_experts", "num_experts_per_tok")
@@ -62,7 +59,7 @@ class FamilyCodec:
         return self.family.labels()
 
     def decode(self, sample) -> HFArch:
-        check_sample(sample, self.family._labels)
+        check_sample(sample, self.choices())
         return self.family.member(sample)
 
     def encode(self, arch) -> Dict[str, Any]:
@@ -75,7 +72,7 @@ class HFSpace(SearchSpace[HFArch]):
 
     name = "hf"
     title = "HF"
-    offers = HF_CAPABILITIES
+    offers = GENERIC_CAPABILITIES  # what the generic contexts may offer; each model: what it has
     offers_vary = True
     #: provisional: the proxy of the LTS decoders' best within-size ranking until the hf guide measures
     default_proxy = "synaptic_saliency"
