@@ -216,7 +216,11 @@ def search(space: str, proxy: str, *, strategy: Optional[str] = None, budget: in
             raise BadInputError("workers", "applies to the 'ranking' strategy only (NNI's sequential engine scores "
                                            "the other strategies' candidates one at a time)", repr(job.workers))
     checked = check_job(job, need_architectures=False)
-    if not checked.plan.search_space.searchable:
+    sp = checked.plan.search_space
+    if not sp.searchable:
+        if sp.family_options():  # a space that searches the family it is given
+            raise BadInputError("space", f"the {space!r} space searches a family you describe: give "
+                                         f"{' or '.join(arg(o) for o in sp.family_options())}", repr(space))
         raise BadInputError("space", f"the {space!r} space has no choices to search; score its architectures "
                                      "with 'score' instead", repr(space))
     from .threads import pinned_for_run

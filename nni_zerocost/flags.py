@@ -2,9 +2,11 @@
 command line (the CLI, the NNI trial entry point).
 
 The context-option flags are made from the registered spaces' own
-:meth:`~nni_zerocost.spaces.SearchSpace.context_options` (``--init``, ``--as-trained``, ...), so a
-space added by a plugin brings its flags with it and no front end lists them by hand.  Values
-are checked by :func:`~nni_zerocost.make_plan`, not here: argparse only parses.
+:meth:`~nni_zerocost.spaces.SearchSpace.context_options` (``--init``, ``--as-trained``, ...), and
+the family-option flags from their :meth:`~nni_zerocost.spaces.SearchSpace.family_options`
+(``--choices FILE``), so a space added by a plugin brings its flags with it and no front end
+lists them by hand.  Values are checked by :func:`~nni_zerocost.make_plan`, not here: argparse
+only parses.
 """
 from __future__ import annotations
 
@@ -56,6 +58,30 @@ def context_options_of(args: argparse.Namespace) -> Dict[str, Any]:
     """The context options given on the command line (those left out are not in the dict)."""
     return {name: getattr(args, name) for name in context_option_flags()
             if getattr(args, name, None) is not None}
+
+
+def family_option_flags() -> Dict[str, Tuple[str, str]]:
+    """``{option: (metavar, help)}`` of the family options over every registered space."""
+    from .spaces import get_space, list_spaces
+
+    out: Dict[str, Tuple[str, str]] = {}
+    for name in list_spaces():
+        for opt in get_space(name).family_options().values():
+            metavar, text = out.get(opt.name, (opt.metavar or opt.name.upper(), ""))
+            out[opt.name] = (metavar, f"{text}; {name}: {opt.help}" if text else f"{name}: {opt.help}")
+    return out
+
+
+def add_family_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per family option of the registered spaces (``--choices FILE``; default: not
+    given).  Every command that takes ``--space`` has them."""
+    for name, (metavar, text) in sorted(family_option_flags().items()):
+        parser.add_argument(flag_of(name), dest=name, default=None, metavar=metavar, help=text)
+
+
+def family_options_of(args: argparse.Namespace) -> Dict[str, Any]:
+    """The family options given on the command line (those left out are not in the dict)."""
+    return {name: getattr(args, name) for name in family_option_flags() if getattr(args, name, None) is not None}
 
 
 def add_plugin_flag(parser: argparse.ArgumentParser) -> None:

@@ -135,16 +135,17 @@ class ScoringJob:
 
     def fields(self) -> Dict[str, Any]:
         """The keyword arguments of :meth:`of` that make this job again, besides the proxies
-        and the space: every field not at its default (the request's and the context options
-        included), as plain JSON values."""
+        and the space: every field not at its default (the request's, the context options and
+        the family options included), as plain JSON values."""
         defaults = ScoringJob(ScoringRequest(()))
         out = {k: v for k, v in self.to_json().items()
                if k != "request" and v != defaults.to_json()[k]}
         base = ScoringRequest(()).to_json()
         for k, v in self.request.to_json().items():
-            if k not in ("proxies", "space", "options") and v != base[k]:
+            if k not in ("proxies", "space", "options", "space_options") and v != base[k]:
                 out[k] = v
         out.update(self.request.options)
+        out.update(self.request.space_options)
         return out
 
     def to_json(self) -> Dict[str, Any]:
@@ -400,11 +401,7 @@ def _check_latency_cores(job: ScoringJob, workers: int) -> None:
 def budget_space_check(plan: ScoringPlan, budget: SizeBudget) -> None:
     """A budget on a size the space does not count is refused (before any work)."""
     sp = plan.search_space
-    if not budget.active or not sp.searchable:
-        if budget.max_flops is not None or budget.max_nonembedding_params is not None:
-            if not sp.searchable:
-                field = "max_flops" if budget.max_flops is not None else "max_nonembedding_params"
-                raise BadInputError(field, f"the {plan.space!r} space is budgeted by max_params only")
+    if budget.max_flops is None and budget.max_nonembedding_params is None:
         return
     arch = sp.smoke_architecture()
     if budget.max_layers is not None and sp.layer_count(arch) is None:
@@ -568,7 +565,8 @@ def _items(job: ScoringJob, source: Optional[str], plan: ScoringPlan):
 
         sp = plan.search_space
         if not sp.searchable:
-            raise BadInputError("sample", f"the {plan.space!r} space has nothing to sample from")
+            given = "".join(f" (give {arg(o)})" for o in sp.family_options())
+            raise BadInputError("sample", f"the {plan.space!r} space has nothing to sample from{given}")
         rng = np.random.default_rng(job.request.seed)
         return [(i, sp.to_dict(sp.sample(rng))) for i in range(job.sample)], "id", []
     if source == "models":

@@ -40,7 +40,9 @@ class ScoringRequest:
     ``space``: a registered search space; ``proxies``: specs (``"hidden_covariance:layer=2"``);
     ``corpus`` / ``batch_size`` / ``seq_len``: the input batch (default: the space's embedded
     one); ``device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; ``options``: the space's
-    context options (``init``, ``as_trained``, ...; ``nni-zerocost list spaces`` shows them).
+    context options (``init``, ``as_trained``, ...; ``nni-zerocost list spaces`` shows them);
+    ``space_options``: the space's family options (``choices`` of the hf space: a file path or
+    the file's content), which choose what is searched and never change a score.
     """
 
     proxies: Tuple[str, ...]
@@ -51,23 +53,31 @@ class ScoringRequest:
     seq_len: Optional[int] = None
     device: str = "auto"
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    space_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         specs = (self.proxies,) if isinstance(self.proxies, str) else tuple(self.proxies or ())
         object.__setattr__(self, "proxies", specs)
         object.__setattr__(self, "options", {k: v for k, v in dict(self.options or {}).items() if v is not None})
+        object.__setattr__(self, "space_options", {k: str(v) if hasattr(v, "__fspath__") else v
+                                                   for k, v in dict(self.space_options or {}).items()
+                                                   if v is not None})
         object.__setattr__(self, "device", "auto" if self.device is None else str(self.device))
         if self.corpus is not None:
             object.__setattr__(self, "corpus", str(self.corpus))
 
     @classmethod
     def of(cls, proxies, space: Optional[str] = None, **fields) -> "ScoringRequest":
-        """A request from keyword arguments: the named fields, and every other keyword as a
-        context option (``init="compat"``, ``as_trained=True``)."""
-        names = {f.name for f in dataclasses.fields(cls)} - {"proxies", "space", "options"}
+        """A request from keyword arguments: the named fields, a space's family option by its
+        name (``choices="family.yaml"``), and every other keyword as a context option
+        (``init="compat"``, ``as_trained=True``)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"proxies", "space", "options", "space_options"}
         options = dict(fields.pop("options", None) or {})
+        space_options = dict(fields.pop("space_options", None) or {})
+        family = family_option_names()
+        space_options.update({k: fields.pop(k) for k in list(fields) if k in family})
         options.update({k: fields.pop(k) for k in list(fields) if k not in names})
-        return cls(proxies, space, options=options, **fields)
+        return cls(proxies, space, options=options, space_options=space_options, **fields)
 
     def replace(self, **changes) -> "ScoringRequest":
         return dataclasses.replace(self, **changes)
@@ -75,7 +85,7 @@ class ScoringRequest:
     def to_json(self) -> Dict[str, Any]:
         return {"proxies": list(self.proxies), "space": self.space, "seed": self.seed, "corpus": self.corpus,
                 "batch_size": self.batch_size, "seq_len": self.seq_len, "device": self.device,
-                "options": dict(self.options)}
+                "options": dict(self.options), "space_options": dict(self.space_options)}
 
     @classmethod
     def from_json(cls, obj: Union[str, Mapping[str, Any]]) -> "ScoringRequest":
@@ -105,7 +115,10 @@ class ScoringPlan:
     stored before an option existed keep their keys.  ``device`` is the ``torch.device`` models
     and batches are built on (weights are drawn on the CPU and moved); an index-less ``cuda``
     means the current CUDA device of the process scoring (each worker has its own).
-    ``scoring_request`` is the request the plan was made from, as given.
+    ``scoring_request`` is the request the plan was made from, its family options made
+    self-contained (a choices file read in: :attr:`SearchSpace.space_options`), so it makes the
+    same plan in any process or machine.  ``family``: the space configured by those options
+    (None: the space as registered); it is not part of any store key.
     """
 
     space: str
@@ -115,11 +128,13 @@ class ScoringPlan:
     context_options: Mapping[str, Any]
     device: torch.device = torch.device("cpu")
     scoring_request: Optional[ScoringRequest] = None
+    family: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def search_space(self):
-        """The registered :class:`~nni_zerocost.spaces.SearchSpace` of the plan."""
-        return get_space(self.space)
+        """The :class:`~nni_zerocost.spaces.SearchSpace` of the plan: the registered space, or
+        the family its request configured (:meth:`SearchSpace.family`)."""
+        return self.family if self.family is not None else get_space(self.space)
 
     @property
     def specs(self) -> Tuple[str, ...]:
@@ -238,6 +253,8 @@ def _plan(request: ScoringRequest, batch: Any, remote_gpus: bool = False) -> Sco
     except UnknownNameError:
         raise BadInputError("space", f"unknown space{suggest(name, list_spaces())}; valid spaces: "
                                      f"{', '.join(list_spaces())}", repr(name)) from None
+    sp = _family(name, sp, request.space_options)
+    request = request.replace(space_options=dict(sp.space_options))
     specs = list(dict.fromkeys(request.proxies))
     if not specs:
         raise BadInputError("proxy", f"no proxy given; proxies for the {name!r} space: {', '.join(list_proxies(name))}")
@@ -254,7 +271,7 @@ def _plan(request: ScoringRequest, batch: Any, remote_gpus: bool = False) -> Sco
         raise BadInputError("batch", "give either a ready batch or corpus/batch_size/seq_len, not both")
     else:
         batch = sp.given_batch(batch)
-    return ScoringPlan(name, requests, seed, batch, ctx_opts, dev, request)
+    return ScoringPlan(name, requests, seed, batch, ctx_opts, dev, request, sp if sp.space_options else None)
 
 
 def make_model_plan(model, proxies: Union[str, Sequence[str]], *, batch: Any = None, seed: int = 0,
@@ -331,6 +348,23 @@ def _request(space: str, spec: Any, offers, limits, what: str = "space", offers_
     return ProxyRequest(spec, name, options, proxy.higher_is_better)
 
 
+def family_option_names() -> frozenset:
+    """The family options any registered space declares (``choices``): keywords that
+    :meth:`ScoringRequest.of` files under ``space_options``."""
+    return frozenset(n for s in list_spaces() for n in get_space(s).family_options())
+
+
+def _family(space: str, sp, given: Mapping[str, Any]):
+    """The space configured by the request's family options: names checked here, values by
+    the space (:meth:`SearchSpace.family`, BadInputError naming the option)."""
+    allowed = sp.family_options()
+    for name in given:
+        if name not in allowed:
+            takes = ", ".join(allowed) or "none"
+            raise BadInputError(name, f"the {space!r} space takes no such option (its family options: {takes})")
+    return sp.family(**given) if given else sp
+
+
 def _context_options(space: str, allowed: Mapping[str, Any], given: Mapping[str, Any]) -> Dict[str, Any]:
     out = {}
     for name, value in given.items():
@@ -386,6 +420,9 @@ def check_request(request: ScoringRequest) -> None:
     for option in request.options:
         if not any(option in get_space(s).context_options() for s in list_spaces()):
             raise BadInputError(option, "no search space takes such an option")
+    for option in request.space_options:
+        if option not in family_option_names():
+            raise BadInputError(option, "no search space takes such a family option")
 
 
 def plans_for_any_space(request: ScoringRequest) -> Dict[str, ScoringPlan]:

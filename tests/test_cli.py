@@ -95,7 +95,7 @@ def test_benchmark_json_schema(tmp_path, data_dir, capsys):
         (["score", "--space", "rnn", "--proxy", "nope", "--sample", "1", "--out", "X"],
          "--proxy 'nope': unknown proxy 'nope'; proxies for the 'rnn' space: activation_distance, "),
         (["score", "--space", "cnn", "--proxy", "params", "--sample", "1", "--out", "X"],
-         "--space 'cnn': unknown space (did you mean 'rnn'?); valid spaces: bert, gpt2, model, rnn"),
+         "--space 'cnn': unknown space (did you mean 'rnn'?); valid spaces: bert, gpt2, hf, model, rnn"),
         (["score", "--space", "rnn", "--proxy", "hidden_covariance:depth=2", "--sample", "1", "--out", "X"],
          "proxy 'hidden_covariance' has no option 'depth'; its options: layer (an integer in 1..(the model's "
          "recurrent layers)), max_degree"),

@@ -46,7 +46,7 @@ def test_score_refuses_bad_input_before_any_work(extra, message, tmp_path, monke
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["list", "proxies", "--space", "cnn"], "--space 'cnn': unknown space (did you mean 'rnn'?); valid spaces: bert, gpt2, model, rnn"),
+    (["list", "proxies", "--space", "cnn"], "--space 'cnn': unknown space (did you mean 'rnn'?); valid spaces: bert, gpt2, hf, model, rnn"),
     (["score", "--space", "rnn", "--proxy", "params", "--sample", "0", "--out", "o.jsonl"], "--sample: must be at least 1, got 0"),
     (["score", "--space", "rnn", "--proxy", "params", "--sample", "-3", "--out", "o.jsonl"], "--sample: must be at least 1, got -3"),
     (["score", "--space", "rnn", "--proxy", "params", "--sample", "3", "--limit", "2", "--out", "o.jsonl"],

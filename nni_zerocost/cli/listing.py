@@ -34,6 +34,8 @@ def run(args) -> int:
             print(f"         offers: {offers}" + (" (each model: what it has)" if sp.offers_vary else ""))
             for opt in sp.context_options().values():
                 print(f"         {opt.flag}: {opt.help}")
+            for opt in sp.family_options().values():
+                print(f"         {opt.flag} {opt.metavar or opt.name.upper()}: {opt.help}")
     elif args.what == "capabilities":
         from ..capabilities import CAPABILITIES
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict
 
-from ..flags import add_context_option_flags, add_plugin_flag, context_options_of
+from ..flags import add_context_option_flags, add_plugin_flag, context_options_of, family_options_of
 
 #: fields a flag of the same name sets in the job or its request, where the command has it
 _FIELDS = ("seed", "corpus", "device", "limit", "data_dir", "workers", "threads", "ray", "gpus_per_task", "shard",
@@ -119,4 +119,5 @@ def job_fields(args: argparse.Namespace) -> Dict[str, Any]:
     if getattr(args, "costs", None):
         out["costs"] = tuple(args.costs)
     out.update(context_options_of(args))
+    out.update(family_options_of(args))
     return out

@@ -5,6 +5,7 @@ import json
 import sys
 import time
 
+from ..flags import add_family_option_flags
 from .options import (add_budget_flags, add_cost_flags, add_data_dir_flag, add_progress_flag, add_request_flags,
                       add_store_flags, add_where_flags, job_fields)
 
@@ -24,9 +25,9 @@ def add_parser(sub):
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="keyword argument for the --model factory (VALUE as JSON where it parses; repeatable): one "
                         "set of arguments")
-    p.add_argument("--model-args", default=None, metavar="FILE.jsonl",
-                   help="many sets of arguments for the --model factories: one JSON object per line, each "
-                        "scored as one model (with every --model factory)")
+    p.add_argument("--model-args", default=None, metavar="FILE.jsonl|JSON",
+                   help="many sets of arguments for the --model factories: a file of one JSON object per line, or "
+                        "a JSON list of objects; each set is scored as one model (with every --model factory)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--benchmark", default=None, help="score the architectures of a benchmark, e.g. nasbench-nlp")
     src.add_argument("--cells", default=None,
@@ -48,6 +49,7 @@ def add_parser(sub):
     p.add_argument("--limit", type=int, default=None, help="score a reproducible random subset of N architectures")
     add_data_dir_flag(p)
     add_request_flags(p)
+    add_family_option_flags(p)
     add_budget_flags(p)
     add_cost_flags(p)
     add_store_flags(p)
@@ -80,6 +82,11 @@ def models_of(args):
             except json.JSONDecodeError:
                 one[key] = value
         sets = [one]
+    elif args.model_args and args.model_args.lstrip().startswith("["):  # the sets themselves, as a JSON list
+        try:
+            sets = json.loads(args.model_args)
+        except json.JSONDecodeError as e:
+            raise BadInputError("model_args", f"not a JSON list of objects ({e.msg})", repr(args.model_args)) from None
     elif args.model_args:
         from ..errors import DataError
 
@@ -87,9 +94,9 @@ def models_of(args):
             sets = [obj for _, obj in read_jsonl(args.model_args)]
         except DataError as e:
             raise BadInputError("model_args", str(e)) from None
-        if not sets or not all(isinstance(s, dict) for s in sets):
-            raise BadInputError("model_args", "must hold one JSON object of keyword arguments per line",
-                                repr(args.model_args))
+    if args.model_args and (not isinstance(sets, list) or not sets or not all(isinstance(s, dict) for s in sets)):
+        raise BadInputError("model_args", "must hold JSON objects of keyword arguments (one per line, or a JSON "
+                                          "list of them)", repr(args.model_args))
     return tuple({"factory": f, "kwargs": kw} for f in args.model for kw in sets)
 
 

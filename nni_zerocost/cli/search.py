@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .options import add_budget_flags, add_corpus_flag, add_cost_flags, add_progress_flag, add_store_flags, job_fields
-from ..flags import add_context_option_flags, add_plugin_flag
+from ..flags import add_context_option_flags, add_family_option_flags, add_plugin_flag
 
 NAME = "search"
 
@@ -19,7 +19,8 @@ def add_parser(sub):
     p = sub.add_parser(NAME, help="search a space through NNI or Optuna by a proxy (no training); best architectures "
                                   "to DIR", formatter_class=Help)
     p.add_argument("--space", required=True, help="search space (see 'nni-zerocost list spaces')")
-    p.add_argument("--proxy", required=True, metavar="SPEC", help="proxy spec to maximise")
+    p.add_argument("--proxy", default=None, metavar="SPEC",
+                   help="proxy spec to maximise (default: the space's own, 'nni-zerocost list spaces')")
     p.add_argument("--extra-proxy", action="append", default=[], metavar="SPEC",
                    help="also report this proxy (repeatable)")
     p.add_argument("--engine", default="nni", metavar="{" + ",".join(ENGINES) + "}",
@@ -40,6 +41,7 @@ def add_parser(sub):
     p.add_argument("--seed", type=int, default=0, help="seeds the strategy and the weights")
     add_corpus_flag(p)
     add_context_option_flags(p)
+    add_family_option_flags(p)
     add_budget_flags(p)
     add_cost_flags(p)
     p.add_argument("--pareto", action="store_true",
@@ -71,6 +73,7 @@ def run(args) -> int:
 
     out = check_output_folder("out", args.out)
     fields = job_fields(args)
+    proxy = args.proxy if args.proxy is not None else _default_proxy(args.space)
     if args.strategy != "ranking" and fields.get("workers") == "auto":
         fields["workers"] = 1  # NNI's sequential engine (and an Optuna trial) scores one candidate at a time
     nni_dir = out / "nni" if args.engine == "nni" else None
@@ -96,7 +99,7 @@ def run(args) -> int:
             pbar.set_postfix(best=f"{best[0]:.4g}" if best[0] is not None else "-")
 
     try:
-        result = search(args.space, args.proxy, strategy=args.strategy, budget=args.budget, top=args.top,
+        result = search(args.space, proxy, strategy=args.strategy, budget=args.budget, top=args.top,
                         extra_proxies=args.extra_proxy, pareto=args.pareto, pareto_against=args.pareto_against,
                         experiment_dir=None if nni_dir is None else str(nni_dir), on_candidate=on_candidate,
                         engine=args.engine, sampler=args.sampler, storage=args.storage, study_name=args.study_name,
@@ -114,3 +117,17 @@ def run(args) -> int:
         print(f"the study: optuna-dashboard {args.storage}")
     return 0
 
+
+
+def _default_proxy(space: str):
+    """The space's own proxy when ``--proxy`` is left out (None for an unknown space: the job
+    check names the space then)."""
+    import sys
+
+    from ..spaces import get_space, list_spaces
+
+    if space not in list_spaces() or get_space(space).default_proxy is None:
+        return None
+    proxy = get_space(space).default_proxy
+    print(f"search: no --proxy given; the {space!r} space's own: {proxy}", file=sys.stderr)
+    return proxy

@@ -15,18 +15,20 @@ from ..errors import BadInputError, UnknownNameError
 
 
 def get_codec(space: str, **options):
-    """The NNI label codec of a registered space (options: the space's ``codec_options()``)."""
+    """The NNI label codec of a registered space (options: the space's ``codec_options()`` and
+    ``family_options()``: the codec of that family, :meth:`SearchSpace.family`)."""
     from ..spaces import get_space, list_spaces
 
     try:
         sp = get_space(space)
     except UnknownNameError:
         raise BadInputError("space", f"unknown space; valid spaces: {', '.join(list_spaces())}", repr(space)) from None
+    family = {k: options.pop(k) for k in list(options) if k in sp.family_options()}
     unknown = sorted(set(options) - set(sp.codec_options()))
     if unknown:
-        takes = ", ".join(sp.codec_options()) or "none"
+        takes = ", ".join([*sp.codec_options(), *sp.family_options()]) or "none"
         raise BadInputError(unknown[0], f"the {space!r} space's NNI encoding takes no such option (its options: {takes})")
-    return sp.codec(**options)
+    return (sp.family(**family) if family else sp).codec(**options)
 
 
 def search_space_json(space: str, **options) -> Dict[str, Dict[str, Any]]:

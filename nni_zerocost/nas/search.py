@@ -117,9 +117,10 @@ def _search(checked, strategy: str, budget: int, on_trial, experiment_dir):
     fields = job.fields()
     for k in ("store", "workers"):
         fields.pop(k, None)
+    fields.update(plan.search_space.space_options)  # a family's file read in: nothing to find elsewhere
     proxy, extra_proxies = job.request.proxies[0], tuple(job.request.proxies[1:])
     store = checked.store_path
-    ms = model_space(space)
+    ms = model_space(space, **plan.search_space.space_options)  # the family searched (files read in)
     codec = ms.codec
 
     def report(sample, metrics):

@@ -32,7 +32,8 @@ from ..errors import BadInputError, UnknownNameError
 class ZeroCostModelSpace(ModelSpace):
     """The labels of one registered space; ``freeze`` builds its model.  Subclassed once per
     space by :func:`model_space_class` (``space_name`` set); options: the space's codec options
-    (e.g. ``max_nodes``) and model options (e.g. ``vocab_size``)."""
+    (e.g. ``max_nodes``), family options (``choices`` of the hf space, as plain JSON: NNI ships
+    them to trial processes in ``trace_kwargs``) and model options (e.g. ``vocab_size``)."""
 
     space_name = ""
 
@@ -46,7 +47,8 @@ class ZeroCostModelSpace(ModelSpace):
     def _split(cls, options: Mapping[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
         from ..spaces import get_space
 
-        names = get_space(cls.space_name).codec_options()
+        sp = get_space(cls.space_name)
+        names = {*sp.codec_options(), *sp.family_options()}
         return ({k: v for k, v in options.items() if k in names}, {k: v for k, v in options.items() if k not in names})
 
     @classmethod
@@ -110,7 +112,9 @@ def __getattr__(name: str):
 
 
 def model_space(space: str, **options) -> ZeroCostModelSpace:
-    """A fresh NNI model space of a registered space (options: its codec and model options)."""
+    """A fresh NNI model space of a registered space (options: its codec, family and model
+    options; a family option as plain JSON, e.g. ``choices=get_space("hf").family(choices=path)
+    .space_options["choices"]``, so trial processes need no file)."""
     from ..spaces import list_spaces
 
     if space not in list_spaces():

@@ -13,6 +13,11 @@ A space is one plugin package: everything specific to it is reached through its
 * the host frameworks' forms: the NNI label codec (:meth:`~SearchSpace.codec`) and the NASLib
   compact form (:meth:`~SearchSpace.naslib_form`), both with generic defaults built from a flat
   :meth:`~SearchSpace.choices`;
+* a *family*: options that choose what is searched, not what a score is (``--choices FILE`` of
+  the hf space): :meth:`~SearchSpace.family_options` declares them, :meth:`~SearchSpace.family`
+  gives the space configured by them, whose ``choices``/``sample``/``codec``/``naslib_form``
+  search that family while ``parse``/``to_dict``/``arch_hash`` (and so every store key) stay
+  the same;
 * its benchmarks register themselves with ``space = <name>`` (:mod:`nni_zerocost.benchmarks`).
 
 Kept small on purpose (optuna-style): only the architecture methods are abstract.  Spaces sit
@@ -94,12 +99,13 @@ class ContextOption:
 
     ``values``: the allowed values, the first being the default, or a type (``int``) for a free
     positive number.  ``help`` becomes the CLI flag's help; a ``(False, True)`` option is a
-    switch (``--as-trained``).
+    switch (``--as-trained``); ``metavar`` names a free value in the help (``FILE``).
     """
 
     name: str
     values: Any
     help: str
+    metavar: str = ""
 
     @property
     def default(self):
@@ -254,6 +260,10 @@ class SearchSpace(abc.ABC, Generic[A]):
     searchable: bool = True
     #: the proxy adapters score with when none is named (None: the first that applies)
     default_proxy: Optional[str] = None
+    #: the family options this space was configured with (:meth:`family`), as plain JSON with
+    #: any file read in, so the same family is made again in another process or machine; empty
+    #: for a space as registered (read-only)
+    space_options: Mapping[str, Any] = {}
 
     # -- architectures (abstract) ------------------------------------------------------------
     @abc.abstractmethod
@@ -359,6 +369,22 @@ class SearchSpace(abc.ABC, Generic[A]):
     def context_options(self) -> Dict[str, ContextOption]:
         """Context options the space takes, by name."""
         return {}
+
+    def family_options(self) -> Dict[str, ContextOption]:
+        """Options choosing *which* architectures the space searches (``choices`` of the hf
+        space), by name; the CLI makes a flag of each for every command taking ``--space``.
+        Unlike context options they never change a score, so they are not in store keys."""
+        return {}
+
+    def family(self, **space_options) -> "SearchSpace":
+        """The space configured by ``space_options`` (:meth:`family_options`): what ``choices``,
+        ``sample``, ``codec`` and ``naslib_form`` search.  ``parse``, ``to_dict`` and
+        ``arch_hash`` take every architecture of the space whatever the family.  Bad values
+        raise :class:`~nni_zerocost.errors.BadInputError` naming the option.  Default: the space
+        itself (it takes no family options)."""
+        if space_options:
+            raise TypeError(f"the {self.name!r} space takes no family options, got {sorted(space_options)}")
+        return self
 
     def limits(self) -> Dict[str, int]:
         """Model properties that bound proxy options, known before any model is built
