@@ -356,3 +356,12 @@ def test_examples_run_on_a_tiny_family(tmp_path, monkeypatch, capsys, script, ar
     assert "llama: hidden_size" in out
     if script == "hf_family_search.py":
         assert (tmp_path / "out" / "report.md").is_file()
+
+
+def test_layers_and_cost_inputs_come_from_the_config():
+    sp = nz.get_space("hf")
+    arch = sp.smoke_architecture()
+    assert sp.layer_count(arch) == arch.config().num_hidden_layers
+    assert sp.cost_inputs(arch) == {"vocab_size": arch.config().vocab_size}
+    gpt2 = sp.parse({"model_type": "gpt2", "n_layer": 3, "n_embd": 32, "n_head": 2, "vocab_size": 300})
+    assert sp.layer_count(gpt2) == 3 and sp.cost_inputs(gpt2) == {"vocab_size": 300}

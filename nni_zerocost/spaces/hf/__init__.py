@@ -151,6 +151,17 @@ class HFSpace(SearchSpace[HFArch]):
         attention term at the model's context (:mod:`.counts`)."""
         return counts(self.parse(arch)).flops
 
+    def layer_count(self, arch: Any, **_) -> Optional[int]:
+        """The config's block count (``num_hidden_layers`` or its alias, e.g. GPT-2's ``n_layer``)."""
+        value = config_value(self.parse(arch), "num_hidden_layers", "n_layer", "num_layers")
+        return None if value is None else int(value)
+
+    def cost_inputs(self, arch: Any, **_) -> Dict[str, int]:
+        """Ids over the config's whole vocabulary; rows of the model's context length unless the
+        job gives ``cost_seq_len``."""
+        vocab = config_value(self.parse(arch), "vocab_size")
+        return {} if vocab is None else {"vocab_size": int(vocab)}
+
     # -- model and data -----------------------------------------------------------------------
     def build_model(self, arch: Any, *, seed: int = 0, **_) -> torch.nn.Module:
         return build_model(self.parse(arch), seed=seed)
