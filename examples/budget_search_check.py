@@ -41,16 +41,16 @@ def main(argv=None) -> int:
 
     import nni_zerocost as nz
     from nni_zerocost.benchmarks.base import get_benchmark
-    from nni_zerocost.budget import SizeBudget
+    from nni_zerocost.budget import SizeBudget, sizes
     from nni_zerocost.data import data_dir
     from nni_zerocost.nas import ProxyRanking, model_space
 
     logging.getLogger("nni").setLevel(logging.WARNING)  # NNI logs every experiment's start and stop
     bench = get_benchmark(args.benchmark)
-    budget = SizeBudget(args.max_params, None, args.max_nonembedding_params)
+    budget = SizeBudget(max_params=args.max_params, max_nonembedding_params=args.max_nonembedding_params)
     entries = [e for e in bench.load(data_dir(None, bench)) if e.truth.get(bench.primary) is not None]
     sp = nz.get_space(bench.space)
-    fits = [e for e in entries if budget.over(budget.sizes(bench.space, e.arch)) is None]
+    fits = [e for e in entries if budget.over(sizes(bench.space, e.arch)) is None]
     sign = 1.0 if bench.primary_higher_is_better else -1.0
     by_hash = {sp.arch_hash(e.arch): e for e in entries}
     rows = []

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     bench = get_benchmark(args.benchmark)
-    budget = SizeBudget(args.max_params, args.max_nonembedding_params)
+    budget = SizeBudget(max_params=args.max_params, max_nonembedding_params=args.max_nonembedding_params)
     entries = [e for e in bench.load(data_dir(None, bench)) if e.truth.get(bench.primary) is not None]
     sp = nz.get_space(bench.space)
     fits = [e for e in entries if budget.over(sizes(sp, sp.parse(e.arch))) is None]
