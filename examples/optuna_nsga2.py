@@ -1,8 +1,10 @@
 """NSGA-II on Optuna: a zero-cost proxy against non-embedding parameters, under a size budget, with
-several worker processes sharing one SQLite study (no training).
+several worker processes sharing one SQLite study (no training).  By default it searches the
+LLaMA family of ``examples/llama_family.yaml`` (the hf space); ``--space gpt2`` (no
+``--choices``) searches LTS's decoders instead.
 
-    python examples/optuna_nsga2.py --space gpt2 --proxy synaptic_saliency --max-params 2e7 \
-        --trials 60 --workers 2 --storage sqlite:///nsga2.db --store nsga2.jsonl
+    python examples/optuna_nsga2.py --choices examples/llama_family.yaml --proxy synaptic_saliency \
+        --max-params 1e8 --trials 60 --workers 2 --storage sqlite:///nsga2.db --store nsga2.jsonl
     optuna-dashboard sqlite:///nsga2.db        # the study: Pareto front, trials, user attributes
 
 Each worker process loads the study and runs its share of the trials with its own NSGA-II sampler
@@ -15,14 +17,18 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
 
 
 def objective_of(args):
     from nni_zerocost.optuna import ZeroCostObjective
 
+    family = {"choices": args.choices} if args.choices else {}  # the hf space's family file
     return ZeroCostObjective(args.space, args.proxy, cost="nonembedding_params", max_params=args.max_params,
                              max_nonembedding_params=args.max_nonembedding_params, store=args.store,
-                             seed=args.seed, threads=args.threads)
+                             seed=args.seed, threads=args.threads, **family)
 
 
 def work(args, index: int, trials: int) -> None:
@@ -38,9 +44,11 @@ def work(args, index: int, trials: int) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--space", default="gpt2", help="any registered searchable space")
+    ap.add_argument("--space", default="hf", help="any registered searchable space (hf: with --choices)")
+    ap.add_argument("--choices", default=None,
+                    help="the hf space's family file (default with --space hf: examples/llama_family.yaml)")
     ap.add_argument("--proxy", default="synaptic_saliency")
-    ap.add_argument("--max-params", type=float, default=None)
+    ap.add_argument("--max-params", type=float, default=1e8)
     ap.add_argument("--max-nonembedding-params", type=float, default=None)
     ap.add_argument("--trials", type=int, default=60, help="trials this run adds, shared out between the workers")
     ap.add_argument("--workers", type=int, default=2, help="processes sharing the study")
@@ -52,6 +60,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     args = ap.parse_args(argv)
     args.store = args.store or "default"
+    if args.space == "hf" and args.choices is None:
+        args.choices = str(HERE / "llama_family.yaml")
 
     import optuna
 
@@ -91,10 +101,9 @@ def main(argv=None) -> int:
               f"hash {t.user_attrs['arch_hash'][:12]}")
     if front:
         pick = max(front, key=lambda t: t.values[0])
-        from nni_zerocost import get_space
-
+        space = objective_of(args).checked.plan.search_space  # the family, where there is one
         print(f"pick (best {args.proxy} within the budget): trial {pick.number}, "
-              f"{get_space(args.space).summary(pick.user_attrs['arch'])}")
+              f"{space.summary(pick.user_attrs['arch'])}")
     print(f"open the study: optuna-dashboard {args.storage}")
     return 1 if failed else 0
 

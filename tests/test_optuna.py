@@ -14,16 +14,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 optuna = pytest.importorskip("optuna")
 
 import nni_zerocost as nz  # noqa: E402
+from nni_zerocost.reproducibility import REL_TOL  # noqa: E402
 from nni_zerocost.optuna import (  # noqa: E402
     ZeroCostObjective, distributions, grid, prescreen, suggest_architecture,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(emsize=16, nhid=24, batch_size=4, seq_len=8)
+#: a LLaMA family of a few thousand parameters (the hf space; see tests/test_hf_space.py)
+TINY_LLAMA = {
+    "model_type": "llama",
+    "fixed": {"vocab_size": 128, "max_position_embeddings": 32, "tie_word_embeddings": True},
+    "choices": {"hidden_size": [16, 32], "num_hidden_layers": {"low": 1, "high": 3},
+                "num_attention_heads": [2, 4], "intermediate_size": {"low": 32, "high": 96, "step": 32}},
+    "require": ["intermediate_size >= 2 * hidden_size"],
+}
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -147,6 +157,51 @@ def test_a_measured_cost_is_the_second_objective_only_when_the_job_measures_it()
     assert done
     for t in done:  # the trial's second value is the cost the runner measured for it
         assert t.values[1] == t.user_attrs["metrics"]["cost_peak_memory_mb"] > 0
+
+
+def test_your_own_model_factory_is_searched_through_the_model_space(tmp_path):
+    from optuna.distributions import IntDistribution
+
+    from nni_zerocost.spaces.model.tiny import recurrent_lm
+
+    store = tmp_path / "store.jsonl"
+    objective = ZeroCostObjective(recurrent_lm, "hidden_covariance", cost="params", store=str(store), seed=0,
+                                  params={"nhid": IntDistribution(8, 32, step=8), "kind": ["LSTM", "GRU"],
+                                          "layers": 1})
+    study = optuna.create_study(directions=objective.directions, sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(objective, n_trials=8)
+    for t in study.trials:
+        recipe = {"factory": "nni_zerocost.spaces.model.tiny:recurrent_lm",
+                  "kwargs": {"kind": t.params["kind"], "layers": 1, "nhid": t.params["nhid"]}}
+        assert t.user_attrs["arch"] == recipe
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)  # the job's seed draws the recipe's weights
+            model = recurrent_lm(**recipe["kwargs"])
+        assert t.values[1] == sum(p.numel() for p in model.parameters())
+        expected = nz.score_model(model, ["hidden_covariance"], seed=0)["hidden_covariance"].score
+        assert t.values[0] == pytest.approx(expected, rel=REL_TOL)  # the same model, seed and batch
+    distinct = {json.dumps(t.params, sort_keys=True) for t in study.trials}
+    assert len(_store_keys(store)) == len(distinct)  # a repeated recipe is answered by the store
+    with pytest.raises(nz.BadInputError, match="not a lambda or a local function"):
+        ZeroCostObjective(lambda: None, "params", params={})
+    with pytest.raises(nz.BadInputError, match=r"params\.nhid"):
+        ZeroCostObjective(recurrent_lm, "params", params={"nhid": object()})
+    with pytest.raises(nz.BadInputError, match="params: applies to a model factory"):
+        ZeroCostObjective("rnn", "params", params={"nhid": [8]})
+
+
+def test_a_family_of_the_hf_space_is_proposed_and_scored_as_its_own_members():
+    pytest.importorskip("transformers")
+    hf = nz.get_space("hf").family(choices=TINY_LLAMA)
+    objective = ZeroCostObjective("hf", "params", choices=TINY_LLAMA, store=None, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    study.optimize(objective, n_trials=6)
+    for t in study.trials:
+        arch = hf.parse(t.user_attrs["arch"])
+        assert hf.to_dict(arch) == t.user_attrs["arch"]
+        assert set(t.params) == set(hf.choices())
+        assert t.value == hf.param_count(arch)
+    assert set(distributions("hf", choices=TINY_LLAMA)) == set(hf.choices())
 
 
 def test_prescreen_enqueues_the_best_for_your_own_objective(tmp_path):
@@ -334,15 +389,19 @@ def test_the_cli_refuses_flags_of_the_other_engine_and_a_study_of_another_search
 
 
 # -- the example ---------------------------------------------------------------------------------
-def test_the_nsga2_example_runs_small_with_two_workers_on_sqlite(tmp_path):
+def test_the_nsga2_example_searches_a_llama_family_with_two_workers_on_sqlite(tmp_path):
+    pytest.importorskip("transformers")
+    family = tmp_path / "family.json"
+    family.write_text(json.dumps(TINY_LLAMA))
     url = f"sqlite:///{tmp_path / 'ex.db'}"
-    out = subprocess.run([sys.executable, str(REPO / "examples" / "optuna_nsga2.py"), "--space", "gpt2",
-                          "--max-params", "1e7", "--trials", "8", "--workers", "2", "--population", "2",
+    out = subprocess.run([sys.executable, str(REPO / "examples" / "optuna_nsga2.py"), "--choices", str(family),
+                          "--max-params", "2e4", "--trials", "8", "--workers", "2", "--population", "2",
                           "--storage", url, "--store", str(tmp_path / "ex.jsonl")],
                          env=_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "feasible Pareto front of synaptic_saliency against non-embedding parameters" in out.stdout
-    study = optuna.load_study(study_name="gpt2-synaptic_saliency", storage=url)
+    assert "pick (best synaptic_saliency within the budget): trial" in out.stdout and "llama: " in out.stdout
+    study = optuna.load_study(study_name="hf-synaptic_saliency", storage=url)
     assert len(study.trials) == 8
     for t in study.trials:
         assert t.state in FINISHED

@@ -5,12 +5,14 @@ Needs the ``optuna`` extra (``pip install 'nni-zerocost[optuna]'``); names load 
 the dashboard); this package supplies the evaluation, through the one job and the one runner
 every host uses (:mod:`nni_zerocost.job`, :func:`nni_zerocost.runner.score_one`).
 
-* :func:`suggest_architecture` (``trial, space``): an architecture of any registered space,
+* :func:`suggest_architecture` (``trial, space, **family``): an architecture of any registered
+  space or of a family of it (the hf space's ``choices``),
   proposed as one categorical parameter per label of the space's codec, so every sampler
   proposes and every proposal decodes to a valid architecture; :func:`distributions` gives
   those distributions, :func:`grid` a ``GridSampler`` search space over a sub-grid;
-* :class:`ZeroCostObjective` (``space, proxies, *, cost=None, **job_fields``): a study's
-  objective, single (the proxy, maximised) or multi-objective (the proxy against a size,
+* :class:`ZeroCostObjective` (``space_or_factory, proxies, *, params=None, cost=None,
+  **job_fields``): a study's objective over a space or your own model factory, single (the
+  proxy, maximised) or multi-objective (the proxy against a size or a measured cost,
   minimised), with the size budget as Optuna constraints;
 * :func:`prescreen`: rank N proposals by a proxy and enqueue the best k for your own (training)
   objective;

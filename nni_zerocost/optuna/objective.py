@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 try:
     import optuna
@@ -47,28 +47,37 @@ COSTS = SIZE_MEASURES + COST_MEASURES
 _PLAIN = (type(None), bool, int, float, str)
 
 
-def _labels(space: str) -> "_Labels":
-    """The labels of a registered space, built once per space."""
+def _labels(space: str, **space_options: Any) -> "_Labels":
+    """The labels of a registered space, or of the family ``space_options`` describe (the hf
+    space's ``choices``), built once per space and family."""
     from ..errors import UnknownNameError
     from ..spaces import get_space
 
     try:
-        return _labels_of(get_space(space))
+        sp = get_space(space)
     except UnknownNameError:
-        return _Labels(space)  # get_codec refuses it, naming the field
+        get_codec(space)  # refuses it, naming the field
+        raise
+    if space_options:
+        unknown = sorted(set(space_options) - set(sp.family_options()))
+        if unknown:
+            raise BadInputError(unknown[0], f"the {space!r} space takes no such option (its family options: "
+                                            f"{', '.join(sp.family_options()) or 'none'})")
+        sp = sp.family(**space_options)
+    return _labels_of(sp)
 
 
 @functools.lru_cache(maxsize=16)
 def _labels_of(space_obj) -> "_Labels":
-    return _Labels(space_obj.name)
+    return _Labels(space_obj)
 
 
 class _Labels:
     """A space's codec labels as Optuna categorical choices: each label's values as they are, or
     their JSON text where Optuna cannot store them (a plugin's lists, say)."""
 
-    def __init__(self, space: str):
-        self.codec = get_codec(space)
+    def __init__(self, space_obj):
+        self.codec = space_obj.codec()
         self.values = self.codec.choices()
         self.choices = {label: [v if isinstance(v, _PLAIN) else json.dumps(v) for v in values]
                         for label, values in self.values.items()}
@@ -82,11 +91,12 @@ class _Labels:
         return {label: self.choices[label][self.values[label].index(sample[label])] for label in self.values}
 
 
-def distributions(space: str) -> Dict[str, "optuna.distributions.CategoricalDistribution"]:
-    """``{label: CategoricalDistribution}`` of a registered space: one per label of its codec
+def distributions(space: str, **space_options: Any) -> Dict[str, "optuna.distributions.CategoricalDistribution"]:
+    """``{label: CategoricalDistribution}`` of a registered space (or of a family of it:
+    ``choices="family.yaml"`` for the hf space): one per label of its codec
     (``get_space(space).codec().choices()``, what NNI's model spaces hold too)."""
     return {label: optuna.distributions.CategoricalDistribution(choices)
-            for label, choices in _labels(space).choices.items()}
+            for label, choices in _labels(space, **space_options).choices.items()}
 
 
 def grid(space: str, **values: Sequence[Any]) -> Dict[str, List[Any]]:
@@ -107,13 +117,77 @@ def grid(space: str, **values: Sequence[Any]) -> Dict[str, List[Any]]:
     return out
 
 
-def suggest_architecture(trial, space: str):
+def suggest_architecture(trial, space: str, **space_options: Any):
     """The architecture a trial proposes: one categorical parameter per codec label, decoded by
     the space's codec, which repairs instead of rejecting, so every proposal of every sampler is
-    a valid architecture."""
-    labels = _labels(space)
+    a valid architecture.  ``space_options``: a family of the space (the hf space's
+    ``choices``: a YAML file of the configs to search)."""
+    return _suggest_labels(trial, _labels(space, **space_options))
+
+
+def _suggest_labels(trial, labels: "_Labels"):
     params = {label: trial.suggest_categorical(label, choices) for label, choices in labels.choices.items()}
     return labels.codec.decode(labels.sample(params))
+
+
+def _factory_path(factory: Union[str, Callable[..., Any]]) -> str:
+    """``"pkg.module:function"`` of a model factory (a callable, or that text already), which the
+    ``model`` space's recipes name; a callable no process could import again is refused."""
+    if isinstance(factory, str):
+        return factory
+    module, name = getattr(factory, "__module__", None), getattr(factory, "__qualname__", "")
+    if not module or not name or "<" in name:
+        raise BadInputError("factory", "must be a module-level function or class (a recipe names it as "
+                                       "'pkg.module:function'), not a lambda or a local function", repr(factory))
+    return f"{module}:{name}"
+
+
+def _check_params(params: Mapping[str, Any]) -> Dict[str, Any]:
+    """A factory's searched keyword arguments: an Optuna distribution, a list (categorical) or
+    a plain value (fixed), each checked now."""
+    if not isinstance(params, Mapping):
+        raise BadInputError("params", f"must map keyword arguments to distributions, lists or values, got "
+                                      f"{type(params).__name__}")
+    out = {}
+    for name, spec in params.items():
+        if isinstance(spec, (list, tuple)):
+            if not spec or not all(isinstance(v, _PLAIN) for v in spec):
+                raise BadInputError(f"params.{name}", "a list of choices must be non-empty plain values", repr(spec))
+            spec = optuna.distributions.CategoricalDistribution(list(spec))
+        elif not isinstance(spec, (*_PLAIN, optuna.distributions.BaseDistribution)):
+            raise BadInputError(f"params.{name}", "must be an Optuna distribution, a list of choices or a plain "
+                                                  "value", repr(spec))
+        out[str(name)] = spec
+    return out
+
+
+def _suggest_params(trial, params: Mapping[str, Any]) -> Dict[str, Any]:
+    """The factory's keyword arguments a trial proposes (fixed values as they are)."""
+    out = {}
+    for name, spec in params.items():
+        if isinstance(spec, optuna.distributions.IntDistribution):
+            out[name] = trial.suggest_int(name, spec.low, spec.high, step=spec.step, log=spec.log)
+        elif isinstance(spec, optuna.distributions.FloatDistribution):
+            out[name] = trial.suggest_float(name, spec.low, spec.high, step=spec.step, log=spec.log)
+        elif isinstance(spec, optuna.distributions.CategoricalDistribution):
+            out[name] = trial.suggest_categorical(name, list(spec.choices))
+        else:
+            out[name] = spec
+    return out
+
+
+def _first_params(params: Mapping[str, Any]) -> Dict[str, Any]:
+    """The keyword arguments at each distribution's low end or first choice (the recipe the
+    objective checks before any trial)."""
+    first = {}
+    for name, spec in params.items():
+        if isinstance(spec, optuna.distributions.CategoricalDistribution):
+            first[name] = spec.choices[0]
+        elif isinstance(spec, optuna.distributions.BaseDistribution):
+            first[name] = spec.low
+        else:
+            first[name] = spec
+    return first
 
 
 def _refuse_inapplicable(job: ScoringJob) -> None:
@@ -137,17 +211,31 @@ class ZeroCostObjective:
     the trial's ``metrics``; ``cost``: one of :data:`COSTS` for a multi-objective study (the
     proxy against that size, counted from the architecture, minimised; see :attr:`directions`);
     ``candidates``: architectures to choose from instead of the whole space (one categorical
-    parameter ``candidate``, their index: a benchmark's architectures, say); ``job_fields``:
+    parameter ``candidate``, their index: a benchmark's architectures, say).
+
+    ``space`` may be your own model factory instead (a module-level callable, or
+    ``"pkg.module:function"``) with ``params``: its searched keyword arguments, each an Optuna
+    distribution (``IntDistribution(2, 12)``), a list (categorical) or a fixed value; each trial
+    scores the recipe ``{"factory": ..., "kwargs": {...}}`` of the ``model`` space, built under
+    the job's seed, so the results store answers a repeated recipe in any process.  A space's
+    family goes in ``job_fields`` (the hf space's ``choices="family.yaml"``).  ``job_fields``:
     the job's and the request's (``seed``, ``corpus``, ``device``, the space's context options,
     ``max_params`` / ``max_nonembedding_params`` / ``max_flops``, ``store``, ``threads``,
     ``plugins``), checked once, here.  See the module docstring for what each outcome becomes.
     """
 
-    def __init__(self, space: str, proxies: Union[str, Sequence[str]], *, cost: Optional[str] = None,
+    def __init__(self, space: Union[str, Callable[..., Any]], proxies: Union[str, Sequence[str]], *,
+                 params: Optional[Mapping[str, Any]] = None, cost: Optional[str] = None,
                  candidates: Optional[Sequence[Any]] = None, **job_fields: Any):
+        factory = None
+        if callable(space) or (isinstance(space, str) and ":" in space):  # your own models: the model space
+            factory, space = _factory_path(space), "model"
+            params = _check_params(params if params is not None else {})
+        elif params is not None:
+            raise BadInputError("params", "applies to a model factory (a space proposes its own architectures)")
         job = ScoringJob.of([proxies] if isinstance(proxies, str) else list(proxies), space, **job_fields)
         _refuse_inapplicable(job)
-        self._setup(check_job(job, need_architectures=False), cost, candidates)
+        self._setup(check_job(job, need_architectures=False), cost, candidates, factory, params)
 
     @classmethod
     def of_checked(cls, checked, *, cost: Optional[str] = None, candidates=None) -> "ZeroCostObjective":
@@ -157,18 +245,27 @@ class ZeroCostObjective:
         self._setup(checked, cost, candidates)
         return self
 
-    def _setup(self, checked, cost, candidates) -> None:
+    def _setup(self, checked, cost, candidates, factory: Optional[str] = None,
+               params: Optional[Mapping[str, Any]] = None) -> None:
         plan = checked.plan
         sp = plan.search_space
-        if not sp.searchable:
+        self.factory, self.params, self._labels = factory, params, None
+        if factory is not None:  # the first recipe builds, or the objective fails here, naming why
+            first = plan.parse({"factory": factory, "kwargs": _first_params(params)})
+            first.function()
+            example = first
+        elif not sp.searchable:
             raise BadInputError("space", f"the {plan.space!r} space has no choices to search", repr(plan.space))
+        else:
+            self._labels = _labels_of(sp)  # the plan's space: the family, where the job names one
+            example = sp.smoke_architecture()
         if cost is not None:
             check_choice("cost", cost, COSTS)
             if cost in COST_MEASURES:
                 if cost not in checked.job.costs:  # a measured cost of every trial's model
                     raise BadInputError("cost", f"is measured only when the job asks for it: give "
                                                 f"costs=({cost!r},)", repr(cost))
-            elif self._sizes_of(plan, sp.smoke_architecture()).get(cost) is None:
+            elif self._sizes_of(plan, example).get(cost) is None:
                 raise BadInputError("cost", f"the {plan.space!r} space does not count {cost.replace('_', ' ')}",
                                     repr(cost))
         self.checked, self.cost = checked, cost
@@ -190,10 +287,13 @@ class ZeroCostObjective:
         return ["maximize"] + (["minimize"] if self.cost is not None else [])
 
     def suggest(self, trial):
-        """The trial's architecture: one of the candidates, or any of the space."""
+        """The trial's architecture: one of the candidates, a recipe of the factory, or any of the
+        space (of its family, where the job names one)."""
         if self.candidates is not None:
             return self.candidates[trial.suggest_categorical("candidate", list(range(len(self.candidates))))]
-        return suggest_architecture(trial, self.space)
+        if self.factory is not None:
+            return {"factory": self.factory, "kwargs": _suggest_params(trial, self.params)}
+        return _suggest_labels(trial, self._labels)
 
     def __call__(self, trial) -> Union[float, Tuple[float, float]]:
         return self.record(trial, self.score(self.suggest(trial), trial.number))
@@ -262,7 +362,9 @@ def prescreen(study, space: str, proxy: str, n_candidates: int, top_k: int, **jo
     counts = check_counts(n_candidates=n_candidates, top_k=top_k)
     job = ScoringJob.of([proxy], space, **job_fields)
     plan = check_job(job, need_architectures=False).plan  # every field, before anything is drawn
-    labels = _labels(space)
+    if not plan.search_space.searchable:
+        raise BadInputError("space", f"the {plan.space!r} space has no choices to search", repr(plan.space))
+    labels = _labels_of(plan.search_space)  # the family, where the job names one
     rng = np.random.default_rng(job.request.seed)
     samples = [{label: values[rng.integers(len(values))] for label, values in labels.values.items()}
                for _ in range(counts["n_candidates"])]
