@@ -14,7 +14,7 @@ from .version import __version__  # noqa: E402,F401
 #: public name -> the module that defines it
 _EXPORTS = {
     "score": "api", "score_model": "api", "run": "api", "benchmark": "api", "search": "api",
-    "BenchmarkResult": "api",
+    "BenchmarkResult": "api", "Scores": "api",
     "ScoringJob": "job", "CheckedJob": "job", "check_job": "job",
     "ScoringPlan": "plan", "ScoringRequest": "plan", "make_plan": "plan", "make_model_plan": "plan",
     "NO_SCORE": "proxies.base", "ProxyResult": "proxies.base", "get_proxy": "proxies.base",
@@ -41,7 +41,7 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .api import BenchmarkResult, benchmark, run, score, score_model, search  # noqa: F401
+    from .api import BenchmarkResult, Scores, benchmark, run, score, score_model, search  # noqa: F401
     from .errors import (  # noqa: F401
         BadInputError, DataError, InvalidArchitectureError, ProxyNotApplicableError, UnknownNameError, ZeroCostError,
     )

@@ -14,25 +14,56 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 from .job import CheckedJob, ScoringJob, check_job
 
 
-def score(space: str, arch, proxies, *, batch=None, seed: int = 0, **options):
+class Scores(dict):
+    """``{spec: ProxyResult}`` as :func:`score` and :func:`score_model` return it; ``costs``:
+    ``{name: CostResult}`` of the costs asked for with ``costs=`` (empty when none were)."""
+
+    def __init__(self, results: Mapping[str, Any], costs: Optional[Mapping[str, Any]] = None):
+        super().__init__(results)
+        self.costs: Dict[str, Any] = dict(costs or {})
+
+
+def _cost_names(costs) -> List[str]:
+    from .costs import get_cost
+
+    names = [costs] if isinstance(costs, str) else list(costs or ())
+    for name in names:
+        get_cost(name)  # UnknownNameError naming the valid costs
+    return list(dict.fromkeys(names))
+
+
+def score(space: str, arch, proxies, *, batch=None, seed: int = 0, costs: Sequence[str] = (),
+          cost_seq_len: Optional[int] = None, cost_threads: int = 1, **options) -> Scores:
     """Score one architecture of a registered space; returns ``{spec: ProxyResult}``.
 
     ``proxies`` is a name, a spec string like ``"hidden_covariance:layer=2"``, or a list;
     ``options`` are :func:`~nni_zerocost.make_plan`'s (``corpus``, ``device`` = "auto" | "cpu" |
     "cuda" | "cuda:N", and the space's context options such as ``init`` or ``as_trained``).
+    ``costs``: names of :mod:`nni_zerocost.costs` (``latency_ms``, ``peak_memory_mb`` measured on
+    the plan's device with a row of ``cost_seq_len`` tokens and ``cost_threads`` threads, as the
+    CLI's ``--cost``; ``n_layers``, ``flops_per_token`` counted), returned as ``.costs``.
     The call runs under the thread policy the runner applies (:mod:`nni_zerocost.threads`), so
     its numbers are the CLI's bit for bit; torch's and BLAS's thread counts are put back after.
     Nothing is stored.
     """
+    from .costs import CostResult, get_cost
     from .plan import make_plan
     from .threads import scoring_threads
+    from .worker import counted_costs, measure_costs
 
+    names = _cost_names(costs)
     plan = make_plan(space, proxies, seed=seed, batch=batch, **options)
+    parsed = plan.parse(arch)
     with scoring_threads():
-        return plan.score(plan.parse(arch))
+        results = plan.score(parsed)
+    measured = [n for n in names if get_cost(n).kind == "measured"]
+    found = {**counted_costs(plan, parsed, names),
+             **(measure_costs(plan, parsed, measured, cost_seq_len, cost_threads) if measured else {})}
+    return Scores(results, {n: CostResult(**found[n]) for n in names if n in found})
 
 
-def score_model(model, proxies, *, batch=None, seed: int = 0, device=None):
+def score_model(model, proxies, *, batch=None, seed: int = 0, device=None, costs: Sequence[str] = (),
+                cost_seq_len: Optional[int] = None, cost_threads: int = 1) -> Scores:
     """Score your own language model object; returns ``{spec: ProxyResult}`` like :func:`score`.
 
     ``model``: any ``torch.nn.Module`` that maps token ids ``(B, T)`` to logits (or an output
@@ -44,14 +75,30 @@ def score_model(model, proxies, *, batch=None, seed: int = 0, device=None):
     embedded Zipf batch over the model's vocabulary).  ``seed`` seeds every random draw of the
     scoring (the model's weights are yours: to score many models reproducibly, seeded, in
     workers or with a store, give recipes to :func:`run` or ``score --model``).  ``device``:
-    None = where the model is.
+    None = where the model is.  ``costs``: ``latency_ms``, ``peak_memory_mb`` (measured on the
+    model where it is, a row of ``cost_seq_len`` tokens, default its context) and ``n_layers``
+    (its repeated blocks), returned as ``.costs``; ``flops_per_token`` needs a space's count.
     """
+    from .costs import get_cost, measure, n_layers
+    from .errors import BadInputError
     from .plan import make_model_plan
     from .threads import scoring_threads
 
+    names = _cost_names(costs)
+    if "flops_per_token" in names:
+        raise BadInputError("costs", "flops_per_token is counted by a space from an architecture; for your own "
+                                     "model give the count to nni_zerocost.costs.flops_per_token(model, count)")
     plan = make_model_plan(model, proxies, batch=batch, seed=seed, device=device)
     with scoring_threads():  # as score(): the runner's thread policy for the call, put back after
-        return plan.score(plan.parse(model))
+        results = plan.score(plan.parse(model))
+    found = {}
+    for name in names:
+        if get_cost(name).kind == "measured":
+            found[name] = measure(name, model, threads=cost_threads,
+                                  **({} if cost_seq_len is None else {"seq_len": int(cost_seq_len)}))
+        else:
+            found[name] = n_layers(model)
+    return Scores(results, found)
 
 
 def run(job: Union[ScoringJob, CheckedJob, Mapping[str, Any]], *, progress: bool = False) -> Iterator:

@@ -401,7 +401,8 @@ def peak_memory_mb(model: nn.Module, *, device=None, dtype=None, batch_size: int
 def repeated_blocks(subject: Any) -> int:
     """The repeated block count of a config or model: ``n_layer`` / ``num_hidden_layers`` /
     ``n_layers`` (of ``subject`` or its ``config``), else the longest ``nn.ModuleList`` whose
-    entries are all one class.  BadInputError if there is none."""
+    entries are all one class, else the stacked layers of its ``nn.RNN``/``LSTM``/``GRU``.
+    BadInputError if there is none."""
     for owner in (subject, getattr(subject, "config", None)):
         for attr in ("n_layer", "num_hidden_layers", "n_layers"):
             value = owner.get(attr) if isinstance(owner, dict) else getattr(owner, attr, None)
@@ -412,6 +413,9 @@ def repeated_blocks(subject: Any) -> int:
                   if isinstance(m, nn.ModuleList) and len(m) and len({type(c) for c in m}) == 1]
         if stacks:
             return max(stacks)
+        recurrent = [m.num_layers for m in subject.modules() if isinstance(m, nn.RNNBase)]
+        if recurrent:  # nn.LSTM(num_layers=2): its stacked layers are the blocks
+            return sum(recurrent)
     raise BadInputError("n_layers", f"{type(subject).__name__} has no repeated blocks to count; give count=")
 
 

@@ -30,7 +30,7 @@ from .errors import InvalidArchitectureError, ZeroCostError
 from .plan import ProxyRequest, ScoringPlan
 from .proxies.base import ProxyResult
 from .score_file import request_of
-from .worker import _worker_eval, _worker_init, evaluate, plan_job_text
+from .worker import _worker_eval, _worker_init, counted_costs, evaluate, plan_job_text
 from .store import ResultStore
 from .threads import claim_threads, thread_env
 
@@ -401,19 +401,7 @@ def _over_measured_budget(checked, costs: Mapping[str, Mapping[str, Any]]) -> Op
 def _counted_costs(checked, parsed) -> Dict[str, Dict[str, Any]]:
     """The analytic costs asked for (layers, FLOPs per token), from the architecture alone."""
     req = checked.cost_request
-    if req is None:
-        return {}
-    sp, options = checked.plan.search_space, checked.plan.context_options
-    counts = {"n_layers": (lambda a: sp.layer_count(a, **options), "blocks"),
-              "flops_per_token": (lambda a: sp.flops(a, **options), "FLOP/token")}
-    out = {}
-    for name in req["names"]:
-        if name in counts:
-            value = counts[name][0](parsed)
-            if value is not None:
-                out[name] = {"name": name, "value": float(value), "unit": counts[name][1], "runs": 0,
-                             "protocol": {"analytic": "counted from the architecture"}, "fingerprint": None}
-    return out
+    return {} if req is None else counted_costs(checked.plan, parsed, req["names"])
 
 
 def _todo(plan: ScoringPlan, arch_key: Optional[str], store: Optional[ResultStore]) -> List[ProxyRequest]:

@@ -89,6 +89,21 @@ def measure_costs(plan: ScoringPlan, arch, names, seq_len: Optional[int] = None,
     return {name: measure(name, model, device=device, threads=int(threads), **inputs).to_dict() for name in names}
 
 
+def counted_costs(plan: ScoringPlan, arch, names) -> Dict[str, Dict[str, Any]]:
+    """The analytic costs among ``names`` (layers, FLOPs per token) of a parsed architecture,
+    counted by its space with no model; a count the space does not have is left out."""
+    sp, options = plan.search_space, plan.context_options
+    counts = {"n_layers": (sp.layer_count, "blocks"), "flops_per_token": (sp.flops, "FLOP/token")}
+    out: Dict[str, Dict[str, Any]] = {}
+    for name in names:
+        if name in counts:
+            value = counts[name][0](arch, **options)
+            if value is not None:
+                out[name] = {"name": name, "value": float(value), "unit": counts[name][1], "runs": 0,
+                             "protocol": {"analytic": "counted from the architecture"}, "fingerprint": None}
+    return out
+
+
 def evaluate(plan: ScoringPlan, arch_obj, specs, cost_request: Optional[Mapping[str, Any]] = None):
     """Score one architecture where the work runs: ``(status, payload, traceback, device, costs)``.
 

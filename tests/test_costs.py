@@ -132,7 +132,11 @@ def test_peak_memory_counts_what_is_alive_at_once():
 
 def test_peak_memory_in_bfloat16_halves_and_tied_weights_count_once():
     r = costs.peak_memory_mb(nn.Linear(256, 512), inputs=torch.zeros(8, 256), dtype=torch.bfloat16)
-    assert r.parts["activations"] * costs.MIB == 8 * 512 * 2 and r.protocol["dtype"] == "bfloat16"
+    assert r.parts["weights"] * costs.MIB == (256 * 512 + 512) * 2 and r.protocol["dtype"] == "bfloat16"
+    # the output, 8 x 512 x 2 B, exactly where the bf16 matmul allocates nothing else; a CPU with
+    # native bf16 kernels (avx512_bf16: oneDNN) adds a scratch buffer through torch's allocator
+    # (35,840 B on an AMD EPYC), which the measure rightly counts
+    assert 8 * 512 * 2 <= r.parts["activations"] * costs.MIB <= 8 * 512 * 2 + 64 * 1024
     tied = nn.Sequential(nn.Embedding(10, 6), nn.Linear(6, 10, bias=False))
     tied[1].weight = tied[0].weight
     assert costs.weight_bytes(tied) == 10 * 6 * 4

@@ -111,7 +111,8 @@ def run(args) -> int:
             pbar.close()
     written = result.write(out, nni_dir)
     print(result.summary())
-    extras = (", search.png" if "figure" in written else "") + (", nni/" if nni_dir is not None else "")
+    extras = ((", search.png" if "figure" in written else "") + (", front.csv" if "front" in written else "")
+              + (", pareto.png" if result.front_figure is not None else "") + (", nni/" if nni_dir is not None else ""))
     print(f"results in {out}/ (candidates.jsonl, top/, report.md{extras})")
     if args.storage is not None:
         print(f"the study: optuna-dashboard {args.storage}")
