@@ -181,7 +181,11 @@ class SearchResult:
             lines.append(f"  {i}. {score}  hash {rec['arch_hash'][:12]}  {sp.summary(rec['arch'])}")
         n_over = sum(r["status"] == "over_budget" for r in self.candidates)
         if n_over:
-            lines.append(f"  ({n_over:,} candidate{'s' if n_over != 1 else ''} over the size budget, not scored)")
+            kinds = " and ".join(k for k, hit in (
+                ("size", any(r["status"] == "over_budget" and not r.get("costs") for r in self.candidates)),
+                ("measured", any(r["status"] == "over_budget" and r.get("costs") for r in self.candidates))) if hit)
+            lines.append(f"  ({n_over:,} candidate{'s' if n_over != 1 else ''} over the {kinds} budget, proxies not "
+                         "scored)")
         if self.pareto:
             what = MEASURE_NAMES.get(self.size_key, self.size_key)
             lines.append(f"Pareto front of {self.proxy} against {what} ({len(self.front)} candidates, smallest first):")

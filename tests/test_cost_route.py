@@ -128,3 +128,13 @@ def test_score_model_measures_the_model_where_it_is():
     with pytest.raises(BadInputError) as e:
         nz.score_model(model, ["params"], costs=["flops_per_token"])
     assert e.value.field == "costs"
+
+
+def test_search_under_a_measured_budget_says_which_budget_left_candidates_out(tmp_path, capsys):
+    assert main(["search", "--space", "rnn", "--strategy", "ranking", "--budget", "3", "--proxy", "params",
+                 "--emsize", "16", "--nhid", "16", "--max-memory-mb", "0.001", "--no-store",
+                 "--out", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert "3 candidates over the measured budget, proxies not scored" in out, out
+    recs = [json.loads(line) for line in (tmp_path / "s" / "candidates.jsonl").read_text().splitlines()]
+    assert all(r["status"] == "over_budget" and r["costs"]["peak_memory_mb"] > 0.001 for r in recs)
