@@ -1,6 +1,7 @@
 """Every causal-LM and masked-LM architecture of the installed transformers, built tiny from its
-own config class with random weights, and what :func:`nni_zerocost.models.structure.read_structure`
-finds in each.
+own config class with random weights (:mod:`nni_zerocost.models.zoo`), what
+:func:`nni_zerocost.models.structure.read_structure` finds in each, and every proxy that applies
+to it scored through ``nz.score_model`` (the full run; tests/test_hf_zoo.py checks two proxies).
 
     python examples/hf_zoo.py [--only llama,opt,...] [--out DIR]
 
@@ -147,6 +148,47 @@ def status(record: Dict[str, Any]) -> str:
     return "mapped"
 
 
+#: the batch every model is scored on: seeded ids, special ids left out (tiny models: small is enough)
+SCORE_ROWS, SCORE_LENGTH = 8, 32
+#: proxies whose finite value means the model was read with gradients
+GRADIENT_PROXIES = ("synaptic_diversity", "synaptic_saliency")
+
+
+def score_all(model, vocab: int) -> Dict[str, Any]:
+    """Every proxy that applies to the model (``nz.list_proxies(model)``), scored through
+    ``nz.score_model`` on one seeded batch: ``{"offers", "scores": {proxy: [value, flag]},
+    "refused": {proxy: line}, "outcome"}``; outcome ``read`` (a gradient proxy finite),
+    ``parameters only``, or ``refused: <the one line>``."""
+    import nni_zerocost as nz
+    from nni_zerocost.errors import BadInputError
+    from nni_zerocost.models import model_batch, model_context
+    from nni_zerocost.models.structure import token_ids
+
+    batch = token_ids(model, vocab, batch=SCORE_ROWS, length=SCORE_LENGTH)
+    out: Dict[str, Any] = {"scores": {}, "refused": {}}
+    try:
+        with model_context(model, model_batch(model, batch)) as ctx:
+            out["offers"] = sorted(ctx.offers)
+            names = nz.list_proxies(ctx)
+    except BadInputError as e:
+        out["outcome"] = f"refused: {e}"
+        return out
+    try:
+        results = nz.score_model(model, names, batch=batch, progress=False)
+    except BadInputError:  # one proxy refuses: each on its own, to see which
+        results = {}
+        for n in names:
+            try:
+                results.update(nz.score_model(model, n, batch=batch, progress=False))
+            except BadInputError as e:
+                out["refused"][n] = str(e)
+    out["scores"] = {n: [r.raw, r.flag] for n, r in results.items()}
+    read = any(n in results and results[n].raw == results[n].raw for n in GRADIENT_PROXIES)
+    out["outcome"] = "read" if read else "parameters only" if "params" in results else \
+        f"refused: {next(iter(out['refused'].values()), 'nothing scored')}"
+    return out
+
+
 def run_one(model_type: str, class_name: str, head: str) -> Dict[str, Any]:
     """Build, read and probe one architecture; every failure recorded, never raised."""
     from nni_zerocost.models.structure import read_structure, token_ids
@@ -168,6 +210,7 @@ def run_one(model_type: str, class_name: str, head: str) -> Dict[str, Any]:
         if structure.vocab:
             record["outputs"] = probe_outputs(model, token_ids(model, structure.vocab), len(structure.blocks),
                                               attention_layers)
+            record["scoring"] = score_all(model, structure.vocab)
     except Exception as e:
         record["error"] = first_line(e)
         record["traceback"] = traceback.format_exc().splitlines()[-6:]
@@ -194,6 +237,26 @@ def markdown(records: List[Dict[str, Any]]) -> str:
              f"({counts['mapped']} fully mapped, {counts['partly mapped']} partly), {counts['parameters only']} "
              f"parameters only, {counts['refused']} refused (the reader raised); "
              f"{counts['does not build']} do not build.", ""]
+    scored = [r for r in records if r.get("scoring")]
+    outcomes = Counter(r["scoring"]["outcome"].split(":")[0] for r in scored)
+    lines += [f"Scored with every proxy that applies (`nz.score_model`, {SCORE_ROWS} x {SCORE_LENGTH} seeded ids): "
+              f"{outcomes['read']} read (a gradient proxy, {' or '.join(GRADIENT_PROXIES)}, finite), "
+              f"{outcomes['parameters only']} parameters only, {outcomes['refused']} refused in one line; "
+              f"{sum(1 for r in records if r['built'] and not r.get('scoring'))} not scored (no vocabulary or "
+              "the reader raised).", ""]
+    refusals = Counter(line for r in scored for line in r["scoring"]["refused"].values())
+    partial = [r for r in scored if r["scoring"]["outcome"] != "read"]
+    if partial or refusals:
+        lines += ["### Not read with gradients, or with a proxy refused", "", "| model_type | outcome | offers | "
+                  "proxies refused |", "| --- | --- | --- | --- |"]
+        for r in scored:
+            sc = r["scoring"]
+            if sc["outcome"] == "read" and not sc["refused"]:
+                continue
+            refused = "; ".join(f"{n}: {line}" for n, line in sc["refused"].items())
+            lines.append(f"| {r['model_type']} | {sc['outcome'].replace('|', '/')[:200]} | "
+                         f"{', '.join(sc.get('offers', []))} | {refused.replace('|', '/')[:300]} |")
+        lines.append("")
     reasons = Counter(r["reason"] for r in records if not r["built"])
     if reasons:
         lines += ["## Does not build", "", "Built at the config class's default size too (on the meta device): "
@@ -250,7 +313,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "hf_zoo.json").write_text(json.dumps(records, indent=1, default=str))
     (out / "hf_zoo.md").write_text(markdown(records))
-    print(markdown(records).split("\n")[2])
+    print("\n".join(markdown(records).split("\n")[2:5]))
     return 0
 
 

@@ -530,26 +530,33 @@ class TransformerContext(ModelContext):
                     hooks.pre(b.attention, _ask_weights, with_kwargs=True)
                     hooks.forward(b.attention, lambda mod, args, out, i=i: stats.add(i, out[1], real))
             out = self._rows_forward(self.input_ids, self.mask, hooks, attentions=asks)
+            unread = None  # why the probabilities returned cannot be read (the codes still can)
             if self.huggingface and attending:
                 probs = _attention_probabilities(out)
                 if not probs or len(probs) != len(attending):
-                    raise BadInputError("model", f"{self.label} returned {len(probs)} attention probability tensors "
-                                                 f"for output_attentions=True under the eager implementation, for "
-                                                 f"{len(attending)} attention layers")
-                for i, p in zip(attending, probs):
+                    unread = (f"{self.label} returned {len(probs)} attention probability tensors for "
+                              f"output_attentions=True under the eager implementation, for {len(attending)} "
+                              "attention layers")
+                for p in probs if unread is None else ():
                     if p.dim() != 4 or p.shape[0] != real.shape[0] or p.shape[-1] != real.shape[1]:
-                        raise BadInputError("model", f"{self.label} returned attention probabilities of shape "
-                                                     f"{tuple(p.shape)}, not (batch, heads, tokens, tokens)")
+                        unread = (f"{self.label} returned attention probabilities of shape {tuple(p.shape)}, not "
+                                  "(batch, heads, tokens, tokens): a local attention's are not read")
+                for i, p in zip(attending, probs) if unread is None else ():
                     stats.add(i, p, real)
+                if unread is not None:
+                    attending = []
         if len(stats.sums) != len(attending) or len(codes) != len(coding):
             raise BadInputError("model", f"{self.label}: the forward skipped some transformer layers' submodules "
                                          "(a fused path?), so their statistics cannot be read")
-        result = {"attention": stats.confidence(), "codes": codes, "row_of": row_of}
+        result = {"attention": stats.confidence(), "codes": codes, "row_of": row_of, "unread": unread}
         self.cache["stats"] = result
         return result
 
     def attention_confidence(self) -> Dict[int, torch.Tensor]:
-        return self.forward_stats()["attention"]
+        stats = self.forward_stats()
+        if stats["unread"]:
+            raise BadInputError("model", stats["unread"])
+        return stats["attention"]
 
     def softmax_confidence(self) -> Dict[Any, torch.Tensor]:
         """The attention heads (the only softmax these token mixers use)."""
@@ -748,6 +755,8 @@ class StructureContext(TransformerContext):
     def _structure_offers(self) -> set:
         s, blocks = self.structure, self.blocks
         offers = {"parameters"}
+        if any(b.experts is not None and b.experts.top_k for b in s.blocks):
+            offers.add("active_parameters")
         if not s.maps_to_logits:
             return offers
         offers |= {"weight_gradients", "split_gradients"}
@@ -781,6 +790,8 @@ class ParametersContext(ModelContext):
     def __init__(self, model: torch.nn.Module, batch: ModelBatch, *, seed: int = 0, device=None, structure):
         super().__init__(model, batch, seed=seed, device=device)
         self.structure = structure
+        if any(b.experts is not None and b.experts.top_k for b in structure.blocks):
+            self.offers = frozenset({"parameters", "active_parameters"})
 
     def nonembedding_param_count(self) -> int:
         return int(self.structure.nonembedding_params)
