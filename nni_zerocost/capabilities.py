@@ -238,6 +238,6 @@ class BertPaperForms(Protocol):
 
 __all__ = ["Capability", "CAPABILITIES", "capability", "check_names", "missing"] + [
     p.__name__ for p in (Parameters, RecurrentStates, RecurrentGradients, CellGraph, CellLayers, Weights, WeightGradients,
-                         SplitGradients,
+                         SplitGradients, ActiveParameters,
                          AttentionConfidence, HeadGates, FeedForwardCodes, LayerSpectra, BertPaperForms)
 ]
