@@ -66,17 +66,24 @@ def outcome(model_type: str, class_name: str, head: str) -> str:
     return OUTCOMES[key]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one thread is faster, and immune to oversubscribed shared machines."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.mark.skipif(transformers is None, reason="needs transformers")
 @pytest.mark.parametrize("model_type,class_name,head", ENTRIES, ids=[f"{e[0]}-{e[2]}" for e in ENTRIES])
 def test_each_architecture_is_read_or_refused_in_one_line(model_type, class_name, head):
-    torch.set_num_threads(1)
     if outcome(model_type, class_name, head) == "not built":
         pytest.skip("does not build tiny")
 
 
 @pytest.mark.skipif(transformers is None, reason="needs transformers")
 def test_nine_in_ten_of_the_architectures_that_build_are_read():
-    torch.set_num_threads(1)
     results = [outcome(*e) for e in ENTRIES]
     built = [r for r in results if r != "not built"]
     read = [r for r in built if r == "read"]
