@@ -28,29 +28,49 @@ def tiny(model_type, head="causal-lm"):
     return zoo.build(*entry)
 
 
+class Attention(torch.nn.Module):
+    """Fused query/key/value, causal softmax attention, an output projection."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.o = torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
+
+    def forward(self, h):
+        B, T, D = h.shape
+        q, k, v = (t.view(B, T, self.heads, -1).transpose(1, 2) for t in self.qkv(h).split(D, -1))
+        causal = torch.ones(T, T, dtype=torch.bool, device=h.device).tril()
+        att = (q @ k.transpose(-1, -2) / math.sqrt(D // self.heads)).masked_fill(~causal, -1e9).softmax(-1)
+        return self.o((att @ v).transpose(1, 2).reshape(B, T, D))
+
+
+class Block(torch.nn.Module):
+    """Attention, then a ReLU feed-forward, each with a residual."""
+
+    def __init__(self, d, heads):
+        super().__init__()
+        self.attn = Attention(d, heads)
+        self.up, self.down = torch.nn.Linear(d, 2 * d), torch.nn.Linear(2 * d, d)
+
+    def forward(self, h):
+        h = h + self.attn(h)
+        return h + self.down(torch.relu(self.up(h)))
+
+
 class AttentionLM(torch.nn.Module):
-    """A causal LM written by hand: fused query/key/value, softmax attention, a ReLU FFN."""
+    """A causal LM written by hand (no layout any reader names)."""
 
     def __init__(self, d=16, heads=4):
         super().__init__()
         torch.manual_seed(1)
-        self.heads = heads
         self.emb = torch.nn.Embedding(V, d)
-        self.layers = torch.nn.ModuleList(torch.nn.ModuleDict({
-            "qkv": torch.nn.Linear(d, 3 * d), "o": torch.nn.Linear(d, d),
-            "up": torch.nn.Linear(d, 2 * d), "down": torch.nn.Linear(2 * d, d)}) for _ in range(2))
+        self.layers = torch.nn.ModuleList(Block(d, heads) for _ in range(2))
         self.out = torch.nn.Linear(d, V)
 
     def forward(self, x):
         h = self.emb(x)
-        B, T, D = h.shape
-        causal = torch.ones(T, T, dtype=torch.bool).tril()
         for layer in self.layers:
-            q, k, v = layer["qkv"](h).split(D, -1)
-            q, k, v = (t.view(B, T, self.heads, -1).transpose(1, 2) for t in (q, k, v))
-            att = (q @ k.transpose(-1, -2) / math.sqrt(D // self.heads)).masked_fill(~causal, -1e9).softmax(-1)
-            h = h + layer["o"]((att @ v).transpose(1, 2).reshape(B, T, D))
-            h = h + layer["down"](torch.relu(layer["up"](h)))
+            h = layer(h)
         return self.out(h)
 
 
@@ -63,10 +83,12 @@ def test_a_hand_written_attention_lm_is_read_by_structure():
         assert "attention_confidence" not in ctx.offers  # a torch model returns no probabilities
         assert ctx.head_counts() == [4, 4]
         names = [n for n, _ in ctx.weights("attention_input")]
-        assert names == [f"layers.{i}.qkv.weight[{k}]" for i in range(2) for k in ("query", "key", "value")]
+        assert names == [f"layers.{i}.attn.qkv.weight[{k}]" for i in range(2) for k in ("query", "key", "value")]
         # the fused projection's parts are its row blocks
         w = dict(ctx.weights("attention_input"))
-        assert torch.equal(w["layers.0.qkv.weight[key]"], model.layers[0]["qkv"].weight[16:32])
+        assert torch.equal(w["layers.0.attn.qkv.weight[key]"], model.layers[0].attn.qkv.weight[16:32])
+        assert [n for n, _ in ctx.weights("feed_forward")] == [f"layers.{i}.{k}.weight" for i in range(2)
+                                                                for k in ("up", "down")]
     scores = nz.score_model(model, ["params", "nonembedding_params", "synaptic_saliency", "zico", "head_importance"],
                             batch=ids(), progress=False)
     assert all(r.ok for r in scores.values()), scores
