@@ -1,7 +1,8 @@
 """Every causal-LM and masked-LM architecture of the installed transformers, built tiny
 (:mod:`nni_zerocost.models.zoo`), scored through ``score_model``: each one is read (its
-parameter count and a gradient proxy, finite) or refused with a one-line BadInputError; nothing
-else is raised, and at least 90% of those that build are read."""
+parameter counts and a gradient proxy, finite; a forward proxy where it applies) or refused with
+a one-line BadInputError; nothing else is raised, and at least 90% of those that build are read.
+``examples/hf_zoo.py`` is the full run (every proxy that applies)."""
 from __future__ import annotations
 
 import math
@@ -12,6 +13,7 @@ import torch
 
 import nni_zerocost as nz
 from nni_zerocost.errors import BadInputError
+from nni_zerocost.models import model_batch, model_context
 from nni_zerocost.models.structure import model_vocab
 
 try:
@@ -27,6 +29,8 @@ ROWS, LENGTH = 4, 16
 #: the gradient proxies scored on every model that maps ids to logits: the token mixers' weights
 #: (attention, state-space, recurrent) and the feed-forwards'; one of them must be finite
 GRADIENT_PROXIES = ("synaptic_diversity", "synaptic_saliency")
+#: a forward proxy scored where the model offers layer spectra (hooks on every block and mixer)
+FORWARD_PROXY = "representation_rank"
 
 OUTCOMES = {}  # (model_type, head) -> "read", "parameters", "refused: ...", or "not built"
 
@@ -59,6 +63,14 @@ def outcome(model_type: str, class_name: str, head: str) -> str:
     assert all(scores[n].ok and scores[n].raw > 0 for n in sizes), scores
     if key in OUTCOMES:
         return OUTCOMES[key]
+    with model_context(model, model_batch(model, batch)) as ctx:
+        spectra = "layer_spectra" in ctx.offers
+    if spectra:  # a value, a flagged NaN or a one-line refusal: never another exception
+        try:
+            r = nz.score_model(model, FORWARD_PROXY, batch=batch, progress=False)[FORWARD_PROXY]
+            assert math.isfinite(r.raw) or r.flag, r
+        except BadInputError as e:
+            assert "\n" not in str(e), str(e)
     grads = [scores[n] for n in GRADIENT_PROXIES]
     assert all(math.isfinite(g.raw) or g.flag for g in grads), grads  # no NaN leaves without its reason
     assert any(math.isfinite(g.raw) for g in grads), grads

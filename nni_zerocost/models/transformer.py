@@ -375,6 +375,8 @@ class TransformerContext(ModelContext):
             rows, length = real.shape
             if x.dim() == 2 and x.shape[0] % rows == 0:
                 x = x.reshape(rows, -1, x.shape[-1])
+            if x.dim() > 3 and x.shape[0] == rows and x.shape[1] >= length:
+                x = x.reshape(rows, x.shape[1], -1)  # several streams per token (hyper-connections): one vector
             if x.dim() == 3 and x.shape[1] > length:
                 x = x[:, :length]
         return x
@@ -759,7 +761,8 @@ class StructureContext(TransformerContext):
             offers.add("active_parameters")
         if not s.maps_to_logits:
             return offers
-        offers |= {"weight_gradients", "split_gradients"}
+        if not any("without autograd" in m for m in s.missing):  # reversible layers (Reformer) differentiate
+            offers |= {"weight_gradients", "split_gradients"}  # only in training mode: no gradient pass
         if any(b.qkv or b.ffn or b.mixer_in or b.mixer_out for b in blocks):
             offers.add("weights")
         if blocks:
@@ -769,7 +772,7 @@ class StructureContext(TransformerContext):
         attending = [b for b in blocks if b.heads]
         if attending and self.huggingface:
             offers.add("attention_confidence")
-        if attending and all(b.out is not None for b in attending) and "weights" in offers:
+        if attending and all(b.out is not None for b in attending) and {"weights", "weight_gradients"} <= offers:
             offers.add("head_gates")
         return offers
 
