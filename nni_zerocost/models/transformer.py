@@ -375,9 +375,24 @@ class TransformerContext(ModelContext):
             rows, length = real.shape
             if x.dim() == 2 and x.shape[0] % rows == 0:
                 x = x.reshape(rows, -1, x.shape[-1])
-            if x.dim() > 3 and x.shape[0] == rows and x.shape[1] >= length:
-                x = x.reshape(rows, x.shape[1], -1)  # several streams per token (hyper-connections): one vector
-            if x.dim() == 3 and x.shape[1] > length:
+            inner = range(1, x.dim() - 1)
+            if x.dim() >= 3 and x.shape[0] != rows:  # time-major (XLNet) or streams first (Gemma 3n)
+                axis = next((a for a in inner if x.shape[a] == rows), None)
+                if axis is None:
+                    raise BadInputError("model", f"{self.label}: a layer's tensor of shape {tuple(x.shape)} has no "
+                                                 f"axis of the batch's {rows} rows")
+                x = x.movedim(axis, 0)
+            if x.dim() >= 3 and x.shape[1] != length:  # streams before the tokens (ProphetNet's n-grams)
+                axis = next((a for a in inner if x.shape[a] == length), None)
+                if axis is None:
+                    axis = next((a for a in inner if x.shape[a] > length), None)
+                if axis is None:
+                    raise BadInputError("model", f"{self.label}: a layer's tensor of shape {tuple(x.shape)} has no "
+                                                 f"axis of the {length} tokens (the model pools the sequence)")
+                x = x.movedim(axis, 1)
+            if x.dim() > 3:  # several streams per token (hyper-connections, Gemma 3n): one vector per token
+                x = x.reshape(rows, x.shape[1], -1)
+            if x.dim() == 3 and x.shape[1] > length:  # padded inside the model (Longformer): the given tokens
                 x = x[:, :length]
         return x
 
@@ -633,7 +648,17 @@ def torch_transformer_context(model, batch, *, seed: int = 0, device=None) -> Tr
                               huggingface=False)
 
 
-@register_model_adapter("huggingface", lambda m: is_huggingface(m) and bool(hf_blocks(m)[1]))
+def _covers_its_stacks(model: torch.nn.Module, blocks: List[Block]) -> bool:
+    """Whether a layout's blocks are every element of the module lists they are in: a model
+    whose other layers differ (a mixture of experts after a dense first layer) is read by its
+    structure instead, not by the layout's few layers."""
+    found = {id(b.layer) for b in blocks}
+    return all(all(id(x) in found for x in m) for m in model.modules()
+               if isinstance(m, torch.nn.ModuleList) and any(id(x) in found for x in m))
+
+
+@register_model_adapter("huggingface", lambda m: is_huggingface(m) and bool(hf_blocks(m)[1])
+                        and _covers_its_stacks(m, hf_blocks(m)[1]))
 def huggingface_context(model, batch, *, seed: int = 0, device=None) -> TransformerContext:
     layout, blocks = hf_blocks(model)
     return TransformerContext(model, batch, seed=seed, device=device, blocks=blocks, layout=layout, huggingface=True)
