@@ -238,3 +238,28 @@ def test_the_structure_gives_the_layouts_blocks_matrix_for_matrix(kind):
         assert all(torch.equal(x.matrix(), y.matrix()) for x, y in zip(refs_a, refs_b))
         assert (a.layer, a.mix, a.ffn_pre, a.ffn_down, a.heads) == (b.layer, b.mix, b.ffn_pre, b.ffn_down, b.heads)
         assert b.head_columns is None  # equal consecutive slices
+
+
+def test_a_layout_reader_that_misses_layers_gives_way_to_the_structure():
+    """GLM-4-MoE's first layer is LLaMA-like, its second routes to experts: the LLaMA layout
+    would read one layer of two; the structure reads both."""
+    model = tiny("glm4_moe")
+    x = ids(vocab=900)
+    with model_context(model, model_batch(model, x)) as ctx:
+        assert ctx.layout == "structure" and ctx.head_counts() == [4, 4]
+        assert sorted(ctx.attention_confidence()) == [0, 1]
+
+
+@pytest.mark.parametrize("model_type,head", [("xlnet", "causal-lm"), ("gemma3n_text", "causal-lm"),
+                                             ("prophetnet", "causal-lm")])
+def test_hooked_tensors_of_any_layout_are_read_per_token(model_type, head):
+    """XLNet runs time-major, Gemma 3n keeps 4 streams before the batch, ProphetNet an n-gram
+    stream before the tokens: the codes and spectra are still per token of the batch."""
+    model = tiny(model_type, head)
+    x = ids(vocab=900, rows=8, length=12)
+    with model_context(model, model_batch(model, x)) as ctx:
+        if "ffn_codes" in ctx.offers:
+            codes = ctx.ffn_codes().codes
+            assert codes and all(c.shape[0] == 8 * 12 for c in codes.values())
+        spectra = ctx.spectra()
+        assert spectra.out and all(len(ev) > 0 for _, _, ev in spectra.out)
