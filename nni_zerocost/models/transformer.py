@@ -557,7 +557,7 @@ class TransformerContext(ModelContext):
                 for p in probs if unread is None else ():
                     if p.dim() != 4 or p.shape[0] != real.shape[0] or p.shape[-1] != real.shape[1]:
                         unread = (f"{self.label} returned attention probabilities of shape {tuple(p.shape)}, not "
-                                  "(batch, heads, tokens, tokens): a local attention's are not read")
+                                  "(batch, heads, tokens, tokens): a local or approximate attention's are not read")
                 for i, p in zip(attending, probs) if unread is None else ():
                     stats.add(i, p, real)
                 if unread is not None:
