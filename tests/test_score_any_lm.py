@@ -263,3 +263,11 @@ def test_hooked_tensors_of_any_layout_are_read_per_token(model_type, head):
             assert codes and all(c.shape[0] == 8 * 12 for c in codes.values())
         spectra = ctx.spectra()
         assert spectra.out and all(len(ev) > 0 for _, _, ev in spectra.out)
+
+
+def test_scoring_a_model_shows_progress_on_a_terminal_only(capsys):
+    model = tiny("opt")
+    nz.score_model(model, ["params", "zico"], batch=ids(vocab=900))  # stderr captured: not a terminal
+    assert "scoring" not in capsys.readouterr().err
+    nz.score_model(model, ["params", "zico"], batch=ids(vocab=900), progress=True)
+    assert "scoring OPTForCausalLM" in capsys.readouterr().err
