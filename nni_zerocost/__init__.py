@@ -18,7 +18,7 @@ _EXPORTS = {
     "ScoringJob": "job", "CheckedJob": "job", "check_job": "job",
     "ScoringPlan": "plan", "ScoringRequest": "plan", "make_plan": "plan", "make_model_plan": "plan",
     "NO_SCORE": "proxies.base", "ProxyResult": "proxies.base", "get_proxy": "proxies.base",
-    "list_proxies": "proxies.base", "register_proxy": "proxies.base",
+    "list_proxies": "api", "register_proxy": "proxies.base",
     "get_space": "spaces", "list_spaces": "spaces", "register_space": "spaces",
     "ZeroCostError": "errors", "BadInputError": "errors", "InvalidArchitectureError": "errors",
     "UnknownNameError": "errors", "ProxyNotApplicableError": "errors", "DataError": "errors",
@@ -41,11 +41,11 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .api import BenchmarkResult, Scores, benchmark, run, score, score_model, search  # noqa: F401
+    from .api import BenchmarkResult, Scores, benchmark, list_proxies, run, score, score_model, search  # noqa: F401
     from .errors import (  # noqa: F401
         BadInputError, DataError, InvalidArchitectureError, ProxyNotApplicableError, UnknownNameError, ZeroCostError,
     )
     from .job import CheckedJob, ScoringJob, check_job  # noqa: F401
     from .plan import ScoringPlan, ScoringRequest, make_model_plan, make_plan  # noqa: F401
-    from .proxies.base import NO_SCORE, ProxyResult, get_proxy, list_proxies, register_proxy  # noqa: F401
+    from .proxies.base import NO_SCORE, ProxyResult, get_proxy, register_proxy  # noqa: F401
     from .spaces import get_space, list_spaces, register_space  # noqa: F401

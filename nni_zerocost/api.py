@@ -62,8 +62,27 @@ def score(space: str, arch, proxies, *, batch=None, seed: int = 0, costs: Sequen
     return Scores(results, {n: CostResult(**found[n]) for n in names if n in found})
 
 
-def score_model(model, proxies, *, batch=None, seed: int = 0, device=None, costs: Sequence[str] = (),
-                cost_seq_len: Optional[int] = None, cost_threads: int = 1) -> Scores:
+def list_proxies(target=None) -> List[str]:
+    """Registered proxy names; with ``target`` (a space name, a scoring context, a set of
+    capabilities, or your own ``torch.nn.Module`` model) only those that apply to it.  A model is
+    read as :func:`score_model` reads it (on its default batch); one that cannot be read is
+    refused with the :class:`~nni_zerocost.errors.BadInputError` saying why."""
+    from .proxies.base import list_proxies as registered
+
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        torch = None
+    if torch is not None and isinstance(target, torch.nn.Module):
+        from .models import model_batch, model_context
+
+        with model_context(target, model_batch(target, None)) as ctx:
+            return registered(ctx)
+    return registered(target)
+
+
+def score_model(model, proxies, *, batch=None, seed: int = 0, device=None, progress: Optional[bool] = None,
+                costs: Sequence[str] = (), cost_seq_len: Optional[int] = None, cost_threads: int = 1) -> Scores:
     """Score your own language model object; returns ``{spec: ProxyResult}`` like :func:`score`.
 
     ``model``: any ``torch.nn.Module`` that maps token ids ``(B, T)`` to logits (or an output
@@ -75,10 +94,14 @@ def score_model(model, proxies, *, batch=None, seed: int = 0, device=None, costs
     embedded Zipf batch over the model's vocabulary).  ``seed`` seeds every random draw of the
     scoring (the model's weights are yours: to score many models reproducibly, seeded, in
     workers or with a store, give recipes to :func:`run` or ``score --model``).  ``device``:
-    None = where the model is.  ``costs``: ``latency_ms``, ``peak_memory_mb`` (measured on the
-    model where it is, a row of ``cost_seq_len`` tokens, default its context) and ``n_layers``
-    (its repeated blocks), returned as ``.costs``; ``flops_per_token`` needs a space's count.
+    None = where the model is.  ``progress``: a bar over the proxies on stderr (tqdm, as the
+    runner's over architectures); None = only when stderr is a terminal.  ``costs``:
+    ``latency_ms``, ``peak_memory_mb`` (measured on the model where it is, a row of
+    ``cost_seq_len`` tokens, default its context) and ``n_layers`` (its repeated blocks),
+    returned as ``.costs``; ``flops_per_token`` needs a space's count.
     """
+    import sys
+
     from .costs import get_cost, measure, n_layers
     from .errors import BadInputError
     from .plan import make_model_plan
@@ -89,8 +112,20 @@ def score_model(model, proxies, *, batch=None, seed: int = 0, device=None, costs
         raise BadInputError("costs", "flops_per_token is counted by a space from an architecture; for your own "
                                      "model give the count to nni_zerocost.costs.flops_per_token(model, count)")
     plan = make_model_plan(model, proxies, batch=batch, seed=seed, device=device)
-    with scoring_threads():  # as score(): the runner's thread policy for the call, put back after
-        results = plan.score(plan.parse(model))
+    if progress is None:
+        progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(plan.requests), desc=f"scoring {type(model).__name__}", unit="proxy",
+                   dynamic_ncols=True, leave=False)
+    try:
+        with scoring_threads():  # as score(): the runner's thread policy for the call, put back after
+            results = plan.score(plan.parse(model), progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     found = {}
     for name in names:
         if get_cost(name).kind == "measured":

@@ -80,6 +80,15 @@ class Parameters(Protocol):
         them (Kaplan et al. 2020): what grows with depth and width."""
 
 
+@capability("active_parameters")
+class ActiveParameters(Protocol):
+    """Parameters one token uses, for a model routing tokens to some of its experts."""
+
+    def active_param_count(self) -> int:
+        """Every parameter less the experts a token is not routed to: ``(E - k) / E`` of each
+        routed mixture's expert parameters (``k`` of ``E`` experts per token)."""
+
+
 # -- recurrent models --------------------------------------------------------------------------
 @capability("recurrent_states")
 class RecurrentStates(Protocol):
@@ -229,6 +238,6 @@ class BertPaperForms(Protocol):
 
 __all__ = ["Capability", "CAPABILITIES", "capability", "check_names", "missing"] + [
     p.__name__ for p in (Parameters, RecurrentStates, RecurrentGradients, CellGraph, CellLayers, Weights, WeightGradients,
-                         SplitGradients,
+                         SplitGradients, ActiveParameters,
                          AttentionConfidence, HeadGates, FeedForwardCodes, LayerSpectra, BertPaperForms)
 ]

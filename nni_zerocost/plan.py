@@ -196,15 +196,16 @@ class ScoringPlan:
             with self.context(arch) as ctx:
                 check_applies(self.requests, ctx)
 
-    def score(self, arch, requests: Optional[Sequence[ProxyRequest]] = None) -> Dict[str, ProxyResult]:
+    def score(self, arch, requests: Optional[Sequence[ProxyRequest]] = None, progress=None) -> Dict[str, ProxyResult]:
         """``{spec: ProxyResult}`` of one architecture, in plan order, on one shared context
         (:func:`~nni_zerocost.proxies.base.compute_many` orders the passes).  Threads are the
-        caller's (the runner applies the thread policy once per run)."""
+        caller's (the runner applies the thread policy once per run).  ``progress``: a bar
+        (``update(1)``) advanced after each proxy."""
         todo = self.requests if requests is None else requests
         with self.context(arch) as ctx:
             if self.search_space.offers_vary:
                 check_applies(todo, ctx)
-            return compute_many(ctx, [(r.spec, r.name, r.options) for r in todo])
+            return compute_many(ctx, [(r.spec, r.name, r.options) for r in todo], progress=progress)
 
 
 def make_plan(

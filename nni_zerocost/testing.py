@@ -59,8 +59,14 @@ def _name(obj) -> str:
     return getattr(obj, "name", obj)
 
 
-def hooks_left(model) -> List[str]:
-    """Names of every hook still registered, globally or on the model's modules/parameters."""
+def hooks_left(model, baseline: Optional[Dict[str, int]] = None) -> List[str]:
+    """Names of every hook still registered, globally or on the model's modules/parameters;
+    given ``baseline`` (:func:`hook_counts` before scoring), only where there are more than
+    there were (a model's class may register hooks of its own when it is built: Mamba's
+    state-dict pre-hook)."""
+    if baseline is not None:
+        now = hook_counts(model)
+        return [name for name, n in now.items() if n > baseline.get(name, 0)]
     left = []
     mod = torch.nn.modules.module
     for name in dir(mod):
@@ -77,6 +83,26 @@ def hooks_left(model) -> List[str]:
             if getattr(p, "_backward_hooks", None):
                 left.append(f"{pname}._backward_hooks")
     return left
+
+
+def hook_counts(model) -> Dict[str, int]:
+    """How many hooks each place :func:`hooks_left` looks at holds."""
+    out: Dict[str, int] = {}
+    mod = torch.nn.modules.module
+    for name in dir(mod):
+        obj = getattr(mod, name)
+        if name.startswith("_global_") and "hook" in name and isinstance(obj, dict) and obj:
+            out[name] = len(obj)
+    if model is not None:
+        for mname, m in model.named_modules():
+            for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+                         "_state_dict_hooks", "_load_state_dict_pre_hooks"):
+                if getattr(m, attr, None):
+                    out[f"{mname or 'model'}.{attr}"] = len(getattr(m, attr))
+        for pname, p in model.named_parameters():
+            if getattr(p, "_backward_hooks", None):
+                out[f"{pname}._backward_hooks"] = len(p._backward_hooks)
+    return out
 
 
 def same(a: float, b: float, device="cpu") -> bool:
@@ -178,6 +204,7 @@ def check_leaves_model_unchanged(proxy, space, device="cpu") -> None:
         if types and types != {torch.device(device).type}:
             _fail(proxy, space, f"model built on {types}, asked for {device}")
     before = {k: v.detach().clone() for k, v in model.state_dict().items()} if model is not None else None
+    hooks_before = hook_counts(model)
     compute(p, ctx)
     if model is not None:
         if _model_of(ctx) is not model:
@@ -186,7 +213,7 @@ def check_leaves_model_unchanged(proxy, space, device="cpu") -> None:
         changed = [k for k in before if k not in after or not torch.equal(before[k], after[k])]
         if changed or before.keys() != after.keys():
             _fail(proxy, space, f"modified weights: {changed[:5]}")
-    left = hooks_left(model)
+    left = hooks_left(model, hooks_before)
     if left:
         _fail(proxy, space, f"left hooks behind: {left[:5]}")
     ctx.close()
@@ -309,11 +336,12 @@ def check_shared_context(space, device="cpu", proxies: Optional[Sequence[str]] =
             with _context(sp, arch, device=device) as ctx:
                 alone[n] = compute(get_proxy(n), ctx)
         with _context(sp, arch, device=device) as shared:
+            hooks_before = hook_counts(_model_of(shared))
             for n in reversed(names):
                 r = compute(get_proxy(n), shared)
                 if not same(r.raw, alone[n].raw, device) or r.flag != alone[n].flag:
                     _fail(n, space, f"differs on a shared context: {r} alone {alone[n]}")
-            left = hooks_left(_model_of(shared))
+            left = hooks_left(_model_of(shared), hooks_before)
         if left:
             raise AssertionError(f"the {_name(space)!r} space's shared context left hooks: {left[:5]}")
 
@@ -460,6 +488,7 @@ def check_model(model: torch.nn.Module, batch: Any = None, proxies: Optional[Seq
     model.train()  # scoring must run in eval mode and give this mode back
     modes = [m.training for m in model.modules()]
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    hooks_before = hook_counts(model)
     first = score_model(model, names, batch=batch)
     second = score_model(model, names, batch=batch)
     for name in names:
@@ -475,8 +504,8 @@ def check_model(model: torch.nn.Module, batch: Any = None, proxies: Optional[Seq
     changed = [k for k in before if not torch.equal(before[k], after[k])]
     if changed:
         raise AssertionError(f"model {label}: scoring modified weights {changed[:5]}")
-    if hooks_left(model):
-        raise AssertionError(f"model {label}: scoring left hooks behind: {hooks_left(model)[:5]}")
+    if hooks_left(model, hooks_before):
+        raise AssertionError(f"model {label}: scoring left hooks behind: {hooks_left(model, hooks_before)[:5]}")
     if [m.training for m in model.modules()] != modes:
         raise AssertionError(f"model {label}: scoring changed train/eval flags")
     if any(p.grad is not None for p in model.parameters()):

@@ -127,8 +127,8 @@ def check_scores(model, batch, expected_offers, expect_flags=()):
 
 
 RECURRENT = {"parameters", "recurrent_states", "recurrent_gradients"}
-TRANSFORMER = {"parameters", "weights", "weight_gradients", "attention_confidence", "head_gates", "ffn_codes",
-               "layer_spectra"}
+TRANSFORMER = {"parameters", "weights", "weight_gradients", "split_gradients", "attention_confidence", "head_gates",
+               "ffn_codes", "layer_spectra"}
 
 
 @pytest.mark.parametrize("model,offers", [
@@ -451,7 +451,7 @@ def test_an_encoder_without_a_fitting_decoder_offers_no_gradients(transformers):
     """ElectraModel: no LM head, embeddings narrower than the hidden states, and the summed last
     hidden state is zero after the final LayerNorm: no loss to differentiate."""
     model = hf_model(transformers, "electra-encoder")
-    check_scores(model, ids(), TRANSFORMER - {"weight_gradients", "head_gates"})
+    check_scores(model, ids(), TRANSFORMER - {"weight_gradients", "split_gradients", "head_gates"})
     with pytest.raises(BadInputError, match="weight_gradients"):
         nz.score_model(model, "head_importance", batch=ids())
 

@@ -60,11 +60,6 @@ def model_context(model: torch.nn.Module, batch, *, seed: int = 0, device=None) 
     for adapter in ADAPTERS.latest_first():
         if adapter.matches(model):
             return adapter.make(model, batch, seed=seed, device=device)
-    if type(model).__module__.startswith("transformers."):
-        raise BadInputError(
-            "model", f"{type(model).__name__} is a Hugging Face model of a layout nni-zerocost does not read; it "
-            "reads the BERT (BERT, RoBERTa, ELECTRA), GPT-2 and LLaMA (LLaMA, Mistral, Qwen2) layouts")
-    raise BadInputError(
-        "model", f"{type(model).__name__} is not a language model nni-zerocost can read: it needs recurrent "
-        "layers (nn.RNN/LSTM/GRU, or cells reporting their state), a Hugging Face transformer, or torch "
-        "transformer layers, and to map token ids (B, T) to logits")
+    from .transformer import structure_context  # any other LM: what its forward computes
+
+    return structure_context(model, batch, seed=seed, device=device)

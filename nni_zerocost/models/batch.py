@@ -12,7 +12,8 @@ vocabulary size and where the ids came from (for store keys).  Accepted forms:
   protocol cuts PTB (``DEFAULT_ROWS`` columns of the stream, the first ``DEFAULT_LENGTH`` tokens of
   each), or a 2-D array used as given;
 * ``(texts, tokenizer)``: texts (a string or a list of strings) tokenised with a tokenizer the
-  user already has, called like a Hugging Face tokenizer (nothing downloads); the texts are joined
+  user already has, called like a Hugging Face tokenizer or a ``tokenizers.Tokenizer`` (its
+  ``encode_batch``; nothing downloads); the texts are joined
   into one token stream and cut into rows like a corpus file, so every row is full (no padding,
   which a recurrent LM could not skip);
 * None: the embedded Zipf batch over the model's vocabulary (:func:`nni_zerocost.data.zipf_batch`),
@@ -149,7 +150,8 @@ def model_batch(model: torch.nn.Module, batch: Any = None) -> ModelBatch:
                                          f"{sorted(map(str, batch))}")
         mask = batch.get("attention_mask")
         return _checked(_ids(batch["input_ids"], "input_ids"), mask, vocab, limit, "input_ids")
-    if isinstance(batch, (tuple, list)) and len(batch) == 2 and callable(batch[1]) and not _is_array(batch[0]):
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and not _is_array(batch[0]) and (
+            callable(batch[1]) or callable(getattr(batch[1], "encode_batch", None))):
         return text_batch(batch[0], batch[1], vocab, limit)
     if _is_array(batch):
         return _checked(_ids(batch, "batch"), None, vocab, limit, "input_ids")
@@ -214,8 +216,15 @@ def text_batch(texts, tokenizer, vocab: int, limit: Optional[int]) -> ModelBatch
         texts = [texts]
     if not isinstance(texts, Sequence) or not texts or not all(isinstance(t, str) for t in texts):
         raise BadInputError("batch", "(texts, tokenizer): texts must be a string or a non-empty list of strings")
+    raw = not callable(tokenizer) and callable(getattr(tokenizer, "encode_batch", None))
+    if not callable(tokenizer) and not raw:
+        raise BadInputError("batch", f"(texts, tokenizer): a {type(tokenizer).__name__} is neither called like a "
+                                     "Hugging Face tokenizer nor a tokenizers.Tokenizer (encode_batch)")
     try:
-        encoded = tokenizer(list(texts))
+        if raw:  # a tokenizers.Tokenizer: its encodings' ids, special tokens added as its post-processor says
+            encoded = [e.ids for e in tokenizer.encode_batch(list(texts))]
+        else:
+            encoded = tokenizer(list(texts))
     except Exception as e:
         raise BadInputError("batch", f"the tokenizer failed on the texts: {type(e).__name__}: {e}") from None
     rows = encoded["input_ids"] if isinstance(encoded, Mapping) or hasattr(encoded, "keys") else encoded
@@ -223,6 +232,8 @@ def text_batch(texts, tokenizer, vocab: int, limit: Optional[int]) -> ModelBatch
         rows = rows.tolist()
     stream = [int(i) for row in rows for i in (row if isinstance(row, (list, tuple)) else [row])]
     mask_id = getattr(tokenizer, "mask_token_id", None)
+    if raw:  # a tokenizers.Tokenizer names no mask token: its [MASK] or <mask> entry, if any
+        mask_id = next((i for i in (tokenizer.token_to_id(t) for t in ("[MASK]", "<mask>")) if i is not None), None)
     batch = _checked(cut_stream(torch.tensor(stream, dtype=torch.long), limit), None, vocab, limit,
                      f"texts:{type(tokenizer).__name__}:{hashlib.sha256(''.join(texts).encode()).hexdigest()[:12]}",
                      mask_id if isinstance(mask_id, int) and 0 <= mask_id < vocab else None)

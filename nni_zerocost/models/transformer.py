@@ -91,15 +91,20 @@ class Block:
     """One transformer layer: its weights by role and the modules its passes hook."""
 
     layer: torch.nn.Module
-    heads: int
+    heads: int  # softmax attention heads (0: the layer has no softmax attention)
     qkv: List[WeightRef]
-    out: WeightRef  # the attention output projection; heads are slices of its input columns
+    out: Optional[WeightRef]  # the attention output projection; heads are slices of its input columns
     ffn: List[WeightRef]
-    mix: torch.nn.Module  # output (first element) = the attention output after its projection
-    ffn_pre: torch.nn.Module  # output = the feed-forward pre-activation (the gate's when gated)
-    ffn_down: torch.nn.Module  # input = the feed-forward intermediate after its activation
+    mix: Optional[torch.nn.Module] = None  # output (first element) = the token mixer's output (attention:
+    # after its output projection)
+    ffn_pre: Optional[torch.nn.Module] = None  # output = the feed-forward pre-activation (the gate's when gated)
+    ffn_down: Optional[torch.nn.Module] = None  # input = the feed-forward intermediate after its activation
     attention: Optional[torch.nn.MultiheadAttention] = None  # torch: the module giving probabilities
     batch_first: bool = True  # layout of the hooked tensors
+    head_columns: Optional[Tuple[Tuple[int, ...], ...]] = None  # the output projection's input columns of
+    # each head where they are not equal consecutive slices (read by structure); None: consecutive slices
+    mixer_in: List[WeightRef] = dataclasses.field(default_factory=list)  # other token mixers' input weights
+    mixer_out: List[WeightRef] = dataclasses.field(default_factory=list)  # and their output projections
 
 
 def _get(module: torch.nn.Module, path: str) -> Optional[torch.nn.Module]:
@@ -272,9 +277,12 @@ class TransformerContext(ModelContext):
                   "layer_spectra"}
         if huggingface and not self._has_lm_loss():
             offers -= {"weight_gradients", "head_gates"}
+        if "weight_gradients" in offers:
+            offers.add("split_gradients")
         self.offers = frozenset(offers)
         params = inspect.signature(model.forward).parameters
         self._takes = set(params)
+        self._embeds_by_hook = False  # Hugging Face: inputs_embeds (False) or a hook on the embedding (True)
 
     def _has_lm_loss(self) -> bool:
         """A Hugging Face model has an LM loss with an LM head, or without one when its input
@@ -293,17 +301,46 @@ class TransformerContext(ModelContext):
               attentions: bool = False, hooks: Optional[Hooks] = None):
         """One call on rows ``ids``: Hugging Face models get the mask (and the embeddings when
         given); a torch model gets ``ids``, its embedding's output replaced by ``embeds``."""
-        if self.huggingface:
+        try:
+            return self._call_model(ids, mask, embeds, attentions, hooks)
+        except BadInputError:
+            raise
+        except Exception as e:  # the model's own forward refuses these inputs: said in one line
+            text = str(e).strip().splitlines()
+            raise BadInputError("model", f"{self.label}'s forward failed on the batch: {type(e).__name__}: "
+                                         f"{text[0][:200] if text else ''}") from e
+
+    def _call_model(self, ids, mask, embeds, attentions, hooks):
+        if self.huggingface and not self._embeds_by_hook:
             kw: Dict[str, Any] = {"attention_mask": mask.long(), "return_dict": True}
-            kw["inputs_embeds" if embeds is not None else "input_ids"] = embeds if embeds is not None else ids
+            # a copy of the leaf embeddings: a model may add to them in place (GIT)
+            kw["inputs_embeds" if embeds is not None else "input_ids"] = embeds.clone() if embeds is not None else ids
             if "use_cache" in self._takes:
                 kw["use_cache"] = False
             if attentions:
                 kw["output_attentions"] = True
             return self._model(**kw)
-        if embeds is not None:
+        if embeds is not None and not self._embeds_by_hook:
             hooks.forward(self.embedding_module(), lambda mod, args, out: embeds)
+        elif embeds is not None:  # only the look-up of these ids (an encoder-decoder looks up others too);
+            # a copy, which the model may scale in place (CTRL)
+            hooks.forward(self.embedding_module(), lambda mod, args, out: embeds.clone() if (
+                args and isinstance(args[0], torch.Tensor) and args[0].shape == ids.shape
+                and bool(torch.equal(args[0], ids))) else out)
+        if self.huggingface:
+            return self._model(**self._keywords(ids, mask, attentions))
         return self._model(ids)
+
+    def _keywords(self, ids: torch.Tensor, mask: torch.Tensor, attentions: bool) -> Dict[str, Any]:
+        """A Hugging Face call by the names its forward takes: ids, the mask, no cache."""
+        kw: Dict[str, Any] = {"input_ids": ids, "return_dict": True}
+        if "attention_mask" in self._takes:
+            kw["attention_mask"] = mask.long()
+        if "use_cache" in self._takes:
+            kw["use_cache"] = False
+        if attentions:
+            kw["output_attentions"] = True
+        return kw
 
     def call_model(self, ids: torch.Tensor) -> Any:
         return self._call(ids, torch.ones_like(ids, dtype=torch.bool))
@@ -328,9 +365,36 @@ class TransformerContext(ModelContext):
         embeds = None if self.huggingface else self._leaf_embeddings(ids)
         return self._call(ids, mask, embeds, attentions, hooks)
 
-    def _layout(self, block: Block, x: torch.Tensor) -> torch.Tensor:
+    def _layout(self, block: Block, x: torch.Tensor, real: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """A hooked tensor batch-first; given the pass's mask ``real`` (B, T): rows flattened into
+        tokens (OPT's feed-forward) put back as (B, T', F), and a sequence the model padded inside
+        its forward (Longformer, to its attention window) cut to the T tokens it was given."""
         x = _first(x).detach()
-        return x if block.batch_first else x.transpose(0, 1)
+        x = x if block.batch_first else x.transpose(0, 1)
+        if real is not None:
+            rows, length = real.shape
+            if x.dim() == 2 and x.shape[0] % rows == 0:
+                x = x.reshape(rows, -1, x.shape[-1])
+            inner = range(1, x.dim() - 1)
+            if x.dim() >= 3 and x.shape[0] != rows:  # time-major (XLNet) or streams first (Gemma 3n)
+                axis = next((a for a in inner if x.shape[a] == rows), None)
+                if axis is None:
+                    raise BadInputError("model", f"{self.label}: a layer's tensor of shape {tuple(x.shape)} has no "
+                                                 f"axis of the batch's {rows} rows")
+                x = x.movedim(axis, 0)
+            if x.dim() >= 3 and x.shape[1] != length:  # streams before the tokens (ProphetNet's n-grams)
+                axis = next((a for a in inner if x.shape[a] == length), None)
+                if axis is None:
+                    axis = next((a for a in inner if x.shape[a] > length), None)
+                if axis is None:
+                    raise BadInputError("model", f"{self.label}: a layer's tensor of shape {tuple(x.shape)} has no "
+                                                 f"axis of the {length} tokens (the model pools the sequence)")
+                x = x.movedim(axis, 1)
+            if x.dim() > 3:  # several streams per token (hyper-connections, Gemma 3n): one vector per token
+                x = x.reshape(rows, x.shape[1], -1)
+            if x.dim() == 3 and x.shape[1] > length:  # padded inside the model (Longformer): the given tokens
+                x = x[:, :length]
+        return x
 
     # -- weights --------------------------------------------------------------------------------
     def weights(self, role: str) -> List[Tuple[str, torch.Tensor]]:
@@ -341,9 +405,10 @@ class TransformerContext(ModelContext):
 
     def _refs(self, role: str) -> List[WeightRef]:
         if role == "attention_input":
-            return [r for b in self.blocks for r in b.qkv]
+            return [r for b in self.blocks for r in (*b.qkv, *b.mixer_in)]
         if role == "attention":
-            return [r for b in self.blocks for r in (*b.qkv, b.out)]
+            return [r for b in self.blocks for r in (*b.qkv, *([b.out] if b.out is not None else []), *b.mixer_in,
+                                                     *b.mixer_out)]
         if role == "feed_forward":
             return [r for b in self.blocks for r in b.ffn]
         raise ValueError(f"unknown weight role {role!r}; valid: attention_input, attention, feed_forward")
@@ -363,21 +428,62 @@ class TransformerContext(ModelContext):
             out[positions] = torch.randint(self.batch.vocab_size, (len(positions),), generator=gen)
         return out.view_as(ids).to(self.device), positions.to(self.device)
 
-    def _lm_loss(self, output, ids_in: torch.Tensor, positions: Optional[torch.Tensor]) -> torch.Tensor:
+    def _logits(self, output, ids: torch.Tensor) -> torch.Tensor:
+        """The (B, T, vocab) logits of an output for rows ``ids``; a Hugging Face model without LM
+        head decoded with its input embedding table (tied decoder)."""
         logits = logits_of(output)
         vocab = self.batch.vocab_size
-        B, T = self.input_ids.shape
+        B, T = ids.shape
         if self.huggingface and (logits is None or tuple(logits.shape) != (B, T, vocab)):
             hidden = getattr(output, "last_hidden_state", None)
             table = self.embedding_module().weight
             if hidden is None:
                 raise BadInputError("model", f"{self.label} returned neither logits nor a last hidden state")
             logits = hidden @ table.t()  # the tied decoder of a model without LM head
-        logits = check_logits(logits, self.input_ids, vocab, self.label)
+        return check_logits(logits, ids, vocab, self.label)
+
+    def _lm_loss(self, output, ids_in: torch.Tensor, positions: Optional[torch.Tensor]) -> torch.Tensor:
+        vocab = self.batch.vocab_size
+        logits = self._logits(output, self.input_ids)
         if positions is None:
             return next_token_loss(logits, self.input_ids, self.mask)
         return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab)[positions],
                                                  self.input_ids.reshape(-1)[positions])
+
+    def split_gradients(self, n_splits: int = 2) -> List[Dict[str, torch.Tensor]]:
+        """One forward + backward of the LM loss of :meth:`gradients` per contiguous part of the
+        batch's rows (masked LM: the same seeded positions, those in the part's rows), for every
+        weight :meth:`weights` lists; ``{name: dL_k/dW}`` per part."""
+        key = ("split_gradients", int(n_splits))
+        if key in self.cache:
+            return self.cache[key]
+        rows, T = self.input_ids.shape
+        if not 2 <= n_splits <= rows:
+            raise ValueError(f"n_splits must be in 2..{rows} (the batch's rows), got {n_splits}")
+        ids, positions = self.input_ids, None
+        if not self.causal:
+            ids, positions = self._corrupt()
+        refs = self._refs("attention") + self._refs("feed_forward")
+        params = list({id(r.param): r.param for r in refs}.values())
+        vocab = self.batch.vocab_size
+        out = []
+        for part in torch.tensor_split(torch.arange(rows, device=self.device), int(n_splits)):
+            first, last = int(part[0]), int(part[-1]) + 1
+            with eval_mode(self._model), no_new_hooks(self._model), Hooks() as hooks, torch.enable_grad():
+                embeds = self._leaf_embeddings(ids[first:last])
+                logits = self._logits(self._call(ids[first:last], self.mask[first:last], embeds, hooks=hooks),
+                                      self.input_ids[first:last])
+                if positions is None:
+                    loss = next_token_loss(logits, self.input_ids[first:last], self.mask[first:last])
+                else:
+                    mine = positions[(positions >= first * T) & (positions < last * T)] - first * T
+                    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab)[mine],
+                                                             self.input_ids[first:last].reshape(-1)[mine])
+                grads = torch.autograd.grad(loss, params, allow_unused=True)
+            full = {id(p): (torch.zeros_like(p) if g is None else g.detach()) for p, g in zip(params, grads)}
+            out.append({r.name: r.matrix(full[id(r.param)]) for r in refs})
+        self.cache[key] = out
+        return out
 
     def gradients(self) -> WeightGradients:
         """The one forward + backward of the model's LM loss (see the module docstring)."""
@@ -407,9 +513,14 @@ class TransformerContext(ModelContext):
         passed = self.gradients()
         out = {}
         for i, b in enumerate(self.blocks):
+            if b.out is None or not b.heads:
+                continue
             w = b.out.matrix().detach()
             prod = (w * passed.weight_grads[b.out.name]).double().sum(0)  # per input column
-            out[i] = prod.view(b.heads, -1).sum(1).cpu()
+            if b.head_columns is None:
+                out[i] = prod.view(b.heads, -1).sum(1).cpu()
+            else:
+                out[i] = torch.stack([prod[list(cols)].sum() for cols in b.head_columns]).cpu()
         return out
 
     # -- the forward statistics -----------------------------------------------------------------
@@ -422,30 +533,47 @@ class TransformerContext(ModelContext):
         coded = real[:CODE_ROWS]
         codes: Dict[Tuple[int, int], torch.Tensor] = {}
         row_of = torch.arange(coded.shape[0], device=self.device)[:, None].expand_as(coded)[coded]
-        with self._forward_pass(attentions=True) as hooks:
-            for i, b in enumerate(self.blocks):
+        asks = "attention_confidence" in self.offers
+        attending = [i for i, b in enumerate(self.blocks) if b.heads and asks]
+        coding = [i for i, b in enumerate(self.blocks) if b.ffn_pre is not None and "ffn_codes" in self.offers]
+        with self._forward_pass(attentions=asks) as hooks:
+            for i in coding:
+                b = self.blocks[i]
                 hooks.forward(b.ffn_pre, lambda mod, args, out, i=i, b=b: codes.__setitem__(
-                    (i, 0), self._layout(b, out)[:CODE_ROWS][coded] > 0))
+                    (i, 0), self._layout(b, out, real)[:CODE_ROWS][coded] > 0))
+            for i in attending:
+                b = self.blocks[i]
                 if b.attention is not None:
                     hooks.pre(b.attention, _ask_weights, with_kwargs=True)
                     hooks.forward(b.attention, lambda mod, args, out, i=i: stats.add(i, out[1], real))
-            out = self._rows_forward(self.input_ids, self.mask, hooks, attentions=True)
-            if self.huggingface:
-                probs = getattr(out, "attentions", None)
-                if not probs or len(probs) != len(self.blocks):
-                    raise BadInputError("model", f"{self.label} returned no attention probabilities for "
-                                                 "output_attentions=True under the eager implementation")
-                for i, p in enumerate(probs):
+            out = self._rows_forward(self.input_ids, self.mask, hooks, attentions=asks)
+            unread = None  # why the probabilities returned cannot be read (the codes still can)
+            if self.huggingface and attending:
+                probs = _attention_probabilities(out)
+                if not probs or len(probs) != len(attending):
+                    unread = (f"{self.label} returned {len(probs)} attention probability tensors for "
+                              f"output_attentions=True under the eager implementation, for {len(attending)} "
+                              "attention layers")
+                for p in probs if unread is None else ():
+                    if p.dim() != 4 or p.shape[0] != real.shape[0] or p.shape[-1] != real.shape[1]:
+                        unread = (f"{self.label} returned attention probabilities of shape {tuple(p.shape)}, not "
+                                  "(batch, heads, tokens, tokens): a local or approximate attention's are not read")
+                for i, p in zip(attending, probs) if unread is None else ():
                     stats.add(i, p, real)
-        if len(stats.sums) != len(self.blocks) or len(codes) != len(self.blocks):
+                if unread is not None:
+                    attending = []
+        if len(stats.sums) != len(attending) or len(codes) != len(coding):
             raise BadInputError("model", f"{self.label}: the forward skipped some transformer layers' submodules "
                                          "(a fused path?), so their statistics cannot be read")
-        result = {"attention": stats.confidence(), "codes": codes, "row_of": row_of}
+        result = {"attention": stats.confidence(), "codes": codes, "row_of": row_of, "unread": unread}
         self.cache["stats"] = result
         return result
 
     def attention_confidence(self) -> Dict[int, torch.Tensor]:
-        return self.forward_stats()["attention"]
+        stats = self.forward_stats()
+        if stats["unread"]:
+            raise BadInputError("model", stats["unread"])
+        return stats["attention"]
 
     def softmax_confidence(self) -> Dict[Any, torch.Tensor]:
         """The attention heads (the only softmax these token mixers use)."""
@@ -467,22 +595,38 @@ class TransformerContext(ModelContext):
         seen: Dict[Tuple[str, int], torch.Tensor] = {}
 
         def keep(kind, i, b, x):
-            seen[(kind, i)] = self._layout(b, x)[real][:tokens]
+            seen[(kind, i)] = self._layout(b, x, real)[real][:tokens]
 
+        parts = {"mix": [i for i, b in enumerate(self.blocks) if b.mix is not None],
+                 "ffn": [i for i, b in enumerate(self.blocks) if b.ffn_down is not None],
+                 "out": list(range(len(self.blocks)))}
         with self._forward_pass() as hooks:
             for i, b in enumerate(self.blocks):
-                hooks.forward(b.mix, lambda mod, args, out, i=i, b=b: keep("mix", i, b, out))
-                hooks.pre(b.ffn_down, lambda mod, args, i=i, b=b: keep("ffn", i, b, args[0]))
+                if b.mix is not None:
+                    hooks.forward(b.mix, lambda mod, args, out, i=i, b=b: keep("mix", i, b, out))
+                if b.ffn_down is not None:
+                    hooks.pre(b.ffn_down, lambda mod, args, i=i, b=b: keep("ffn", i, b, args[0]))
                 hooks.forward(b.layer, lambda mod, args, out, i=i, b=b: keep("out", i, b, out))
             self._rows_forward(self.input_ids[:rows], real, hooks)
         out: Dict[str, List[Tuple[int, int, torch.Tensor]]] = {"mix": [], "ffn": [], "out": []}
         for kind in out:
-            for i in range(len(self.blocks)):
+            for i in parts[kind]:
                 if (kind, i) not in seen:
                     raise BadInputError("model", f"{self.label}: layer {i}'s {kind} output was not seen in the forward")
                 out[kind].append((i, 0, covariance_eigenvalues(seen[(kind, i)])))
         self.cache[key] = LayerSpectra(**out)
         return self.cache[key]
+
+
+def _attention_probabilities(output) -> List[torch.Tensor]:
+    """The attention probabilities of a Hugging Face output: ``attentions``, else an
+    encoder-decoder's encoder then decoder self-attentions (cross-attentions are not heads of the
+    blocks' own mixers)."""
+    probs = getattr(output, "attentions", None)
+    if not probs:
+        probs = [*(getattr(output, "encoder_attentions", None) or ()),
+                 *(getattr(output, "decoder_attentions", None) or ())]
+    return [p for p in probs if isinstance(p, torch.Tensor)]
 
 
 def _ask_weights(module, args, kwargs):
@@ -504,7 +648,198 @@ def torch_transformer_context(model, batch, *, seed: int = 0, device=None) -> Tr
                               huggingface=False)
 
 
-@register_model_adapter("huggingface", lambda m: is_huggingface(m) and bool(hf_blocks(m)[1]))
+def _covers_its_stacks(model: torch.nn.Module, blocks: List[Block]) -> bool:
+    """Whether a layout's blocks are every element of the module lists they are in: a model
+    whose other layers differ (a mixture of experts after a dense first layer) is read by its
+    structure instead, not by the layout's few layers."""
+    found = {id(b.layer) for b in blocks}
+    return all(all(id(x) in found for x in m) for m in model.modules()
+               if isinstance(m, torch.nn.ModuleList) and any(id(x) in found for x in m))
+
+
+@register_model_adapter("huggingface", lambda m: is_huggingface(m) and bool(hf_blocks(m)[1])
+                        and _covers_its_stacks(m, hf_blocks(m)[1]))
 def huggingface_context(model, batch, *, seed: int = 0, device=None) -> TransformerContext:
     layout, blocks = hf_blocks(model)
     return TransformerContext(model, batch, seed=seed, device=device, blocks=blocks, layout=layout, huggingface=True)
+
+
+# -- any other language model: read by structure ---------------------------------------------------
+def _part_rows(view: Callable[[torch.Tensor], torch.Tensor], rows: Tuple[int, ...]) -> Callable:
+    """The (out, in) view of a fused projection cut to one part's output rows."""
+    first = rows[0]
+    if list(rows) == list(range(first, first + len(rows))):
+        return lambda t: view(t)[first:first + len(rows)]
+    index = torch.tensor(rows)
+    return lambda t: view(t).index_select(0, index.to(t.device))
+
+
+def structure_blocks(model: torch.nn.Module, structure) -> List[Block]:
+    """The blocks of a :class:`~.structure.ModelStructure`: per repeated layer, its first softmax
+    self-attention's query/key/value and output projections (fused ones cut into their parts'
+    rows), heads and head columns; its feed-forwards' gate, up and down projections and its
+    experts' weights; the modules the passes hook (the mixer's output, the feed-forward's
+    pre-activation and down projection)."""
+    params = dict(model.named_parameters())
+    modules = dict(model.named_modules())
+    roles_of: Dict[str, List[str]] = {}
+
+    def refs(path: str, role: Optional[str] = None) -> List[WeightRef]:
+        proj = structure.projections.get(path)
+        if proj is None:
+            p = params.get(path)
+            return [WeightRef(path, p)] if p is not None and p.dim() == 2 else []
+        p = params[proj.weight]
+        view = _transposed if proj.transposed else (lambda t: t)
+        rows = proj.parts.get(role) if role else None
+        if rows and len(roles_of.get(path, ())) > 1:
+            return [WeightRef(f"{proj.weight}[{role}]", p, _part_rows(view, tuple(rows)))]
+        return [WeightRef(proj.weight, p, view)]
+
+    blocks = []
+    for b in structure.blocks:
+        attention = next((a for m in b.mixers if m.kind == "attention" for a in m.attention if not a.cross), None)
+        qkv: List[WeightRef] = []
+        out = None
+        heads, columns = 0, None
+        mix = None
+        if attention is not None:
+            roles_of.clear()
+            for role in ("query", "key", "value"):
+                for path in getattr(attention, role):
+                    roles_of.setdefault(path, []).append(role)
+            seen = set()
+            for role in ("query", "key", "value"):
+                for path in getattr(attention, role):
+                    for r in refs(path, role):
+                        if r.name not in seen:
+                            seen.add(r.name)
+                            qkv.append(r)
+            outs = refs(attention.output) if attention.output else []
+            out = outs[0] if outs else None
+            heads = int(attention.heads or 0)
+            columns = attention.head_columns
+            if columns is not None and out is not None:
+                width = out.matrix().shape[1]
+                if heads and width % heads == 0 and [list(c) for c in columns] == \
+                        [list(range(h * (width // heads), (h + 1) * (width // heads))) for h in range(heads)]:
+                    columns = None  # equal consecutive slices: the plain view
+            elif out is not None:
+                out = None  # no measured head layout: no head gates
+            mix = modules.get(attention.output) if attention.output else None
+        if mix is None and b.mixers:
+            mix = modules.get(b.mixers[0].module)
+        ffn: List[WeightRef] = []
+        pre = down = None
+        for f in b.feed_forwards:
+            roles_of.clear()
+            for path in (*f.gate, *f.up, f.down):
+                ffn.extend(refs(path))
+            if down is None:
+                pre = modules.get((f.gate or f.up or (None,))[0]) if (f.gate or f.up) else None
+                down = modules.get(f.down)
+        if b.experts is not None:
+            ffn.extend(WeightRef(n, params[n]) for n in b.experts.parameters if n in params and params[n].dim() >= 2)
+        if pre is None or down is None:
+            pre = down = None
+        mixer_in: List[WeightRef] = []
+        mixer_out: List[WeightRef] = []
+        for m in b.mixers:  # token mixers other than softmax attention: their input and output weights
+            if m.kind == "attention" and m.attention:
+                continue
+            for name, role in structure.roles.items():
+                if role in ("mixer_input", "mixer_output") and name.startswith(m.module + ".") \
+                        and params[name].dim() == 2:
+                    path = name.rsplit(".", 1)[0]
+                    found = refs(path) if path in structure.projections else [WeightRef(name, params[name])]
+                    (mixer_in if role == "mixer_input" else mixer_out).extend(
+                        r for r in found if r.name == name or r.param is params[name])
+        layer = modules.get(b.module)
+        if layer is None:
+            continue
+        blocks.append(Block(layer, heads if attention is not None else 0, qkv, out, ffn, mix=mix, ffn_pre=pre,
+                            ffn_down=down, head_columns=columns, mixer_in=mixer_in, mixer_out=mixer_out))
+    return blocks
+
+
+class StructureContext(TransformerContext):
+    """A language model read by :func:`~.structure.read_structure`: what it offers follows from
+    the parts found (see docs/your-own-model.md)."""
+
+    def __init__(self, model: torch.nn.Module, batch: ModelBatch, *, seed: int = 0, device=None, structure):
+        huggingface = is_huggingface(model)
+        super().__init__(model, batch, seed=seed, device=device, blocks=structure_blocks(model, structure),
+                         layout="structure", huggingface=huggingface)
+        self.structure = structure
+        self._embeds_by_hook = True
+        if structure.causal is not None:
+            self.causal = bool(structure.causal)
+        if self.batch.padded and huggingface and "attention_mask" not in self._takes:
+            raise BadInputError("batch", f"has padding (attention_mask zeros), which {self.label} takes no "
+                                         "attention_mask to skip: pass full rows")
+        self.offers = frozenset(self._structure_offers())
+
+    def _structure_offers(self) -> set:
+        s, blocks = self.structure, self.blocks
+        offers = {"parameters"}
+        if any(b.experts is not None and b.experts.top_k for b in s.blocks):
+            offers.add("active_parameters")
+        if not s.maps_to_logits:
+            return offers
+        if not any("without autograd" in m for m in s.missing):  # reversible layers (Reformer) differentiate
+            offers |= {"weight_gradients", "split_gradients"}  # only in training mode: no gradient pass
+        if any(b.qkv or b.ffn or b.mixer_in or b.mixer_out for b in blocks):
+            offers.add("weights")
+        if blocks:
+            offers.add("layer_spectra")
+        if any(b.ffn_pre is not None for b in blocks):
+            offers.add("ffn_codes")
+        attending = [b for b in blocks if b.heads]
+        if attending and self.huggingface:
+            offers.add("attention_confidence")
+        if attending and all(b.out is not None for b in attending) and {"weights", "weight_gradients"} <= offers:
+            offers.add("head_gates")
+        return offers
+
+    def nonembedding_param_count(self) -> int:
+        """Every parameter less those the structure reads as embedding tables or the output layer
+        onto the vocabulary."""
+        return int(self.structure.nonembedding_params)
+
+    def active_param_count(self) -> int:
+        """Parameters a token uses: a routed mixture of experts counts ``k`` of its ``E`` experts."""
+        return int(self.structure.active_params)
+
+
+class ParametersContext(ModelContext):
+    """A model whose forward the structure reader could not follow: its parameter counts only,
+    by the roles it names (embedding tables, the output layer)."""
+
+    def __init__(self, model: torch.nn.Module, batch: ModelBatch, *, seed: int = 0, device=None, structure):
+        super().__init__(model, batch, seed=seed, device=device)
+        self.structure = structure
+        if any(b.experts is not None and b.experts.top_k for b in structure.blocks):
+            self.offers = frozenset({"parameters", "active_parameters"})
+
+    def nonembedding_param_count(self) -> int:
+        return int(self.structure.nonembedding_params)
+
+    def active_param_count(self) -> int:
+        return int(self.structure.active_params)
+
+
+def structure_context(model: torch.nn.Module, batch, *, seed: int = 0, device=None) -> ModelContext:
+    """The context of a model no adapter reads, from its structure: a model mapping ids to
+    vocabulary logits offers what its parts support; one whose forward cannot be followed its
+    parameters; one without a vocabulary is refused with what is missing."""
+    from .structure import read_structure
+
+    structure = read_structure(model)
+    name = type(model).__name__
+    if not structure.vocab:
+        raise BadInputError("model", f"{name} is not a language model nni-zerocost can read: "
+                                     f"{'; '.join(structure.missing)}")
+    if not structure.maps_to_logits and not structure.blocks and any(m.startswith("forward:")
+                                                                     for m in structure.missing):
+        return ParametersContext(model, batch, seed=seed, device=device, structure=structure)
+    return StructureContext(model, batch, seed=seed, device=device, structure=structure)

@@ -430,14 +430,19 @@ def compute(proxy: Proxy, ctx: ScoringContext, **options) -> ProxyResult:
     return ProxyResult(proxy.name, raw, proxy.higher_is_better, flag, time.perf_counter() - start)
 
 
-def compute_many(ctx: ScoringContext, parsed: Sequence[Tuple[str, str, Mapping[str, Any]]]) -> Dict[str, ProxyResult]:
+def compute_many(ctx: ScoringContext, parsed: Sequence[Tuple[str, str, Mapping[str, Any]]],
+                 progress=None) -> Dict[str, ProxyResult]:
     """Compute ``(key, proxy name, options)`` triples on one context; ``{key: result}`` in input
     order.  Gradient proxies run first: a backward pass records its forward statistics too
     (BERT), so forward-only proxies asked after it cost nothing, while asked before it they
     pay for a forward pass of their own.  Values do not depend on the order (conformance
-    test)."""
+    test).  ``progress``: a bar whose ``update(1)`` is called after each proxy."""
     order = sorted(range(len(parsed)), key=lambda i: get_proxy(parsed[i][1]).impl(ctx).cost != "gradients")
-    done = {parsed[i][0]: compute(get_proxy(parsed[i][1]), ctx, **parsed[i][2]) for i in order}
+    done = {}
+    for i in order:
+        done[parsed[i][0]] = compute(get_proxy(parsed[i][1]), ctx, **parsed[i][2])
+        if progress is not None:
+            progress.update(1)
     return {key: done[key] for key, _, _ in parsed}
 
 

@@ -32,6 +32,8 @@ def _weights_and_grads(ctx, role: str) -> List[Tuple[torch.Tensor, torch.Tensor]
     if not math.isfinite(passed.loss):
         raise Flagged(f"non-finite loss ({passed.loss})")
     pairs = [(w.detach(), passed.weight_grads[name]) for name, w in ctx.weights(role)]
+    if not pairs:
+        raise Flagged(f"the model has no {role.replace('_', ' ')} weights")
     if any(not bool(torch.isfinite(g).all()) for _, g in pairs):
         raise Flagged("non-finite gradients")
     return pairs

@@ -125,7 +125,10 @@ class HFSpace(SearchSpace[HFArch]):
         names = self._family.summary_fields() if self._family is not None else SUMMARY_FIELDS
         shown = []
         for name in names:
-            value = config_value(arch, name)
+            try:
+                value = config_value(arch, name)
+            except InvalidArchitectureError:  # a field this config class does not have (Mamba: no FFN width)
+                continue
             if value is not None:
                 shown.append(f"{name} {'/'.join(map(str, value)) if isinstance(value, list) else value}")
         c = counts(arch)

@@ -144,7 +144,10 @@ def build_config(model_type: str, fields: Mapping[str, Any]):
 def canonical(config) -> HFArch:
     """The architecture of a built config (see the module docstring)."""
     d = config.to_dict()
-    kept = {k: v for k, v in d.items() if k not in _base_fields()}
+    fields = field_names(config.model_type)
+    # a value the class derives itself (Mamba's intermediate_size = expand x hidden) is not a
+    # field it takes: left out, so the architecture parses back from its own dict
+    kept = {k: v for k, v in d.items() if k not in _base_fields() and k in fields}
     return HFArch(config.model_type, json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str))
 
 

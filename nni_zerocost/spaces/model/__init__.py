@@ -38,9 +38,9 @@ from ..base import ScoringContext, SearchSpace, register_space
 
 #: the capabilities the generic contexts implement (a model of a registered space offers its
 #: space's); each model's own come from its context
-GENERIC_CAPABILITIES = frozenset({"parameters", "recurrent_states", "recurrent_gradients", "weights",
-                                  "weight_gradients", "attention_confidence", "head_gates", "ffn_codes",
-                                  "layer_spectra"})
+GENERIC_CAPABILITIES = frozenset({"parameters", "active_parameters", "recurrent_states", "recurrent_gradients",
+                                  "weights", "weight_gradients", "split_gradients", "attention_confidence",
+                                  "head_gates", "ffn_codes", "layer_spectra"})
 
 
 @dataclasses.dataclass(frozen=True)
