@@ -48,7 +48,7 @@ def drift(rows: int) -> dict:
         if prov["limit"] is not None:
             entries = select_entries(entries, bench, prov["limit"], prov["seed"])
         by_id = {e.arch_id: e for e in entries}
-        options = dict(prov.get("options") or {})
+        options = table.options  # as the table was computed (the as-trained BERT table: as_trained=True)
         worst = {c: 0.0 for c in table.columns}
         for row in table.rows[:rows]:
             res = nz.score(bench.space, by_id[row["arch_id"]].arch, table.columns, seed=prov["seed"], device="cpu",

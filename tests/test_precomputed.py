@@ -126,9 +126,8 @@ def test_shipped_tables_match_a_fresh_computation(name, data_dir):
         pytest.skip("recomputation checked for CPU tables on the embedded batch")
     by_id = {e.arch_id: e for e in entries}
     for row in table.rows[:3]:
-        options = dict(prov.get("options") or {k: prov[k] for k in ("init", "as_trained") if prov.get(k) is not None})
         res = nz.score(bench.space, by_id[row["arch_id"]].arch, table.columns, seed=prov["seed"], device="cpu",
-                       **options)
+                       **table.options)
         for c in table.columns:
             want = row["values"][c]
             got = res[c].raw if res[c].ok else None

@@ -67,6 +67,11 @@ class PrecomputedTable:
     def __len__(self) -> int:
         return len(self.rows)
 
+    @property
+    def options(self) -> Dict[str, Any]:
+        """The space's context options the table was computed with: what a recomputation passes."""
+        return context_options(self.provenance)
+
 
 def list_precomputed(folder: Optional[Path] = None) -> List[str]:
     """Names of the shipped tables."""
@@ -74,11 +79,18 @@ def list_precomputed(folder: Optional[Path] = None) -> List[str]:
     return sorted(p.name[: -len(".json")] for p in folder.glob("*.json"))
 
 
+def context_options(provenance: Mapping[str, Any]) -> Dict[str, Any]:
+    """A table's context options (tables written before ``options`` existed name ``init`` and
+    ``as_trained`` in the provenance itself)."""
+    return dict(provenance.get("options")
+                or {k: provenance[k] for k in ("init", "as_trained") if provenance.get(k) is not None})
+
+
 def _settings(meta: Mapping[str, Any]) -> Dict[str, Any]:
     """What a table was computed with: benchmark, device, batch, seed, name and the space's
     context options (tables written before ``options`` existed name ``init``/``as_trained``)."""
     prov = meta["provenance"]
-    options = dict(prov.get("options") or {k: prov[k] for k in ("init", "as_trained") if prov.get(k) is not None})
+    options = context_options(prov)
     return {"benchmark": meta["benchmark"], "device": prov["device"], "batch": prov.get("batch"),
             "seed": prov.get("seed"), "name": meta["name"], **options}
 
