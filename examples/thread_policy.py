@@ -1,6 +1,6 @@
 """Measure the thread and worker policy against fixed settings, on a quiet and a loaded machine.
 
-    python examples/thread_policy.py [--repeats 2] [--out docs/thread_policy.json]
+    python examples/thread_policy.py [--repeats 2] [--loads quiet,loaded] [--out docs/thread_policy.json]
 
 Four cases, each run through the CLI exactly as a user runs it (``--no-store``, so every
 architecture is computed):
@@ -63,10 +63,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--out", default=None, help="also write the measurements as JSON")
+    ap.add_argument("--loads", default="quiet,loaded", help="which machine states to measure (comma-separated)")
     args = ap.parse_args()
+    loads = [x for x in ("quiet", "loaded") if x in args.loads.split(",")]
     env = {k: v for k, v in os.environ.items() if k != "NNI_ZEROCOST_THREADS"}
     table = {}
-    for load in ("quiet", "loaded"):
+    for load in loads:
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load == "loaded" else None
         try:
             if busy:
@@ -87,7 +89,7 @@ def main() -> int:
         names = [n for n, _ in SETTINGS[case.split()[0]]]
         print(f"| {case} | " + " | ".join(names) + " | policy's loss |")
         print("|---" * (len(names) + 2) + "|")
-        for load in ("quiet", "loaded"):
+        for load in loads:
             row = [table[(load, case, n)] for n in names]
             best = min(row[:-1])
             print(f"| {load} | " + " | ".join(f"{v:.3f}" for v in row) + f" | {100 * (row[-1] / best - 1):+.0f}% |")
