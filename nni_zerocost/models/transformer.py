@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -68,6 +69,7 @@ from ..outputs import (CODE_ROWS, SPECTRA_TOKENS, FeedForwardCodes, LayerSpectra
                        rows_holding)
 from ..spectra import covariance_eigenvalues
 from .adapters import register_model_adapter
+from . import microbatches
 from .batch import ModelBatch
 from .common import Hooks, ModelContext, check_logits, eval_mode, logits_of, next_token_loss, no_new_hooks
 
@@ -363,21 +365,30 @@ class TransformerContext(ModelContext):
             out[positions] = torch.randint(self.batch.vocab_size, (len(positions),), generator=gen)
         return out.view_as(ids).to(self.device), positions.to(self.device)
 
-    def _lm_loss(self, output, ids_in: torch.Tensor, positions: Optional[torch.Tensor]) -> torch.Tensor:
+    def _lm_loss(self, output, ids_in: torch.Tensor, positions: Optional[torch.Tensor],
+                 rows: slice = slice(None), share: Optional[int] = None) -> torch.Tensor:
+        """The LM loss of the rows ``rows`` (all by default); ``share``: a row chunk's loss is its
+        sum over its tokens divided by this count of the whole batch's (so the chunks add up)."""
         logits = logits_of(output)
         vocab = self.batch.vocab_size
-        B, T = self.input_ids.shape
+        targets, mask = self.input_ids[rows], self.mask[rows]
+        B, T = targets.shape
         if self.huggingface and (logits is None or tuple(logits.shape) != (B, T, vocab)):
             hidden = getattr(output, "last_hidden_state", None)
             table = self.embedding_module().weight
             if hidden is None:
                 raise BadInputError("model", f"{self.label} returned neither logits nor a last hidden state")
             logits = hidden @ table.t()  # the tied decoder of a model without LM head
-        logits = check_logits(logits, self.input_ids, vocab, self.label)
+        logits = check_logits(logits, targets, vocab, self.label)
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()  # the loss of a low-precision model in float32
         if positions is None:
-            return next_token_loss(logits, self.input_ids, self.mask)
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab)[positions],
-                                                 self.input_ids.reshape(-1)[positions])
+            return next_token_loss(logits, targets, mask, n_pairs=share)
+        if share is None:
+            return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab)[positions],
+                                                     targets.reshape(-1)[positions])
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab)[positions], targets.reshape(-1)[positions],
+                                                 reduction="sum") / share
 
     def gradients(self) -> WeightGradients:
         """The one forward + backward of the model's LM loss (see the module docstring)."""
@@ -389,17 +400,58 @@ class TransformerContext(ModelContext):
             ids, positions = self._corrupt()
         refs = self._refs("attention") + self._refs("feed_forward")
         params = list({id(r.param): r.param for r in refs}.values())
-        with eval_mode(self._model), no_new_hooks(self._model), Hooks() as hooks, torch.enable_grad():
-            embeds = self._leaf_embeddings(ids)
-            out = self._call(ids, self.mask, embeds, hooks=hooks)
-            loss = self._lm_loss(out, ids, positions)
-            grads = torch.autograd.grad(loss, [embeds] + params, allow_unused=True)
-        full = {id(p): (torch.zeros_like(p) if g is None else g.detach()) for p, g in zip(params, grads[1:])}
-        input_grad = torch.zeros_like(embeds) if grads[0] is None else grads[0].detach()
-        result = WeightGradients(float(loss.detach()), {r.name: r.matrix(full[id(r.param)]) for r in refs},
+        rows = self.gradient_chunk_rows(params)
+        if rows < ids.shape[0]:  # a large model: row chunks within max_memory (models/microbatches.py)
+            value, grads, input_grad = self._chunked_gradients(ids, positions, params, rows)
+        else:  # the whole batch at once
+            with eval_mode(self._model), no_new_hooks(self._model), Hooks() as hooks, torch.enable_grad():
+                embeds = self._leaf_embeddings(ids)
+                out = self._call(ids, self.mask, embeds, hooks=hooks)
+                loss = self._lm_loss(out, ids, positions)
+                grads = torch.autograd.grad(loss, [embeds] + params, allow_unused=True)
+            value = float(loss.detach())
+            input_grad = torch.zeros_like(embeds) if grads[0] is None else grads[0].detach()
+            grads = grads[1:]
+        as_float = microbatches.full_precision  # bfloat16 gradients in float32; float32 as it is
+        full = {id(p): as_float(torch.zeros_like(p) if g is None else g.detach()) for p, g in zip(params, grads)}
+        input_grad = as_float(input_grad)
+        result = WeightGradients(value, {r.name: r.matrix(full[id(r.param)]) for r in refs},
                                  input_grad * self.mask[..., None])
         self.cache["gradients"] = result
         return result
+
+    def gradient_chunk_rows(self, params: List[torch.nn.Parameter]) -> int:
+        """Rows per chunk of the gradient pass within ``max_memory`` (all rows when they fit)."""
+        blocks = [(b.out.matrix().shape[0], sum(r.matrix().shape[1] for r in (*b.qkv, b.out, *b.ffn)), b.heads)
+                  for b in self.blocks]
+        B, T = self.input_ids.shape
+        return microbatches.chunk_rows(B, row_bytes=T * self.element_size() * microbatches.activation_floats_per_token(
+            blocks, self.batch.vocab_size, T), fixed_bytes=self.weight_and_gradient_bytes(params),
+            max_memory=self.memory_bound())
+
+    def _chunked_gradients(self, ids: torch.Tensor, positions: Optional[torch.Tensor], params, rows: int):
+        """:meth:`gradients` over row chunks of ``rows`` rows, each chunk's loss its share of the
+        whole batch's: the summed gradients equal the whole batch's up to rounding."""
+        B, T = ids.shape
+        if positions is None:
+            share = max(1, int((self.mask[:, :-1] & self.mask[:, 1:]).sum()))
+        else:
+            share = max(1, len(positions))
+
+        def chunk(part: slice):
+            with Hooks() as hooks:
+                embeds = self._leaf_embeddings(ids[part])
+                out = self._call(ids[part], self.mask[part], embeds, hooks=hooks)
+                inside = None
+                if positions is not None:
+                    inside = positions[(positions >= part.start * T) & (positions < part.stop * T)] - part.start * T
+                return self._lm_loss(out, ids[part], inside, rows=part, share=share), embeds
+
+        parts = microbatches.row_slices(B, rows)
+        with eval_mode(self._model), no_new_hooks(self._model):
+            value, grads, leaf = microbatches.accumulate_gradients(
+                (functools.partial(chunk, p) for p in parts), params, progress=self.progress_of("gradient", len(parts)))
+        return value, grads, torch.cat(leaf, 0)
 
     def head_gate_gradients(self) -> Dict[int, torch.Tensor]:
         """layer -> (heads,) dL/d(gate) at gates = 1, as ``sum(W_o * dL/dW_o)`` over each head's
