@@ -32,7 +32,8 @@ def score(space: str, arch, proxies, *, batch=None, seed: int = 0, **options):
         return plan.score(plan.parse(arch))
 
 
-def score_model(model, proxies, *, batch=None, seed: int = 0, device=None):
+def score_model(model, proxies, *, batch=None, seed: int = 0, device=None, dtype: Optional[str] = None,
+                max_memory=None):
     """Score your own language model object; returns ``{spec: ProxyResult}`` like :func:`score`.
 
     ``model``: any ``torch.nn.Module`` that maps token ids ``(B, T)`` to logits (or an output
@@ -44,12 +45,16 @@ def score_model(model, proxies, *, batch=None, seed: int = 0, device=None):
     embedded Zipf batch over the model's vocabulary).  ``seed`` seeds every random draw of the
     scoring (the model's weights are yours: to score many models reproducibly, seeded, in
     workers or with a store, give recipes to :func:`run` or ``score --model``).  ``device``:
-    None = where the model is.
+    None = where the model is.  ``dtype``: ``"bfloat16"`` (or ``"float16"`` on CUDA) scores the
+    model in that precision and gives it back with its own float32 weights; ``max_memory``
+    (``"8GiB"`` or bytes; default: half the machine's memory, at most what is free) bounds the
+    gradient pass, which splits a batch over it into row chunks (docs/your-own-model.md).
     """
     from .plan import make_model_plan
     from .threads import scoring_threads
 
-    plan = make_model_plan(model, proxies, batch=batch, seed=seed, device=device)
+    options = {k: v for k, v in (("dtype", dtype), ("max_memory", max_memory)) if v is not None}
+    plan = make_model_plan(model, proxies, batch=batch, seed=seed, device=device, **options)
     with scoring_threads():  # as score(): the runner's thread policy for the call, put back after
         return plan.score(plan.parse(model))
 

@@ -31,11 +31,12 @@ no ``.grad`` is written, no hook is registered and no weight changes.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from ...precision import convert
 from ...outputs import CODE_ROWS, SPECTRA_TOKENS, FeedForwardCodes, LayerSpectra, WeightGradients
 from ...spectra import covariance_eigenvalues
 from ..base import ScoringContext, scoring_device
@@ -76,8 +77,10 @@ class GPT2Context(ScoringContext):
     offers = frozenset({"parameters", "weights", "weight_gradients", "split_gradients", "attention_confidence",
                         "head_gates", "ffn_codes", "layer_spectra"})
 
-    def __init__(self, config: DecoderConfig, batch: LMBatch, *, seed: int = 0, device=None):
+    def __init__(self, config: DecoderConfig, batch: LMBatch, *, seed: int = 0, device=None,
+                 dtype: Optional[str] = None):
         super().__init__(config, batch, seed=seed, device=device)
+        self.dtype = dtype  # the precision the model is built in (None: float32)
         if not isinstance(batch, LMBatch):
             raise TypeError(f"the gpt2 space needs an LMBatch, got {type(batch).__name__}")
         self.input_ids = rows_within(batch.input_ids, config.tgt_len).to(self.device)
@@ -96,7 +99,8 @@ class GPT2Context(ScoringContext):
         return self.arch
 
     def model(self) -> DecoderModel:
-        return self.cached("model", lambda: DecoderModel(self.config, seed=self.seed).to(self.device))
+        return self.cached("model", lambda: convert(DecoderModel(self.config, seed=self.seed).to(self.device),
+                                                    self.dtype))
 
     # -- capabilities -----------------------------------------------------------------------
     def param_count(self) -> int:
