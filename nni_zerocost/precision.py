@@ -49,6 +49,13 @@ def _floating(model: torch.nn.Module) -> List[torch.Tensor]:
     return list(seen.values())
 
 
+def full_precision(t: torch.Tensor) -> torch.Tensor:
+    """A low-precision (bfloat16, float16) tensor as float32, so that sums over millions of
+    products are not rounded to 8 bits and float32-only kernels (SVD) take it; float32 and
+    float64 as they are (no copy)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def convert(model: torch.nn.Module, name: Optional[str]) -> torch.nn.Module:
     """A model built for the scoring, converted in place (float32: as it is)."""
     dtype = torch_dtype(name)
@@ -74,4 +81,4 @@ def scored_in(model: torch.nn.Module, name: Optional[str]) -> Iterator[torch.nn.
             t.data = data
 
 
-__all__ = ["DTYPES", "torch_dtype", "check_dtype_device", "convert", "scored_in"]
+__all__ = ["DTYPES", "torch_dtype", "check_dtype_device", "full_precision", "convert", "scored_in"]

@@ -21,6 +21,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..precision import full_precision
+
 #: safety factor on the estimate of a row's activations (autograd keeps more than the inputs of
 #: the matrix products: norms, masks, softmax outputs, the logits' log-softmax)
 ESTIMATE_MARGIN = 1.5
@@ -34,12 +36,6 @@ def activation_floats_per_token(blocks: Sequence[Tuple[int, int, int]], vocab: i
     its gradient."""
     per_layer = sum(2 * inputs + 2 * heads * seq_len + 10 * hidden for hidden, inputs, heads in blocks)
     return int(per_layer + 3 * vocab)
-
-
-def full_precision(t: torch.Tensor) -> torch.Tensor:
-    """A low-precision (bfloat16, float16) gradient as float32, so that the proxies' sums over
-    millions of products are not rounded to 8 bits; float32 and float64 as they are (no copy)."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def chunk_rows(rows: int, row_bytes: float, fixed_bytes: float, max_memory: int) -> int:
@@ -105,4 +101,4 @@ def accumulate_gradients(chunks: Iterable[Callable[[], Tuple[torch.Tensor, torch
     return total, [summed.get(id(p)) for p in params], leaf_grads
 
 
-__all__ = ["full_precision", "activation_floats_per_token", "chunk_rows", "row_slices", "accumulate_gradients", "ESTIMATE_MARGIN"]
+__all__ = ["activation_floats_per_token", "chunk_rows", "row_slices", "accumulate_gradients", "ESTIMATE_MARGIN"]

@@ -67,6 +67,7 @@ import torch
 from ..errors import BadInputError
 from ..outputs import (CODE_ROWS, SPECTRA_TOKENS, FeedForwardCodes, LayerSpectra, WeightGradients, masked_positions,
                        rows_holding)
+from ..precision import full_precision
 from ..spectra import covariance_eigenvalues
 from .adapters import register_model_adapter
 from . import microbatches
@@ -412,7 +413,7 @@ class TransformerContext(ModelContext):
             value = float(loss.detach())
             input_grad = torch.zeros_like(embeds) if grads[0] is None else grads[0].detach()
             grads = grads[1:]
-        as_float = microbatches.full_precision  # bfloat16 gradients in float32; float32 as it is
+        as_float = full_precision  # bfloat16 gradients in float32; float32 as it is
         full = {id(p): as_float(torch.zeros_like(p) if g is None else g.detach()) for p, g in zip(params, grads)}
         input_grad = as_float(input_grad)
         result = WeightGradients(value, {r.name: r.matrix(full[id(r.param)]) for r in refs},

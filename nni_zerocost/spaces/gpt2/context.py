@@ -36,7 +36,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from ...precision import convert
+from ...precision import convert, full_precision
 from ...outputs import CODE_ROWS, SPECTRA_TOKENS, FeedForwardCodes, LayerSpectra, WeightGradients
 from ...spectra import covariance_eigenvalues
 from ..base import ScoringContext, scoring_device
@@ -210,9 +210,10 @@ class GPT2Context(ScoringContext):
         names, params = zip(*[(n, w) for role in ("attention", "feed_forward") for n, w in self.weights(role)])
         with torch.enable_grad():
             embedded = model.embed(self.input_ids).detach().requires_grad_(True)
-            gates = [torch.ones(h, device=self.device, requires_grad=True) for h in self.config.n_head]
+            gates = [torch.ones(h, device=self.device, dtype=embedded.dtype, requires_grad=True)
+                     for h in self.config.n_head]
             loss = model.loss(self.input_ids, stats, gates, inputs_embeds=embedded)
-            grads = torch.autograd.grad(loss, [embedded, *gates, *params])
+            grads = [full_precision(g) for g in torch.autograd.grad(loss, [embedded, *gates, *params])]
         self.cache["stats"] = stats
         n = len(gates)
         return WeightGradients(float(loss.detach()), dict(zip(names, grads[1 + n:])), grads[0],
