@@ -24,6 +24,9 @@ from .errors import BadInputError
 
 #: the precisions the ``dtype`` option takes, the default first
 DTYPES = ("float32", "bfloat16", "float16")
+#: the option's help, one for every space taking it
+DTYPE_HELP = ("precision the model is scored in: float32 (default), bfloat16, float16 (CUDA only); a model object "
+              "of yours is given back as it was")
 
 
 def torch_dtype(name: Optional[str]) -> torch.dtype:
@@ -81,4 +84,4 @@ def scored_in(model: torch.nn.Module, name: Optional[str]) -> Iterator[torch.nn.
             t.data = data
 
 
-__all__ = ["DTYPES", "torch_dtype", "check_dtype_device", "full_precision", "convert", "scored_in"]
+__all__ = ["DTYPES", "DTYPE_HELP", "torch_dtype", "check_dtype_device", "full_precision", "convert", "scored_in"]

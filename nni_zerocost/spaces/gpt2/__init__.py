@@ -82,10 +82,9 @@ class GPT2Space(SearchSpace[DecoderConfig]):
                                     "d_embed": 128, "div_val": 2})
 
     def context_options(self) -> Dict[str, ContextOption]:
-        from ...precision import DTYPES
+        from ...precision import DTYPE_HELP, DTYPES
 
-        return {"dtype": ContextOption("dtype", DTYPES, "precision the model is scored in: float32 (default), "
-                                                        "bfloat16, float16 (CUDA only)")}
+        return {"dtype": ContextOption("dtype", DTYPES, DTYPE_HELP)}
 
     def context(self, arch: Any, batch=None, *, seed: int = 0, device=None, dtype: Optional[str] = None) -> GPT2Context:
         return GPT2Context(self.parse(arch), batch if batch is not None else self.default_batch(), seed=seed,

@@ -47,11 +47,10 @@ GENERIC_CAPABILITIES = frozenset({"parameters", "recurrent_states", "recurrent_g
 def size_options() -> Dict[str, ContextOption]:
     """The context options of spaces scoring models of any size: precision and memory bound."""
     from ...memory import parse_memory
-    from ...precision import DTYPES
+    from ...precision import DTYPE_HELP, DTYPES
 
     return {
-        "dtype": ContextOption("dtype", DTYPES, "precision the model is scored in: float32 (default), bfloat16, "
-                                                "float16 (CUDA only); your model object is given back as it was"),
+        "dtype": ContextOption("dtype", DTYPES, DTYPE_HELP),
         "max_memory": ContextOption("max_memory", str, "bound on the memory the gradient pass holds, e.g. 8GiB or "
                                                        "bytes (default: half the machine's memory, at most what is "
                                                        "free); a batch over it runs in row chunks", metavar="SIZE",
