@@ -12,7 +12,8 @@ set of gradients and one chunk's activations.
 * :func:`accumulate_gradients`: runs the chunks' backward passes, adding each parameter's
   gradient into one buffer as soon as autograd has it (a post-accumulate hook), so no second
   set of gradients is ever held.  Gradients of a low-precision model are added up and kept in
-  float32.  The parameters' ``.grad`` is the accumulator's landing place for the pass only: whatever the model had there before is put back after, also on error.
+  float32.  The parameters' ``.grad`` is the accumulator's landing place for the pass only:
+  whatever the model had there before is put back after, also on error.
 """
 from __future__ import annotations
 

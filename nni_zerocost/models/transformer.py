@@ -392,7 +392,8 @@ class TransformerContext(ModelContext):
                                                  reduction="sum") / share
 
     def gradients(self) -> WeightGradients:
-        """The one forward + backward of the model's LM loss (see the module docstring)."""
+        """The one forward + backward of the model's LM loss (see the module docstring); in row
+        chunks adding up to it when the whole batch would exceed ``max_memory`` (:mod:`.microbatches`)."""
         if "gradients" in self.cache:
             return self.cache["gradients"]
         positions = None

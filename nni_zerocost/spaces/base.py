@@ -106,7 +106,8 @@ class ContextOption:
     """One option of a space's scoring context (how the model is built or scored).
 
     ``values``: the allowed values, the first being the default, or a type (``int``) for a free
-    positive number (``str`` with ``parse``: a free value ``parse`` reads and checks).  ``help`` becomes the CLI flag's help; a ``(False, True)`` option is a
+    positive number (``str`` with ``parse``: a free value ``parse`` reads and checks).  ``help``
+    becomes the CLI flag's help; a ``(False, True)`` option is a
     switch (``--as-trained``); ``metavar`` names a free value in the help (``FILE``).
     """
 
