@@ -17,9 +17,9 @@ def covariance_eigenvalues(x: torch.Tensor) -> torch.Tensor:
 
 
 #: matrices with at least this many entries get their singular values from the smaller Gram
-#: matrix (below it: an exact SVD, so every benchmark space's small matrices keep their values
-#: bit for bit)
-GRAM_MIN_ENTRIES = 1 << 20
+#: matrix; below it an exact SVD, so that every matrix of the benchmark spaces (gpt2: at most
+#: 512 x 2048 = 2^20 entries; bert: 256 x 1024) keeps its values bit for bit
+GRAM_MIN_ENTRIES = 1 << 21
 
 
 def singular_values(w: torch.Tensor) -> torch.Tensor:

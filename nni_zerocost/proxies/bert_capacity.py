@@ -95,7 +95,7 @@ def zerolm(ctx, alpha: float = 0.5) -> float:
     """ZeroLM (2025), from its description: ``alpha log A + (1 - alpha) log F`` with ``A``/``F``
     the summed nuclear norms of the token-mixing / feed-forward weight matrices.  ``alpha``
     fixed at 0.5 (the paper tunes it on benchmark samples, which we do not do).  Nuclear norms of
-    matrices of 2^20 entries or more come from the Gram matrix's eigenvalues
+    matrices of 2^21 entries or more come from the Gram matrix's eigenvalues
     (:func:`~nni_zerocost.spectra.singular_values`), equal to the SVD's to rounding."""
     with torch.no_grad():
         a = sum(nuclear_norm(w) for _, w in ctx.weights("attention"))
