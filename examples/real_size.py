@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import resource
 import subprocess
 import sys
@@ -93,6 +94,7 @@ def main() -> None:
     proxies = list(PROXIES) if "all" in args.proxy else args.proxy
     pairs = [(m, x) for m in models for x in proxies]
     if len(pairs) == 1:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")  # the gradient pass's chunks
         rec = measure(*pairs[0], dtype=args.dtype, max_memory=args.max_memory)
         print(json.dumps(rec))
         if args.json:
