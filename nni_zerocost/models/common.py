@@ -191,13 +191,23 @@ class ModelContext(ScoringContext):
         return 4 if p is None else p.element_size()
 
     def weight_and_gradient_bytes(self, params: List[torch.nn.Parameter]) -> int:
-        """The model's parameters and buffers (each storage once), the gradients of ``params``
-        (float32 at least), and the largest of those gradients once more (autograd's copy before it is added up)."""
-        seen = {}
-        for t in list(self._model.parameters()) + list(self._model.buffers()):
-            seen[id(t)] = t.numel() * t.element_size()
+        """What the gradient pass holds besides activations: everything the process holds now
+        (CPU: its resident memory, the weights among it and anything kept beside them, such as
+        a converted model's float32 originals; CUDA: the memory allocated there; where neither is
+        known, the model's parameters and buffers), the gradients of ``params`` (float32 at
+        least), and the largest of those once more (autograd's copy before it is added up)."""
+        from ..memory import resident_bytes
+
         grads = [p.numel() * max(4, p.element_size()) for p in params]  # low precision: float32 gradients
-        return sum(seen.values()) + sum(grads) + max(grads, default=0)
+        if self.device.type == "cuda":
+            held = torch.cuda.memory_allocated(self.device)
+        else:
+            held = resident_bytes()
+        if not held:
+            seen = {id(t): t.numel() * t.element_size()
+                    for t in list(self._model.parameters()) + list(self._model.buffers())}
+            held = sum(seen.values())
+        return held + sum(grads) + max(grads, default=0)
 
     def progress_of(self, what: str, total: int) -> Callable[[int], None]:
         """A callback logging ``what`` chunk i of ``total`` (logger ``nni_zerocost``, INFO)."""

@@ -29,14 +29,15 @@ from ..precision import full_precision
 ESTIMATE_MARGIN = 1.5
 
 
-def activation_floats_per_token(blocks: Sequence[Tuple[int, int, int]], vocab: int, seq_len: int) -> int:
-    """Floats a gradient pass keeps per token: per layer ``(hidden, matrix_inputs, heads)``
+def activation_bytes_per_token(blocks: Sequence[Tuple[int, int, int]], vocab: int, seq_len: int,
+                               element_size: int) -> int:
+    """Bytes a gradient pass keeps per token: per layer ``(hidden, matrix_inputs, heads)``
     (``matrix_inputs``: the summed input widths of its weight matrices, each of whose inputs and
     outputs autograd keeps; attention scores and probabilities per head; ten hidden-wide tensors
-    of norms and residuals), and three vocabulary-wide ones for the logits, their log-softmax and
-    its gradient."""
+    of norms and residuals) in the model's precision, and three vocabulary-wide tensors for the
+    logits, their log-softmax and its gradient, in float32 at least (the loss is float32)."""
     per_layer = sum(2 * inputs + 2 * heads * seq_len + 10 * hidden for hidden, inputs, heads in blocks)
-    return int(per_layer + 3 * vocab)
+    return int(per_layer * element_size + 3 * vocab * max(4, element_size))
 
 
 def chunk_rows(rows: int, row_bytes: float, fixed_bytes: float, max_memory: int) -> int:
@@ -102,4 +103,4 @@ def accumulate_gradients(chunks: Iterable[Callable[[], Tuple[torch.Tensor, torch
     return total, [summed.get(id(p)) for p in params], leaf_grads
 
 
-__all__ = ["activation_floats_per_token", "chunk_rows", "row_slices", "accumulate_gradients", "ESTIMATE_MARGIN"]
+__all__ = ["activation_bytes_per_token", "chunk_rows", "row_slices", "accumulate_gradients", "ESTIMATE_MARGIN"]

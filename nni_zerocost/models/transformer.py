@@ -427,9 +427,9 @@ class TransformerContext(ModelContext):
         blocks = [(b.out.matrix().shape[0], sum(r.matrix().shape[1] for r in (*b.qkv, b.out, *b.ffn)), b.heads)
                   for b in self.blocks]
         B, T = self.input_ids.shape
-        return microbatches.chunk_rows(B, row_bytes=T * self.element_size() * microbatches.activation_floats_per_token(
-            blocks, self.batch.vocab_size, T), fixed_bytes=self.weight_and_gradient_bytes(params),
-            max_memory=self.memory_bound())
+        per_token = microbatches.activation_bytes_per_token(blocks, self.batch.vocab_size, T, self.element_size())
+        return microbatches.chunk_rows(B, row_bytes=T * per_token, fixed_bytes=self.weight_and_gradient_bytes(params),
+                                       max_memory=self.memory_bound())
 
     def _chunked_gradients(self, ids: torch.Tensor, positions: Optional[torch.Tensor], params, rows: int):
         """:meth:`gradients` over row chunks of ``rows`` rows, each chunk's loss its share of the
