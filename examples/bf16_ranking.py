@@ -28,9 +28,10 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=60, help="the first N architectures of the benchmark")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default=None, help="write each architecture's scores here (JSON lines)")
+    p.add_argument("--proxy", action="append", default=None, help="only these proxies (default: every one)")
     args = p.parse_args()
     entries = get_benchmark("lts-gpt2-wt103").load(data_dir(args.data_dir))[:args.limit]
-    proxies = [x for x in nz.list_proxies("gpt2") if x not in ("params", "nonembedding_params")]
+    proxies = args.proxy or [x for x in nz.list_proxies("gpt2") if x not in ("params", "nonembedding_params")]
     scores = {dt: {x: [] for x in proxies} for dt in ("float32", "bfloat16")}
     seconds = {"float32": 0.0, "bfloat16": 0.0}
     out = open(args.out, "w") if args.out else None

@@ -60,7 +60,7 @@ class _Statistics(Observer):
     @torch.no_grad()
     def attention(self, layer, probs):
         top = probs.detach()[:, :, 1:, :].amax(dim=-1)  # (B, heads, T-1): queries past the first
-        self.confidence[layer] = top.mean(dim=(0, 2))
+        self.confidence[layer] = full_precision(top).mean(dim=(0, 2))  # bfloat16 probabilities: a float32 mean
 
     @torch.no_grad()
     def feed_forward(self, layer, hidden):
