@@ -81,8 +81,9 @@ def list_proxies(target=None) -> List[str]:
     return registered(target)
 
 
-def score_model(model, proxies, *, batch=None, seed: int = 0, device=None, progress: Optional[bool] = None,
-                costs: Sequence[str] = (), cost_seq_len: Optional[int] = None, cost_threads: int = 1) -> Scores:
+def score_model(model, proxies, *, batch=None, seed: int = 0, device=None, dtype: Optional[str] = None,
+                max_memory=None, progress: Optional[bool] = None, costs: Sequence[str] = (),
+                cost_seq_len: Optional[int] = None, cost_threads: int = 1) -> Scores:
     """Score your own language model object; returns ``{spec: ProxyResult}`` like :func:`score`.
 
     ``model``: any ``torch.nn.Module`` that maps token ids ``(B, T)`` to logits (or an output
@@ -94,7 +95,11 @@ def score_model(model, proxies, *, batch=None, seed: int = 0, device=None, progr
     embedded Zipf batch over the model's vocabulary).  ``seed`` seeds every random draw of the
     scoring (the model's weights are yours: to score many models reproducibly, seeded, in
     workers or with a store, give recipes to :func:`run` or ``score --model``).  ``device``:
-    None = where the model is.  ``progress``: a bar over the proxies on stderr (tqdm, as the
+    None = where the model is.  ``dtype``: ``"bfloat16"`` (or ``"float16"`` on CUDA) scores the
+    model in that precision and gives it back with its own float32 weights; ``max_memory``
+    (``"8GiB"`` or bytes; default: half the machine's memory, at most what is free) bounds the
+    gradient pass, which splits a batch over it into row chunks (docs/your-own-model.md).
+    ``progress``: a bar over the proxies on stderr (tqdm, as the
     runner's over architectures); None = only when stderr is a terminal.  ``costs``:
     ``latency_ms``, ``peak_memory_mb`` (measured on the model where it is, a row of
     ``cost_seq_len`` tokens, default its context) and ``n_layers`` (its repeated blocks),
@@ -111,7 +116,8 @@ def score_model(model, proxies, *, batch=None, seed: int = 0, device=None, progr
     if "flops_per_token" in names:
         raise BadInputError("costs", "flops_per_token is counted by a space from an architecture; for your own "
                                      "model give the count to nni_zerocost.costs.flops_per_token(model, count)")
-    plan = make_model_plan(model, proxies, batch=batch, seed=seed, device=device)
+    options = {k: v for k, v in (("dtype", dtype), ("max_memory", max_memory)) if v is not None}
+    plan = make_model_plan(model, proxies, batch=batch, seed=seed, device=device, **options)
     if progress is None:
         progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
     bar = None

@@ -24,16 +24,29 @@ def context_option_flags() -> Dict[str, Tuple[Any, str, List[str]]]:
     from .spaces import get_space, list_spaces
 
     out: Dict[str, Tuple[Any, str, List[str]]] = {}
+    helps: Dict[str, Dict[str, List[str]]] = {}  # option -> help -> the spaces saying it
     for name in list_spaces():
         for opt in get_space(name).context_options().values():
+            helps.setdefault(opt.name, {}).setdefault(opt.help, []).append(name)
             if opt.name in out:
                 values, text, spaces = out[opt.name]
                 if not isinstance(values, type) and not isinstance(opt.values, type):
                     values = tuple(dict.fromkeys(tuple(values) + tuple(opt.values)))
-                out[opt.name] = (values, f"{text}; {name}: {opt.help}", spaces + [name])
+                out[opt.name] = (values, text, spaces + [name])
             else:
-                out[opt.name] = (opt.values, f"{name}: {opt.help}", [name])
+                out[opt.name] = (opt.values, "", [name])
+    for option, (values, _, spaces) in out.items():  # one help said by several spaces is said once
+        text = "; ".join(f"{', '.join(names)}: {help_}" for help_, names in helps[option].items())
+        out[option] = (values, text, spaces)
     return out
+
+
+def _metavar(option: str, values: Any) -> str:
+    from .spaces import get_space, list_spaces
+
+    given = [o.metavar for s in list_spaces() for o in get_space(s).context_options().values()
+             if o.name == option and o.metavar]
+    return given[0] if given else values.__name__.upper()
 
 
 def flag_of(field: str) -> str:
@@ -47,7 +60,7 @@ def add_context_option_flags(parser: argparse.ArgumentParser) -> None:
         if not isinstance(values, type) and tuple(values) == (False, True):
             parser.add_argument(flag_of(name), dest=name, action="store_const", const=True, default=None, help=text)
         elif isinstance(values, type):
-            parser.add_argument(flag_of(name), dest=name, type=values, default=None, metavar=values.__name__.upper(),
+            parser.add_argument(flag_of(name), dest=name, type=values, default=None, metavar=_metavar(name, values),
                                 help=text)
         else:
             kind = type(values[0])

@@ -266,6 +266,8 @@ def _plan(request: ScoringRequest, batch: Any, remote_gpus: bool = False) -> Sco
         dev = torch.device("cuda")
     else:
         dev = resolve_device(request.device)
+    if ctx_opts.get("dtype") == "float16" and dev.type != "cuda":
+        raise BadInputError("dtype", f"float16 is for CUDA devices only, not {dev.type}: use bfloat16 on the CPU")
     if batch is None:
         batch = _batch(sp, request.corpus, request.batch_size, request.seq_len)
     elif request.corpus is not None or request.batch_size is not None or request.seq_len is not None:
@@ -276,14 +278,16 @@ def _plan(request: ScoringRequest, batch: Any, remote_gpus: bool = False) -> Sco
 
 
 def make_model_plan(model, proxies: Union[str, Sequence[str]], *, batch: Any = None, seed: int = 0,
-                    device: Any = None) -> ScoringPlan:
+                    device: Any = None, **context_options: Any) -> ScoringPlan:
     """The plan scoring a user's own language model object (:func:`nni_zerocost.score_model`):
     a plan of the ``model`` space, checked against what this model offers (one line naming what
-    it lacks otherwise).  ``device``: None = where the model's parameters are."""
+    it lacks otherwise).  ``device``: None = where the model's parameters are; ``context_options``:
+    the model space's (``dtype``, ``max_memory``)."""
     if device is None and isinstance(model, torch.nn.Module):
         p = next(model.parameters(), None)
         device = "cpu" if p is None else str(p.device)
-    plan = make_plan("model", proxies, seed=seed, batch=batch, device="auto" if device is None else device)
+    plan = make_plan("model", proxies, seed=seed, batch=batch, device="auto" if device is None else device,
+                     **context_options)
     plan.check_applies_to(plan.parse(model))
     return plan
 
@@ -375,6 +379,9 @@ def _context_options(space: str, allowed: Mapping[str, Any], given: Mapping[str,
             takes = ", ".join(allowed) or "none"
             raise BadInputError(name, f"the {space!r} space takes no such option (its options: {takes})")
         values = allowed[name].values
+        if allowed[name].parse is not None:
+            out[name] = allowed[name].parse(value)
+            continue
         if isinstance(values, type):
             ok = isinstance(value, values) and not isinstance(value, bool) and value > 0
             if not ok:

@@ -446,7 +446,7 @@ def test_space_api():
     choices = space.choices()
     assert choices["n_head"] == N_HEADS and choices["d_model"] == D_MODELS
     assert choices["d_inner"][0] == D_INNER_MIN and choices["d_inner"][-1] == D_INNER_MAX
-    assert space.context_options() == {}
+    assert list(space.context_options()) == ["dtype"]  # float32 by default
     assert GPT2Space.name in nz.list_spaces()
 
 

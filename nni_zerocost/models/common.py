@@ -9,6 +9,7 @@ module by module.  Passes run in eval mode: no dropout.
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import torch
@@ -173,6 +174,48 @@ class ModelContext(ScoringContext):
     def model(self, *_: Any) -> torch.nn.Module:
         """The user's model itself (never a copy)."""
         return self._model
+
+    # -- memory ---------------------------------------------------------------------------------
+    #: bytes the gradient pass may hold (the ``max_memory`` option); None: derived from the machine
+    max_memory: Optional[int] = None
+
+    def memory_bound(self) -> int:
+        """``max_memory``, or :func:`~nni_zerocost.memory.default_max_memory` of the device."""
+        from ..memory import default_max_memory
+
+        return int(self.max_memory) if self.max_memory is not None else default_max_memory(self.device)
+
+    def element_size(self) -> int:
+        """Bytes of one float of the model (its first floating-point parameter's dtype)."""
+        p = next((p for p in self._model.parameters() if p.is_floating_point()), None)
+        return 4 if p is None else p.element_size()
+
+    def weight_and_gradient_bytes(self, params: List[torch.nn.Parameter]) -> int:
+        """What the gradient pass holds besides activations: everything the process holds now
+        (CPU: its resident memory, the weights among it and anything kept beside them, such as
+        a converted model's float32 originals; CUDA: the memory allocated there; where neither is
+        known, the model's parameters and buffers), the gradients of ``params`` (float32 at
+        least), and the largest of those once more (autograd's copy before it is added up)."""
+        from ..memory import resident_bytes
+
+        grads = [p.numel() * max(4, p.element_size()) for p in params]  # low precision: float32 gradients
+        if self.device.type == "cuda":
+            held = torch.cuda.memory_allocated(self.device)
+        else:
+            held = resident_bytes()
+        if not held:
+            seen = {id(t): t.numel() * t.element_size()
+                    for t in list(self._model.parameters()) + list(self._model.buffers())}
+            held = sum(seen.values())
+        return held + sum(grads) + max(grads, default=0)
+
+    def progress_of(self, what: str, total: int) -> Callable[[int], None]:
+        """A callback logging ``what`` chunk i of ``total`` (logger ``nni_zerocost``, INFO)."""
+        log = logging.getLogger("nni_zerocost")
+
+        def report(done: int) -> None:
+            log.info("%s: %s pass, chunk %d of %d", self.label, what, done, total)
+        return report
 
     # -- parameters -----------------------------------------------------------------------------
     def param_count(self) -> int:

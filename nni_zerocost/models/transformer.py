@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -66,8 +67,10 @@ import torch
 from ..errors import BadInputError
 from ..outputs import (CODE_ROWS, SPECTRA_TOKENS, FeedForwardCodes, LayerSpectra, WeightGradients, masked_positions,
                        rows_holding)
+from ..precision import full_precision
 from ..spectra import covariance_eigenvalues
 from .adapters import register_model_adapter
+from . import microbatches
 from .batch import ModelBatch
 from .common import Hooks, ModelContext, check_logits, eval_mode, logits_of, next_token_loss, no_new_hooks
 
@@ -105,6 +108,16 @@ class Block:
     # each head where they are not equal consecutive slices (read by structure); None: consecutive slices
     mixer_in: List[WeightRef] = dataclasses.field(default_factory=list)  # other token mixers' input weights
     mixer_out: List[WeightRef] = dataclasses.field(default_factory=list)  # and their output projections
+
+
+def _block_sizes(b: Block) -> Tuple[int, int, int]:
+    """``(hidden, matrix_inputs, heads)`` of a block for the gradient pass's memory estimate; a
+    block read by structure may lack attention (Mamba, RWKV) or a dense FFN: the residual width is
+    the output of whichever projection writes back to it."""
+    refs = [r for r in (*b.qkv, b.out, *b.ffn, *b.mixer_in, *b.mixer_out) if r is not None]
+    writers = [r for r in (b.out, *b.mixer_out, *b.ffn[-1:]) if r is not None]
+    hidden = writers[0].matrix().shape[0] if writers else 0
+    return hidden, sum(r.matrix().shape[1] for r in refs), b.heads
 
 
 def _get(module: torch.nn.Module, path: str) -> Optional[torch.nn.Module]:
@@ -442,13 +455,22 @@ class TransformerContext(ModelContext):
             logits = hidden @ table.t()  # the tied decoder of a model without LM head
         return check_logits(logits, ids, vocab, self.label)
 
-    def _lm_loss(self, output, ids_in: torch.Tensor, positions: Optional[torch.Tensor]) -> torch.Tensor:
+    def _lm_loss(self, output, ids_in: torch.Tensor, positions: Optional[torch.Tensor],
+                 rows: slice = slice(None), share: Optional[int] = None) -> torch.Tensor:
+        """The LM loss of the rows ``rows`` (all by default); ``share``: a row chunk's loss is its
+        sum over its tokens divided by this count of the whole batch's (so the chunks add up)."""
         vocab = self.batch.vocab_size
-        logits = self._logits(output, self.input_ids)
+        targets, mask = self.input_ids[rows], self.mask[rows]
+        logits = self._logits(output, targets)
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()  # the loss of a low-precision model in float32
         if positions is None:
-            return next_token_loss(logits, self.input_ids, self.mask)
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab)[positions],
-                                                 self.input_ids.reshape(-1)[positions])
+            return next_token_loss(logits, targets, mask, n_pairs=share)
+        if share is None:
+            return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab)[positions],
+                                                     targets.reshape(-1)[positions])
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, vocab)[positions], targets.reshape(-1)[positions],
+                                                 reduction="sum") / share
 
     def split_gradients(self, n_splits: int = 2) -> List[Dict[str, torch.Tensor]]:
         """One forward + backward of the LM loss of :meth:`gradients` per contiguous part of the
@@ -486,7 +508,8 @@ class TransformerContext(ModelContext):
         return out
 
     def gradients(self) -> WeightGradients:
-        """The one forward + backward of the model's LM loss (see the module docstring)."""
+        """The one forward + backward of the model's LM loss (see the module docstring); in row
+        chunks adding up to it when the whole batch would exceed ``max_memory`` (:mod:`.microbatches`)."""
         if "gradients" in self.cache:
             return self.cache["gradients"]
         positions = None
@@ -495,17 +518,57 @@ class TransformerContext(ModelContext):
             ids, positions = self._corrupt()
         refs = self._refs("attention") + self._refs("feed_forward")
         params = list({id(r.param): r.param for r in refs}.values())
-        with eval_mode(self._model), no_new_hooks(self._model), Hooks() as hooks, torch.enable_grad():
-            embeds = self._leaf_embeddings(ids)
-            out = self._call(ids, self.mask, embeds, hooks=hooks)
-            loss = self._lm_loss(out, ids, positions)
-            grads = torch.autograd.grad(loss, [embeds] + params, allow_unused=True)
-        full = {id(p): (torch.zeros_like(p) if g is None else g.detach()) for p, g in zip(params, grads[1:])}
-        input_grad = torch.zeros_like(embeds) if grads[0] is None else grads[0].detach()
-        result = WeightGradients(float(loss.detach()), {r.name: r.matrix(full[id(r.param)]) for r in refs},
+        rows = self.gradient_chunk_rows(params)
+        if rows < ids.shape[0]:  # a large model: row chunks within max_memory (models/microbatches.py)
+            value, grads, input_grad = self._chunked_gradients(ids, positions, params, rows)
+        else:  # the whole batch at once
+            with eval_mode(self._model), no_new_hooks(self._model), Hooks() as hooks, torch.enable_grad():
+                embeds = self._leaf_embeddings(ids)
+                out = self._call(ids, self.mask, embeds, hooks=hooks)
+                loss = self._lm_loss(out, ids, positions)
+                grads = torch.autograd.grad(loss, [embeds] + params, allow_unused=True)
+            value = float(loss.detach())
+            input_grad = torch.zeros_like(embeds) if grads[0] is None else grads[0].detach()
+            grads = grads[1:]
+        as_float = full_precision  # bfloat16 gradients in float32; float32 as it is
+        full = {id(p): as_float(torch.zeros_like(p) if g is None else g.detach()) for p, g in zip(params, grads)}
+        input_grad = as_float(input_grad)
+        result = WeightGradients(value, {r.name: r.matrix(full[id(r.param)]) for r in refs},
                                  input_grad * self.mask[..., None])
         self.cache["gradients"] = result
         return result
+
+    def gradient_chunk_rows(self, params: List[torch.nn.Parameter]) -> int:
+        """Rows per chunk of the gradient pass within ``max_memory`` (all rows when they fit)."""
+        blocks = [_block_sizes(b) for b in self.blocks]
+        B, T = self.input_ids.shape
+        per_token = microbatches.activation_bytes_per_token(blocks, self.batch.vocab_size, T, self.element_size())
+        return microbatches.chunk_rows(B, row_bytes=T * per_token, fixed_bytes=self.weight_and_gradient_bytes(params),
+                                       max_memory=self.memory_bound())
+
+    def _chunked_gradients(self, ids: torch.Tensor, positions: Optional[torch.Tensor], params, rows: int):
+        """:meth:`gradients` over row chunks of ``rows`` rows, each chunk's loss its share of the
+        whole batch's: the summed gradients equal the whole batch's up to rounding."""
+        B, T = ids.shape
+        if positions is None:
+            share = max(1, int((self.mask[:, :-1] & self.mask[:, 1:]).sum()))
+        else:
+            share = max(1, len(positions))
+
+        def chunk(part: slice):
+            with Hooks() as hooks:
+                embeds = self._leaf_embeddings(ids[part])
+                out = self._call(ids[part], self.mask[part], embeds, hooks=hooks)
+                inside = None
+                if positions is not None:
+                    inside = positions[(positions >= part.start * T) & (positions < part.stop * T)] - part.start * T
+                return self._lm_loss(out, ids[part], inside, rows=part, share=share), embeds
+
+        parts = microbatches.row_slices(B, rows)
+        with eval_mode(self._model), no_new_hooks(self._model):
+            value, grads, leaf = microbatches.accumulate_gradients(
+                (functools.partial(chunk, p) for p in parts), params, progress=self.progress_of("gradient", len(parts)))
+        return value, grads, torch.cat(leaf, 0)
 
     def head_gate_gradients(self) -> Dict[int, torch.Tensor]:
         """layer -> (heads,) dL/d(gate) at gates = 1, as ``sum(W_o * dL/dW_o)`` over each head's

@@ -19,6 +19,7 @@ from typing import Iterable, List, Optional, Tuple
 
 import torch
 
+from ..precision import full_precision
 from .base import Flagged, register_proxy
 
 GRAD_MODE = "eval (no dropout); one shared forward+backward pass, replaced-token-detection loss by default"
@@ -88,7 +89,7 @@ def synaptic_diversity(ctx, normalize: bool = False) -> float:
     pairs = _weights_and_grads(ctx, "attention")
 
     def nuclear(m):
-        return torch.linalg.svdvals(m.reshape(m.shape[0], -1)).sum().item()
+        return torch.linalg.svdvals(full_precision(m).reshape(m.shape[0], -1)).sum().item()
 
     return _total((nuclear(w) * nuclear(g) for w, g in pairs), len(pairs), normalize)
 

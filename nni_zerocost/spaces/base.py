@@ -83,8 +83,16 @@ class ScoringContext(abc.ABC):
             self.cache[key] = compute()
         return self.cache[key]
 
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` when the context closes (last registered first): e.g. give a converted
+        model its own weights back."""
+        self.__dict__.setdefault("_on_close", []).append(fn)
+
     def close(self) -> None:
         self.cache.clear()
+        closers = self.__dict__.pop("_on_close", [])
+        while closers:
+            closers.pop()()
 
     def __enter__(self):
         return self
@@ -98,7 +106,8 @@ class ContextOption:
     """One option of a space's scoring context (how the model is built or scored).
 
     ``values``: the allowed values, the first being the default, or a type (``int``) for a free
-    positive number.  ``help`` becomes the CLI flag's help; a ``(False, True)`` option is a
+    positive number (``str`` with ``parse``: a free value ``parse`` reads and checks).  ``help``
+    becomes the CLI flag's help; a ``(False, True)`` option is a
     switch (``--as-trained``); ``metavar`` names a free value in the help (``FILE``).
     """
 
@@ -106,6 +115,8 @@ class ContextOption:
     values: Any
     help: str
     metavar: str = ""
+    #: reads a given value (``"8GiB"`` -> bytes), raising BadInputError naming the option
+    parse: Optional[Callable[[Any], Any]] = None
 
     @property
     def default(self):

@@ -5,7 +5,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from ..base import ScoringContext, SearchSpace, register_space
+from ..base import ContextOption, ScoringContext, SearchSpace, register_space
 from .codec import DecoderCodec
 from .context import GPT2Context
 from .config import (
@@ -81,9 +81,14 @@ class GPT2Space(SearchSpace[DecoderConfig]):
         return DecoderConfig.parse({"n_layer": 3, "d_model": 64, "n_head": [2, 4, 8], "d_inner": [512, 640, 768],
                                     "d_embed": 128, "div_val": 2})
 
-    def context(self, arch: Any, batch=None, *, seed: int = 0, device=None) -> GPT2Context:
+    def context_options(self) -> Dict[str, ContextOption]:
+        from ...precision import DTYPE_HELP, DTYPES
+
+        return {"dtype": ContextOption("dtype", DTYPES, DTYPE_HELP)}
+
+    def context(self, arch: Any, batch=None, *, seed: int = 0, device=None, dtype: Optional[str] = None) -> GPT2Context:
         return GPT2Context(self.parse(arch), batch if batch is not None else self.default_batch(), seed=seed,
-                           device=device)
+                           device=device, dtype=dtype)
 
     def summary(self, arch: Any) -> str:
         cfg = self.parse(arch)

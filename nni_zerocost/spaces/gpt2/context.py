@@ -31,11 +31,12 @@ no ``.grad`` is written, no hook is registered and no weight changes.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
+from ...precision import convert, full_precision
 from ...outputs import CODE_ROWS, SPECTRA_TOKENS, FeedForwardCodes, LayerSpectra, WeightGradients
 from ...spectra import covariance_eigenvalues
 from ..base import ScoringContext, scoring_device
@@ -59,7 +60,7 @@ class _Statistics(Observer):
     @torch.no_grad()
     def attention(self, layer, probs):
         top = probs.detach()[:, :, 1:, :].amax(dim=-1)  # (B, heads, T-1): queries past the first
-        self.confidence[layer] = top.mean(dim=(0, 2))
+        self.confidence[layer] = full_precision(top).mean(dim=(0, 2))  # bfloat16 probabilities: a float32 mean
 
     @torch.no_grad()
     def feed_forward(self, layer, hidden):
@@ -76,8 +77,10 @@ class GPT2Context(ScoringContext):
     offers = frozenset({"parameters", "weights", "weight_gradients", "split_gradients", "attention_confidence",
                         "head_gates", "ffn_codes", "layer_spectra"})
 
-    def __init__(self, config: DecoderConfig, batch: LMBatch, *, seed: int = 0, device=None):
+    def __init__(self, config: DecoderConfig, batch: LMBatch, *, seed: int = 0, device=None,
+                 dtype: Optional[str] = None):
         super().__init__(config, batch, seed=seed, device=device)
+        self.dtype = dtype  # the precision the model is built in (None: float32)
         if not isinstance(batch, LMBatch):
             raise TypeError(f"the gpt2 space needs an LMBatch, got {type(batch).__name__}")
         self.input_ids = rows_within(batch.input_ids, config.tgt_len).to(self.device)
@@ -96,7 +99,8 @@ class GPT2Context(ScoringContext):
         return self.arch
 
     def model(self) -> DecoderModel:
-        return self.cached("model", lambda: DecoderModel(self.config, seed=self.seed).to(self.device))
+        return self.cached("model", lambda: convert(DecoderModel(self.config, seed=self.seed).to(self.device),
+                                                    self.dtype))
 
     # -- capabilities -----------------------------------------------------------------------
     def param_count(self) -> int:
@@ -206,9 +210,10 @@ class GPT2Context(ScoringContext):
         names, params = zip(*[(n, w) for role in ("attention", "feed_forward") for n, w in self.weights(role)])
         with torch.enable_grad():
             embedded = model.embed(self.input_ids).detach().requires_grad_(True)
-            gates = [torch.ones(h, device=self.device, requires_grad=True) for h in self.config.n_head]
+            gates = [torch.ones(h, device=self.device, dtype=embedded.dtype, requires_grad=True)
+                     for h in self.config.n_head]
             loss = model.loss(self.input_ids, stats, gates, inputs_embeds=embedded)
-            grads = torch.autograd.grad(loss, [embedded, *gates, *params])
+            grads = [full_precision(g) for g in torch.autograd.grad(loss, [embedded, *gates, *params])]
         self.cache["stats"] = stats
         n = len(gates)
         return WeightGradients(float(loss.detach()), dict(zip(names, grads[1 + n:])), grads[0],

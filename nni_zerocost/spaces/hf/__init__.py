@@ -204,18 +204,27 @@ class HFSpace(SearchSpace[HFArch]):
             return []
         return [a for a in (parse(d) for d in SMOKE) if _readable(a)]
 
-    def context(self, arch: Any, batch=None, *, seed: int = 0, device=None, **options) -> ScoringContext:
+    def context_options(self) -> Dict[str, ContextOption]:
+        from ..model import size_options
+
+        return size_options()
+
+    def context(self, arch: Any, batch=None, *, seed: int = 0, device=None, dtype: Optional[str] = None,
+                max_memory: Optional[int] = None, **options) -> ScoringContext:
         from ...models import model_context
+        from ...precision import convert
 
         if options:
-            raise TypeError(f"the 'hf' space takes no context options, got {sorted(options)}")
+            raise TypeError(f"the 'hf' space takes no context options but dtype and max_memory, got {sorted(options)}")
         arch = self.parse(arch)
         source = self.given_batch(batch) if batch is not None else self.default_batch()
         model = build_model(arch, seed=seed)
         if device is not None:
             model = model.to(device)  # weights drawn on the CPU, moved
+        convert(model, dtype)
         ctx = model_context(model, source.for_model(model), seed=seed, device=device)
         ctx.label = f"the {arch.model_type} model {type(model).__name__}"
+        ctx.max_memory = max_memory
         return ctx
 
     # -- host frameworks ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ before any work, and every model is checked when it is scored.  The batch follow
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -34,13 +35,27 @@ import numpy as np
 import torch
 
 from ...errors import BadInputError, DataError, InvalidArchitectureError
-from ..base import ScoringContext, SearchSpace, register_space
+from ..base import ContextOption, ScoringContext, SearchSpace, register_space
 
 #: the capabilities the generic contexts implement (a model of a registered space offers its
 #: space's); each model's own come from its context
 GENERIC_CAPABILITIES = frozenset({"parameters", "active_parameters", "recurrent_states", "recurrent_gradients",
                                   "weights", "weight_gradients", "split_gradients", "attention_confidence",
                                   "head_gates", "ffn_codes", "layer_spectra"})
+
+
+def size_options() -> Dict[str, ContextOption]:
+    """The context options of spaces scoring models of any size: precision and memory bound."""
+    from ...memory import parse_memory
+    from ...precision import DTYPE_HELP, DTYPES
+
+    return {
+        "dtype": ContextOption("dtype", DTYPES, DTYPE_HELP),
+        "max_memory": ContextOption("max_memory", str, "bound on the memory the gradient pass holds, e.g. 8GiB or "
+                                                       "bytes (default: half the machine's memory, at most what is "
+                                                       "free); a batch over it runs in row chunks", metavar="SIZE",
+                                    parse=parse_memory),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,25 +307,38 @@ class ModelSpace(SearchSpace):
             return out
         return out + [ModelRecipe("nni_zerocost.spaces.model.tiny:huggingface_lm", {"model_type": "gpt2"})]
 
-    def context(self, arch, batch=None, *, seed: int = 0, device=None, **options) -> ScoringContext:
+    def context_options(self) -> Dict[str, ContextOption]:
+        return size_options()
+
+    def context(self, arch, batch=None, *, seed: int = 0, device=None, dtype: Optional[str] = None,
+                max_memory: Optional[int] = None, **options) -> ScoringContext:
         from ...models import model_context
+        from ...precision import convert, scored_in
 
         if options:
-            raise TypeError(f"the 'model' space takes no context options, got {sorted(options)}")
+            raise TypeError(f"the 'model' space takes no context options but dtype and max_memory, got "
+                            f"{sorted(options)}")
         arch = self.parse(arch)
         source = self.given_batch(batch)
         model = arch.build(seed)
+        restore = contextlib.ExitStack()
         if isinstance(arch, ModelRecipe):
             if device is not None:
                 model = model.to(device)  # weights drawn on the CPU, moved
+            convert(model, dtype)
             label = f"the model of {arch.factory}"
         elif isinstance(arch, ModelObject):  # scored where it lives; another device is refused
+            restore.enter_context(scored_in(model, dtype))  # your model, given back as it was
             label = f"the {type(model).__name__} model"
         else:  # a candidate of a user's NNI space, built as the space builds it
+            convert(model, dtype)
             device, label = None, f"a {arch.space} model"
-        ctx = model_context(model, source.for_model(model), seed=seed, device=device)
+        with restore:
+            ctx = model_context(model, source.for_model(model), seed=seed, device=device)
+            ctx.on_close(restore.pop_all().close)
         if not getattr(ctx, "label", "").startswith("the '"):  # a space's own model keeps its label
             ctx.label = label
+        ctx.max_memory = max_memory
         return ctx
 
     def build_model(self, arch, *, seed: int = 0, **_) -> torch.nn.Module:
