@@ -11,8 +11,10 @@ differently:
 * a reduction split over another number of threads adds its parts in another order.
 
 Measured (docs/reproducibility.md): 2.7e-9 relative between an Intel Xeon and the machine that
-built the shipped tables, up to 7e-9 on an AMD EPYC, about 1e-8 between thread counts.  A changed
-proxy, model or batch moves a value by far more (1e-3 and up), so one tolerance,
+built the shipped tables, up to 7e-9 on an AMD EPYC, up to 2.5e-7 between thread counts, and up
+to 1.8e-6 with torch's scalar kernels (``ATEN_CPU_CAPABILITY=default``: a CPU without AVX2, or a
+VM that hides it).  A changed proxy, model or batch moves a value by far more (1e-3 and up), so
+one tolerance,
 :data:`REL_TOL`, separates rounding from a real change with a wide margin on both sides.  It is
 the tolerance of the tests that compare with shipped or published-by-us numbers, and the default
 of ``store merge --rel-tol``.
@@ -26,7 +28,7 @@ from typing import Any, Dict, Optional
 
 #: relative difference allowed between two computations of one score that ran on different CPU
 #: models or with different thread counts (rounding only); see the module docstring
-REL_TOL = 1e-6
+REL_TOL = 1e-5
 #: the same on CUDA, between runs and against the CPU: backward passes accumulate with atomic adds
 #: whose order varies from run to run, and eigenvalue scores amplify rounding by 1/(l + k)
 CUDA_REL_TOL = 1e-4
