@@ -19,13 +19,12 @@ import contextlib
 import dataclasses
 import inspect
 import json
-import re
 import sys
 import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import torch
 

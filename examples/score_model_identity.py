@@ -7,7 +7,6 @@ exactly, to check that a change to the generic model contexts leaves them bit-id
 from __future__ import annotations
 
 import json
-import math
 import sys
 
 import torch

@@ -65,7 +65,7 @@ def test_an_explicit_count_holds_whatever_is_claimed(cores):
 
 
 def test_a_killed_process_drops_its_claim(cores):
-    holder = textwrap.dedent(f"""
+    holder = textwrap.dedent("""
         import sys, time
         from nni_zerocost.core_claims import CoreClaim
         c = CoreClaim(2)
