@@ -47,5 +47,8 @@ def singular_values(w: torch.Tensor) -> torch.Tensor:
 
 
 def nuclear_norm(w: torch.Tensor) -> float:
-    """Sum of the singular values of ``w`` (:func:`singular_values`)."""
+    """Sum of the singular values of ``w`` (:func:`singular_values`); a stack of matrices (a
+    mixture of experts' ``(E, out, in)`` weights) sums its matrices' norms."""
+    if w.dim() > 2:
+        return float(sum(nuclear_norm(m) for m in w.reshape(-1, *w.shape[-2:])))
     return float(singular_values(w).sum())

@@ -204,3 +204,14 @@ def test_the_cli_refuses_bad_sizes_and_precisions_in_one_line(flags, message, tm
     err = capsys.readouterr().err
     assert code == 2 and err.strip().count("\n") == 0 and message in err, err
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_the_nuclear_norm_of_a_stack_of_experts_is_the_sum_of_its_matrices():
+    # a mixture of experts' (E, out, in) weights, read by structure: the sum over the experts,
+    # the SVD's batched value below the Gram threshold, each matrix's value above it
+    g = torch.Generator().manual_seed(0)
+    small = torch.randn(4, 16, 8, generator=g)
+    assert nuclear_norm(small) == pytest.approx(float(torch.linalg.svdvals(small.double()).sum()), rel=1e-12)
+    side = int(GRAM_MIN_ENTRIES ** 0.5) + 1
+    big = torch.randn(2, side, side, generator=g)
+    assert nuclear_norm(big) == pytest.approx(nuclear_norm(big[0]) + nuclear_norm(big[1]), rel=1e-12)
