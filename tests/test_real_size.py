@@ -215,3 +215,18 @@ def test_the_nuclear_norm_of_a_stack_of_experts_is_the_sum_of_its_matrices():
     side = int(GRAM_MIN_ENTRIES ** 0.5) + 1
     big = torch.randn(2, side, side, generator=g)
     assert nuclear_norm(big) == pytest.approx(nuclear_norm(big[0]) + nuclear_norm(big[1]), rel=1e-12)
+
+
+def test_a_state_space_block_counts_its_scan_state_in_the_memory_estimate():
+    # Mamba's scan keeps a (d_inner x d_state) state per token and step: the chunk estimate reads
+    # it from the mixer's own matrix (A), found by structure, so a state-space model chunks sooner
+    transformers = pytest.importorskip("transformers")
+    from nni_zerocost.models.transformer import SCAN_STATE_COPIES, _block_sizes
+
+    model = transformers.MambaForCausalLM(transformers.MambaConfig(
+        hidden_size=32, num_hidden_layers=2, vocab_size=100, state_size=8, intermediate_size=64))
+    with model_context(model, model_batch(model, None)) as ctx:
+        assert [b.scan_state for b in ctx.blocks] == [64 * 8, 64 * 8]
+        hidden, inputs, heads = _block_sizes(ctx.blocks[0])
+        projections = sum(r.matrix().shape[1] for r in (*ctx.blocks[0].mixer_in, *ctx.blocks[0].mixer_out))
+        assert (hidden, heads) == (32, 0) and inputs == projections + SCAN_STATE_COPIES * 64 * 8

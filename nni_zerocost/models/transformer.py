@@ -108,6 +108,8 @@ class Block:
     # each head where they are not equal consecutive slices (read by structure); None: consecutive slices
     mixer_in: List[WeightRef] = dataclasses.field(default_factory=list)  # other token mixers' input weights
     mixer_out: List[WeightRef] = dataclasses.field(default_factory=list)  # and their output projections
+    scan_state: int = 0  # a state-space / recurrent mixer's state per token (its largest own matrix, e.g.
+    # Mamba's A: d_inner x d_state), which its scan keeps per step: the gradient pass's memory counts it
 
 
 def _block_sizes(b: Block) -> Tuple[int, int, int]:
@@ -117,7 +119,13 @@ def _block_sizes(b: Block) -> Tuple[int, int, int]:
     refs = [r for r in (*b.qkv, b.out, *b.ffn, *b.mixer_in, *b.mixer_out) if r is not None]
     writers = [r for r in (b.out, *b.mixer_out, *b.ffn[-1:]) if r is not None]
     hidden = writers[0].matrix().shape[0] if writers else 0
-    return hidden, sum(r.matrix().shape[1] for r in refs), b.heads
+    return hidden, sum(r.matrix().shape[1] for r in refs) + SCAN_STATE_COPIES * b.scan_state, b.heads
+
+
+#: state-sized tensors a scan keeps per token for the backward pass (a reference selective scan:
+#: exp(A dt), B dt u, the step states and their products, each saved by autograd), counted as
+#: matrix inputs (which the estimate doubles); without them Mamba-130M's pass went past its bound
+SCAN_STATE_COPIES = 4
 
 
 def _get(module: torch.nn.Module, path: str) -> Optional[torch.nn.Module]:
@@ -807,9 +815,14 @@ def structure_blocks(model: torch.nn.Module, structure) -> List[Block]:
             pre = down = None
         mixer_in: List[WeightRef] = []
         mixer_out: List[WeightRef] = []
+        scan_state = 0
         for m in b.mixers:  # token mixers other than softmax attention: their input and output weights
             if m.kind == "attention" and m.attention:
                 continue
+            if m.kind in ("state_space", "recurrent"):
+                scan_state = max([scan_state] + [params[n].numel() for n, role in structure.roles.items()
+                                                 if role == "mixer_parameter" and n.startswith(m.module + ".")
+                                                 and n in params and params[n].dim() == 2])
             for name, role in structure.roles.items():
                 if role in ("mixer_input", "mixer_output") and name.startswith(m.module + ".") \
                         and params[name].dim() == 2:
@@ -821,7 +834,8 @@ def structure_blocks(model: torch.nn.Module, structure) -> List[Block]:
         if layer is None:
             continue
         blocks.append(Block(layer, heads if attention is not None else 0, qkv, out, ffn, mix=mix, ffn_pre=pre,
-                            ffn_down=down, head_columns=columns, mixer_in=mixer_in, mixer_out=mixer_out))
+                            ffn_down=down, head_columns=columns, mixer_in=mixer_in, mixer_out=mixer_out,
+                            scan_state=scan_state))
     return blocks
 
 
