@@ -29,12 +29,13 @@ AXES = ("keys", "paper")
 
 
 def _weights_and_grads(ctx, role: str) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    weights = ctx.weights(role)
+    if not weights:  # said before the gradient pass runs (a Mamba has no feed-forward weights)
+        raise Flagged(f"the model has no {role.replace('_', ' ')} weights")
     passed = ctx.gradients()
     if not math.isfinite(passed.loss):
         raise Flagged(f"non-finite loss ({passed.loss})")
-    pairs = [(w.detach(), passed.weight_grads[name]) for name, w in ctx.weights(role)]
-    if not pairs:
-        raise Flagged(f"the model has no {role.replace('_', ' ')} weights")
+    pairs = [(w.detach(), passed.weight_grads[name]) for name, w in weights]
     if any(not bool(torch.isfinite(g).all()) for _, g in pairs):
         raise Flagged("non-finite gradients")
     return pairs
