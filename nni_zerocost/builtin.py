@@ -3,7 +3,8 @@ registry itself on first use (:class:`~nni_zerocost.registry.Registry`), as inst
 loaded from their entry points.  Nothing imports these modules directly."""
 
 #: search spaces (each package registers its space and its benchmarks)
-SPACES = tuple(f"nni_zerocost.spaces.{name}" for name in ("rnn", "bert", "gpt2", "model", "hf"))
+SPACES = ("nni_zerocost.spaces.rnn", "nni_zerocost.spaces.bert", "nni_zerocost.spaces.gpt2", "nni_zerocost.spaces.model",
+          "nni_zerocost.spaces.hf")
 #: proxies (in this order: a name registered by two modules lists its first module's form first)
 PROXIES = tuple(f"nni_zerocost.proxies.{name}" for name in (
     "bert_activation", "bert_pruning", "hidden_covariance", "naswot", "params", "saliency", "bert_capacity",

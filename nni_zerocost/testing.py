@@ -528,20 +528,22 @@ def check_model(model: torch.nn.Module, batch: Any = None, proxies: Optional[Seq
 
 
 # -- execution backends --------------------------------------------------------------------------
-def check_backend(backend: Callable[[Any], Any], space: str = "rnn", n: int = 6) -> None:
+def check_backend(backend: Callable[[Any], Any], space: Optional[str] = None, n: int = 6) -> None:
     """An execution backend gives the records of this process: ``backend(checked_job)`` makes
     one (it ``submit(arch_json, specs)``s one architecture and returns a future, has a
     ``capacity`` and ``close()``); the runner with it must give, for ``n`` architectures of
-    ``space``, every record, in input order, with the values of an in-process run."""
+    ``space`` (default: the first built-in space), every record, in input order, with the
+    values of an in-process run."""
     from .job import ScoringJob, check_job
     from .runner import run
+    from .spaces.base import SPACES
 
-    sp = get_space(space)
+    sp = get_space(space) if space is not None else SPACES.latest_first()[-1]
+    space = sp.name
     rng = np.random.default_rng(7)
     archs = [(f"a{i}", sp.to_dict(sp.sample(rng))) for i in range(n)]
     job = check_job(ScoringJob.of(["params", sp.default_proxy or "params"], space, architectures=archs, store=None,
-                                  workers=1, **({"emsize": 8, "nhid": 8, "batch_size": 3, "seq_len": 4}
-                                                if space == "rnn" else {})))
+                                  workers=1, **sp.smoke_options()))
     here = list(run(job, progress=False))
     there = list(run(job, progress=False, backend=backend(job)))
     if [r.id for r in there] != [r.id for r in here]:
@@ -659,7 +661,7 @@ class ModelChecks:
 class BackendChecks:
     """Subclass with ``make_backend(checked_job)``: pytest runs :func:`check_backend` on it."""
 
-    space = "rnn"
+    space: Optional[str] = None  # the first built-in space
 
     def make_backend(self, checked):  # pragma: no cover - to override
         raise NotImplementedError("define make_backend(checked_job) returning your backend")

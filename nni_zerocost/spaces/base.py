@@ -362,6 +362,11 @@ class SearchSpace(abc.ABC, Generic[A]):
         """A small batch for the conformance checks (speed only; the default batch)."""
         return self.default_batch(0)
 
+    def smoke_options(self) -> Dict[str, Any]:
+        """Job fields that make a check's run of this space quick (context options, batch shape),
+        for checks that go through a job and its workers (:func:`~nni_zerocost.testing.check_backend`)."""
+        return {}
+
     def smoke_architecture(self) -> A:
         """A small architecture for the conformance checks (speed only; a seeded sample)."""
         return self.sample(np.random.default_rng(0))

@@ -72,6 +72,10 @@ class RNNSpace(SearchSpace[Cell]):
             return self.default_batch() if (bs, sl) == (BATCH_SIZE, SEQ_LEN) else zipf_batch(bs, sl, seed=0)
         return _corpus_batch(str(corpus), bs, sl)
 
+    def smoke_options(self) -> Dict[str, Any]:
+        """An 8-wide model on 3 rows of 4 steps: a backend check compares records, not scores."""
+        return {"emsize": 8, "nhid": 8, "batch_size": 3, "seq_len": 4}
+
     def smoke_batch(self) -> TokenBatch:
         """12 steps x 6 sequences of the default batch: enough for every proxy's code path."""
         batch = self.default_batch(0)
