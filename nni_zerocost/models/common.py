@@ -17,6 +17,7 @@ import torch
 from ..errors import BadInputError
 from ..spaces.base import ScoringContext, scoring_device
 from .batch import ModelBatch, input_embedding
+from .structure import logits_of  # noqa: F401  (one reading of a model's output, for the contexts here)
 
 
 @contextlib.contextmanager
@@ -113,18 +114,6 @@ def embedding_parameters(model: torch.nn.Module, heads: List[torch.nn.Module]) -
     for head in heads:
         out.update({id(p): p for p in head.parameters(recurse=False)})
     return out
-
-
-def logits_of(output: Any) -> Optional[torch.Tensor]:
-    """The logits in a model's output: the output itself, its first element, or ``.logits``."""
-    if isinstance(output, torch.Tensor):
-        return output
-    logits = getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    return None
 
 
 def check_logits(logits: Optional[torch.Tensor], ids: torch.Tensor, vocab: int, what: str) -> torch.Tensor:

@@ -641,6 +641,7 @@ def token_ids(model: torch.nn.Module, vocab: int, batch: int = BATCH, length: in
 
 
 def logits_of(output: Any) -> Optional[torch.Tensor]:
+    """The logits in a model's output: the output itself, ``.logits``, or its first element."""
     if isinstance(output, torch.Tensor):
         return output
     logits = getattr(output, "logits", None)

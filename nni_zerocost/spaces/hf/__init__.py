@@ -29,7 +29,7 @@ import torch
 
 from ...errors import DataError, InvalidArchitectureError
 from ..base import ContextOption, FlatCodec, ScoringContext, SearchSpace, check_sample, register_space
-from ..model import GENERIC_CAPABILITIES, ModelBatchSource  # the model space's rules: hf models are your models
+from ..model import GENERIC_CAPABILITIES, PerModelBatches  # the model space's rules: hf models are your models
 from .config import HFArch, available, build_model, config_value, parse
 from .counts import counts
 
@@ -67,10 +67,11 @@ class FamilyCodec:
 
 
 @register_space
-class HFSpace(SearchSpace[HFArch]):
+class HFSpace(PerModelBatches, SearchSpace[HFArch]):
     """Hugging Face configs (any model_type transformers builds); --choices FILE: a family to search."""
 
     name = "hf"
+    corpus_of = "hf models"
     title = "HF"
     offers = GENERIC_CAPABILITIES  # what the generic contexts may offer; each model: what it has
     offers_vary = True
@@ -168,26 +169,6 @@ class HFSpace(SearchSpace[HFArch]):
     # -- model and data -----------------------------------------------------------------------
     def build_model(self, arch: Any, *, seed: int = 0, **_) -> torch.nn.Module:
         return build_model(self.parse(arch), seed=seed)
-
-    def default_batch(self, seed: int = 0) -> ModelBatchSource:
-        """The Zipf batch over each model's own vocabulary (:mod:`nni_zerocost.models.batch`)."""
-        return ModelBatchSource(None)
-
-    def batch(self, corpus: Optional[str] = None, *, batch_size: Optional[int] = None,
-              seq_len: Optional[int] = None) -> ModelBatchSource:
-        """Token ids from a ``.npy``/``.pt`` corpus (cut per model as the paper cut PTB), or the
-        Zipf batch; rows follow each model (``batch_size``/``seq_len`` are not taken)."""
-        if batch_size is not None or seq_len is not None:
-            raise ValueError("the 'hf' space takes no batch shape: rows follow each model (or give ids)")
-        if corpus is not None and not Path(corpus).is_file():
-            raise DataError("no such file (a corpus for hf models is a .npy or .pt file of token ids)", corpus)
-        return ModelBatchSource(corpus)
-
-    def given_batch(self, batch) -> ModelBatchSource:
-        return batch if isinstance(batch, ModelBatchSource) else ModelBatchSource(batch)
-
-    def smoke_batch(self) -> ModelBatchSource:
-        return ModelBatchSource(None)
 
     def smoke_architecture(self) -> HFArch:
         """A tiny LLaMA (the family's first sample when the space has a family)."""

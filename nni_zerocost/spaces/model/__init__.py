@@ -183,8 +183,36 @@ def _cpu(x):
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
 
 
+class PerModelBatches:
+    """The batches of a space whose architectures are whole language models (this space and the
+    hf space): the Zipf batch over each model's own vocabulary, or a corpus of token ids cut per
+    model; the shape follows each model.  ``corpus_of``: whose corpus, for the one-line error."""
+
+    corpus_of = "your own models"
+
+    def default_batch(self, seed: int = 0) -> ModelBatchSource:
+        """The Zipf batch over each model's own vocabulary (:mod:`nni_zerocost.models.batch`)."""
+        return ModelBatchSource(None)
+
+    def batch(self, corpus: Optional[str] = None, *, batch_size: Optional[int] = None,
+              seq_len: Optional[int] = None) -> ModelBatchSource:
+        """A corpus of token ids (``.npy``/``.pt``, cut per model as the paper cut PTB), or the
+        Zipf batch; the shape follows each model (``batch_size``/``seq_len`` are not taken)."""
+        if batch_size is not None or seq_len is not None:
+            raise ValueError(f"the {self.name!r} space takes no batch shape: rows follow each model (or give ids)")
+        if corpus is not None and not Path(corpus).is_file():
+            raise DataError(f"no such file (a corpus of {self.corpus_of} is a .npy or .pt file of token ids)", corpus)
+        return ModelBatchSource(corpus)
+
+    def given_batch(self, batch) -> ModelBatchSource:
+        return batch if isinstance(batch, ModelBatchSource) else ModelBatchSource(batch)
+
+    def smoke_batch(self) -> ModelBatchSource:
+        return ModelBatchSource(None)
+
+
 @register_space
-class ModelSpace(SearchSpace):
+class ModelSpace(PerModelBatches, SearchSpace):
     """Your own language models: an architecture names a factory and its arguments."""
 
     name = "model"
@@ -271,27 +299,7 @@ class ModelSpace(SearchSpace):
             return None
         return sum(p.numel() for p in dict(model.named_parameters()).values())
 
-    # -- model and data -------------------------------------------------------------------------
-    def default_batch(self, seed: int = 0) -> ModelBatchSource:
-        """The Zipf batch over each model's own vocabulary (:mod:`nni_zerocost.models.batch`)."""
-        return ModelBatchSource(None)
-
-    def batch(self, corpus: Optional[str] = None, *, batch_size: Optional[int] = None,
-              seq_len: Optional[int] = None) -> ModelBatchSource:
-        """A corpus of token ids (``.npy``/``.pt``, cut per model as the paper cut PTB), or the
-        Zipf batch; the shape follows each model (``batch_size``/``seq_len`` are not taken)."""
-        if batch_size is not None or seq_len is not None:
-            raise ValueError("the 'model' space takes no batch shape: rows follow each model (or give ids)")
-        if corpus is not None and not Path(corpus).is_file():
-            raise DataError("no such file (a corpus of your own models is a .npy or .pt file of token ids)", corpus)
-        return ModelBatchSource(corpus)
-
-    def given_batch(self, batch) -> ModelBatchSource:
-        return batch if isinstance(batch, ModelBatchSource) else ModelBatchSource(batch)
-
-    def smoke_batch(self) -> ModelBatchSource:
-        return ModelBatchSource(None)
-
+    # -- model and data: PerModelBatches ---------------------------------------------------------
     def smoke_architecture(self) -> ModelRecipe:
         return ModelRecipe("nni_zerocost.spaces.model.tiny:recurrent_lm", {"kind": "LSTM"})
 
