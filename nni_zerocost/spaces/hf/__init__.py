@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
-from ...errors import DataError, InvalidArchitectureError
+from ...errors import InvalidArchitectureError
 from ..base import ContextOption, FlatCodec, ScoringContext, SearchSpace, check_sample, register_space
 from ..model import GENERIC_CAPABILITIES, PerModelBatches  # the model space's rules: hf models are your models
 from .config import HFArch, available, build_model, config_value, parse
